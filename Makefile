@@ -1,0 +1,38 @@
+# Two commands for a new user: `make demo` and `make test`. Each installs what it needs
+# (Debian packages when missing, a virtual environment with the package) and starts what it uses.
+
+VENV    ?= .venv
+PY      := $(VENV)/bin/python
+STAMP   := $(VENV)/.installed-stamp
+PYTEST_ARGS ?=
+
+.PHONY: demo test lint bench system system-test clean
+
+demo: system $(STAMP)
+	$(VENV)/bin/sharelock demo
+
+test: system-test $(STAMP)
+	$(PY) -m pytest $(PYTEST_ARGS)
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff check src tests
+	$(VENV)/bin/ruff format --check src tests
+	$(VENV)/bin/mypy --strict src
+
+bench: system $(STAMP)
+	$(PY) tests/bench/bench_envelope.py
+
+system:
+	@deploy/system-packages.sh
+
+system-test:
+	@deploy/system-packages.sh --with-browser
+
+$(STAMP): pyproject.toml
+	python3 -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e '.[test]'
+	touch $@
+
+clean:
+	rm -rf $(VENV) var .pytest_cache .mypy_cache .ruff_cache

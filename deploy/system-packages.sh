@@ -1,0 +1,28 @@
+#!/usr/bin/env bash
+# Install the Debian packages Sharelock's embedded setup needs, only when they are missing.
+# Usage: deploy/system-packages.sh [--with-browser]
+set -euo pipefail
+
+need=()
+command -v softhsm2-util >/dev/null 2>&1 || need+=(softhsm2)
+command -v redis-server >/dev/null 2>&1 || need+=(redis-server)
+command -v python3 >/dev/null 2>&1 || need+=(python3)
+python3 -c 'import ensurepip, venv' >/dev/null 2>&1 || need+=(python3-venv)
+if [[ "${1:-}" == "--with-browser" ]]; then
+  command -v chromium >/dev/null 2>&1 || need+=(chromium)
+fi
+
+[[ ${#need[@]} -eq 0 ]] && exit 0
+
+echo "sharelock: installing Debian packages: ${need[*]}"
+if [[ $(id -u) -eq 0 ]]; then
+  SUDO=()
+elif command -v sudo >/dev/null 2>&1; then
+  SUDO=(sudo)
+else
+  echo "sharelock: please install as root: apt-get install ${need[*]}" >&2
+  exit 1
+fi
+export DEBIAN_FRONTEND=noninteractive
+"${SUDO[@]}" apt-get update -qq
+"${SUDO[@]}" apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null

@@ -1,0 +1,1 @@
+"""The `sharelock` command line."""

@@ -1,0 +1,174 @@
+"""`sharelock`: one program for operators, partners' developers and the demo."""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Callable
+from functools import wraps
+from typing import Any, TypeVar
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from sharelock.config import Settings, load_settings
+from sharelock.errors import SharelockError
+from sharelock.keys import KeyLayer, init_token
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+app = typer.Typer(no_args_is_help=True, add_completion=False, help=__doc__)
+hsm_app = typer.Typer(no_args_is_help=True, help="The embedded SoftHSM2 token.")
+keys_app = typer.Typer(no_args_is_help=True, help="Keys in the HSM.")
+app.add_typer(hsm_app, name="hsm")
+app.add_typer(keys_app, name="keys")
+
+err = Console(stderr=True)
+out = Console()
+
+
+def friendly_errors(fn: F) -> F:
+    """Print Sharelock's typed errors as one line and exit 2, instead of a traceback."""
+
+    @wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return fn(*args, **kwargs)
+        except SharelockError as exc:
+            err.print(f"[bold red]error:[/] {exc}", highlight=False)
+            raise typer.Exit(2) from None
+
+    return wrapper  # type: ignore[return-value]
+
+
+def _settings() -> Settings:
+    return load_settings()
+
+
+@hsm_app.command("init")
+@friendly_errors
+def hsm_init() -> None:
+    """Create the SoftHSM2 token (configuration, PIN files, token); idempotent."""
+    report = init_token(_settings())
+    state = "created" if report.created else "already present"
+    out.print(f"token {report.token_label!r} {state} (SOFTHSM2_CONF={report.conf_path})")
+
+
+@keys_app.command("generate")
+@friendly_errors
+def keys_generate() -> None:
+    """Create the keys the token lacks (encryption pair, audit HMAC key, storage key)."""
+    layer = KeyLayer(_settings())
+    try:
+        report = layer.ensure_keys()
+        for name in report.created:
+            out.print(f"created  {name}")
+        for name in report.existing:
+            out.print(f"exists   {name}")
+        out.print(f"active kid {layer.active_key().kid}")
+    finally:
+        layer.close()
+
+
+@keys_app.command("list")
+@friendly_errors
+def keys_list(as_json: bool = typer.Option(False, "--json", help="Print JSON.")) -> None:
+    """The encryption keys in the token, with their state and protection."""
+    layer = KeyLayer(_settings())
+    try:
+        keys = layer.encryption_keys()
+        algs = ",".join(layer.algorithms()) if keys else ""
+        protection = {k.kid: layer.key_protection(k) for k in keys}
+    finally:
+        layer.close()
+    if as_json:
+        rows = [
+            {
+                "kid": k.kid,
+                "status": k.status,
+                "created_at": k.created_at.isoformat(),
+                "destroy_after": k.destroy_after.isoformat() if k.destroy_after else None,
+                "bits": k.modulus_bits,
+                "algorithms": algs.split(","),
+                **protection[k.kid],
+            }
+            for k in keys
+        ]
+        out.print_json(json.dumps(rows))
+        return
+    if not keys:
+        out.print("no encryption key: run 'sharelock keys generate'")
+        return
+    table = Table("kid", "status", "created (UTC)", "destroy after", "key", "in the HSM")
+    for k in keys:
+        flags = protection[k.kid]
+        table.add_row(
+            k.kid,
+            k.status,
+            k.created_at.strftime("%Y-%m-%d %H:%M"),
+            k.destroy_after.strftime("%Y-%m-%d %H:%M") if k.destroy_after else "-",
+            f"RSA-{k.modulus_bits} {algs}",
+            "sensitive" if flags["sensitive"] and not flags["extractable"] else "EXPORTABLE",
+        )
+    out.print(table)
+
+
+@keys_app.command("rotate")
+@friendly_errors
+def keys_rotate() -> None:
+    """Make a new active encryption key; destroy keys past their grace period."""
+    layer = KeyLayer(_settings())
+    try:
+        active, destroyed = layer.rotate()
+    finally:
+        layer.close()
+    out.print(f"active kid {active.kid}")
+    for key in destroyed:
+        out.print(f"destroyed {key.kid} (grace period over)")
+
+
+@app.command()
+@friendly_errors
+def serve(
+    workers: int = typer.Option(1, min=1, help="Worker processes (each opens the HSM itself)."),
+) -> None:
+    """Run the broker's HTTP API."""
+    import uvicorn
+
+    settings = _settings()
+    KeyLayer(settings).check()  # a clear error now rather than a 503 later
+    uvicorn.run(
+        "sharelock.web.app:create_app_from_env",
+        factory=True,
+        host=settings.host,
+        port=settings.port,
+        workers=workers,
+        log_level="info",
+    )
+
+
+@app.command()
+@friendly_errors
+def demo() -> None:
+    """Run everything on the embedded default and print where to point a browser."""
+    settings = _settings()
+    init_token(settings)
+    layer = KeyLayer(settings)
+    try:
+        layer.ensure_keys()
+    finally:
+        layer.close()
+    base = f"http://{settings.host}:{settings.port}"
+    out.print(f"Sharelock is starting on {base}")
+    out.print(f"  metadata: {base}/.well-known/oauth-authorization-server")
+    out.print(f"  keys:     {base}/.well-known/jwks.json")
+    out.print("Stop with Ctrl-C.")
+    serve(workers=1)
+
+
+def main() -> None:
+    try:
+        app()
+    except KeyboardInterrupt:
+        sys.exit(130)

@@ -1,0 +1,19 @@
+"""Credential envelope: compact JWEs made in the browser, opened with the HSM's keys.
+
+Public surface: `open_envelope`, `OpenedSecret`, `EnvelopeRejected`.
+"""
+
+from sharelock.envelope.compact import ALLOWED_ENC, CompactJwe, parse_compact
+from sharelock.envelope.errors import EnvelopeRejected
+from sharelock.envelope.opener import OpenedSecret, decrypt_content, open_envelope, wipe
+
+__all__ = [
+    "ALLOWED_ENC",
+    "CompactJwe",
+    "EnvelopeRejected",
+    "OpenedSecret",
+    "decrypt_content",
+    "open_envelope",
+    "parse_compact",
+    "wipe",
+]

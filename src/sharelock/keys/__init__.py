@@ -1,0 +1,31 @@
+"""Key layer: Sharelock's keys live in a PKCS#11 token and never leave it.
+
+Public surface: `KeyLayer`, `EncryptionKey`, the errors, and `init_token` for the embedded
+SoftHSM2 setup. Only `sharelock.keys._token` imports `pkcs11`.
+"""
+
+from sharelock.keys.errors import (
+    AmbiguousKey,
+    DecryptionFailed,
+    HsmUnavailable,
+    KeyLayerError,
+    KeyNotFound,
+    UnsupportedAlgorithm,
+)
+from sharelock.keys.layer import OAEP_ALGORITHMS, EncryptionKey, EnsureReport, KeyLayer
+from sharelock.keys.softhsm import InitReport, init_token
+
+__all__ = [
+    "OAEP_ALGORITHMS",
+    "AmbiguousKey",
+    "DecryptionFailed",
+    "EncryptionKey",
+    "EnsureReport",
+    "HsmUnavailable",
+    "InitReport",
+    "KeyLayer",
+    "KeyLayerError",
+    "KeyNotFound",
+    "UnsupportedAlgorithm",
+    "init_token",
+]

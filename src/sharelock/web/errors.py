@@ -1,0 +1,74 @@
+"""Typed errors to HTTP answers, in one place.
+
+Bodies follow RFC 6749 (`error`, `error_description`). Descriptions are fixed text chosen here:
+an exception's own message (which may name a module path or token label) goes to the operator's
+log, never to the client.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from sharelock.envelope import EnvelopeRejected
+from sharelock.errors import ServiceUnavailable
+from sharelock.keys import HsmUnavailable, KeyLayerError
+
+log = logging.getLogger("sharelock.web")
+
+NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}
+
+
+def error_response(
+    status: int, error: str, description: str, headers: dict[str, str] | None = None
+) -> JSONResponse:
+    return JSONResponse(
+        {"error": error, "error_description": description},
+        status_code=status,
+        headers={**NO_STORE, **(headers or {})},
+    )
+
+
+def install(app: FastAPI) -> None:
+    @app.exception_handler(EnvelopeRejected)
+    async def _envelope(_: Request, exc: EnvelopeRejected) -> JSONResponse:
+        return error_response(400, "invalid_request", str(exc))
+
+    @app.exception_handler(ServiceUnavailable)
+    async def _unavailable(_: Request, exc: ServiceUnavailable) -> JSONResponse:
+        component = "key service" if isinstance(exc, HsmUnavailable) else "a backing service"
+        log.error("service unavailable: %s", exc)
+        return error_response(
+            503,
+            "temporarily_unavailable",
+            f"{component} is unavailable; nothing was released, try again later",
+            {"Retry-After": "5"},
+        )
+
+    @app.exception_handler(KeyLayerError)
+    async def _keys(_: Request, exc: KeyLayerError) -> JSONResponse:
+        log.error("key layer error: %s", exc)
+        return error_response(500, "server_error", "the broker's keys are not in order")
+
+    @app.exception_handler(RequestValidationError)
+    async def _validation(_: Request, exc: RequestValidationError) -> JSONResponse:
+        # Never echo the offending input back: it may be a credential.
+        fields = sorted({".".join(str(p) for p in err["loc"][1:]) for err in exc.errors()})
+        return error_response(400, "invalid_request", "invalid or missing: " + ", ".join(fields))
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http(_: Request, exc: StarletteHTTPException) -> JSONResponse:
+        error = {404: "not_found", 405: "method_not_allowed", 413: "request_too_large"}.get(
+            exc.status_code, "invalid_request"
+        )
+        return error_response(exc.status_code, error, str(exc.detail))
+
+    @app.exception_handler(Exception)
+    async def _unexpected(_: Request, exc: Exception) -> JSONResponse:
+        # The type only: an unexpected exception's text could hold anything.
+        log.error("unexpected error: %s", type(exc).__name__)
+        return error_response(500, "server_error", "internal error")

@@ -1,0 +1,48 @@
+"""Shared fixtures: a real SoftHSM2 token initialised by the project's own code."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from sharelock.config import Settings
+from sharelock.keys import KeyLayer, init_token
+
+TOKEN_LABEL = "sharelock-test"
+
+
+@pytest.fixture(scope="session")
+def state_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("state")
+
+
+@pytest.fixture(scope="session")
+def settings(state_dir: Path) -> Settings:
+    return Settings(state_dir=state_dir, hsm_token_label=TOKEN_LABEL)
+
+
+@pytest.fixture(scope="session")
+def key_layer(settings: Settings) -> Iterator[KeyLayer]:
+    init_token(settings)
+    layer = KeyLayer(settings)
+    layer.ensure_keys()
+    yield layer
+    layer.close()
+
+
+@pytest.fixture(scope="session")
+def enc_jwk(key_layer: KeyLayer) -> dict[str, Any]:
+    """The broker's active public encryption key, as published."""
+    jwk: dict[str, Any] = key_layer.jwks()["keys"][0]
+    return jwk
+
+
+@pytest.fixture
+def all_logs(caplog: pytest.LogCaptureFixture) -> Iterator[pytest.LogCaptureFixture]:
+    """Capture every log record of every logger at DEBUG, for leak checks."""
+    caplog.set_level(logging.DEBUG)
+    yield caplog
