@@ -16,6 +16,8 @@ from __future__ import annotations
 
 import os
 import threading
+import time
+import weakref
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass
@@ -69,6 +71,20 @@ _UNAVAILABLE = (
 )
 
 
+# Finding the token is retried this many times, sleeping DELAY x attempt in between (0.3 s in
+# all), before the broker reports the HSM unavailable (see `HsmToken._connect`).
+_CONNECT_ATTEMPTS = 4
+_CONNECT_RETRY_DELAY_S = 0.05
+
+# Every HsmToken of the process. python-pkcs11 loads a module once per process, so
+# re-initialising it for one token closes the sessions of all the others.
+_INSTANCES: weakref.WeakSet[HsmToken] = weakref.WeakSet()
+
+
+class _TokenNotReady(HsmUnavailable):
+    """The module answers but cannot show or open the token, perhaps only for a moment."""
+
+
 @dataclass(frozen=True, slots=True)
 class ObjectInfo:
     """What Sharelock reads of a token object: its label and id, never its value."""
@@ -96,6 +112,7 @@ class HsmToken:
         self._session: Any = None
         self._handles: dict[tuple[str, str], Any] = {}
         self.calls = 0  # PKCS#11 operations performed; tests use it to prove "no HSM call"
+        _INSTANCES.add(self)
 
     def __repr__(self) -> str:
         return f"HsmToken(module={str(self._module)!r}, token={self._token_label!r})"
@@ -103,12 +120,44 @@ class HsmToken:
     # -- session management -------------------------------------------------------------
 
     def _connect(self) -> None:
+        """Initialise the module, find the token and log in, retrying briefly while the token
+        is not ready: SoftHSM rewrites its token file at every login, and a process that
+        initialises the module or logs in during that write misses the token (`NoSuchToken`)
+        or gets `GeneralError`. Workers starting together hit this (4 processes at once: 12 of
+        60 failed). A refused PIN is never retried: each try counts towards locking it."""
+        for attempt in range(1, _CONNECT_ATTEMPTS + 1):
+            try:
+                self._connect_once()
+                return
+            except _TokenNotReady:
+                if attempt == _CONNECT_ATTEMPTS:
+                    raise
+                time.sleep(_CONNECT_RETRY_DELAY_S * attempt)
+
+    def _module_in_use_by_others(self) -> bool:
+        """Whether another HsmToken of this process has a session on the module."""
+        pid = os.getpid()
+        return any(
+            other is not self and other._session is not None and other._pid == pid
+            for other in _INSTANCES
+        )
+
+    def _connect_once(self) -> None:
         try:
             if self._lib is None:
                 self._lib = pkcs11.lib(str(self._module))
-            else:
-                # A forked child inherits the parent's initialised library: start afresh.
-                self._lib.reinitialize()
+            elif not self._module_in_use_by_others():
+                # Start afresh: a forked child inherits the parent's initialised library, and
+                # a token that went away is only found again by a new C_Initialize. Never
+                # while another HsmToken of this process has a session: the module is loaded
+                # once per process, and C_Finalize would close that session too.
+                # With `library.reset_on_fork` SoftHSM has already reset itself in the child
+                # and answers C_Finalize with CKR_CRYPTOKI_NOT_INITIALIZED (which made every
+                # forked worker's first HSM call fail); python-pkcs11 marks the library
+                # uninitialised whatever C_Finalize answers, so only C_Initialize matters.
+                with suppress(p11e.PKCS11Error):
+                    self._lib.finalize()
+                self._lib.initialize()
         except p11e.PKCS11Error as exc:
             raise HsmUnavailable(
                 f"cannot load the PKCS#11 module {self._module}: {type(exc).__name__}"
@@ -116,7 +165,7 @@ class HsmToken:
         try:
             token = self._lib.get_token(token_label=self._token_label)
         except p11e.NoSuchToken:
-            raise HsmUnavailable(
+            raise _TokenNotReady(
                 f"no token labelled {self._token_label!r} in {self._module} "
                 "(run 'sharelock hsm init', or check SHARELOCK_HSM_TOKEN_LABEL)"
             ) from None
@@ -125,7 +174,7 @@ class HsmToken:
                 f"more than one token labelled {self._token_label!r}: refusing to guess"
             ) from None
         except p11e.PKCS11Error as exc:
-            raise HsmUnavailable(f"cannot list the HSM's tokens: {type(exc).__name__}") from None
+            raise _TokenNotReady(f"cannot list the HSM's tokens: {type(exc).__name__}") from None
         try:
             self._session = token.open(user_pin=self._pin, rw=True)
         except (p11e.PinIncorrect, p11e.PinInvalid, p11e.PinLenRange):
@@ -136,7 +185,7 @@ class HsmToken:
         except p11e.PinLocked:
             raise HsmUnavailable(f"the PIN of token {self._token_label!r} is locked") from None
         except p11e.PKCS11Error as exc:
-            raise HsmUnavailable(
+            raise _TokenNotReady(
                 f"cannot open a session on token {self._token_label!r}: {type(exc).__name__}"
             ) from None
         self._handles.clear()
@@ -338,6 +387,32 @@ class HsmToken:
                     Attribute.EXPONENT_1: numbers["exponent1"],
                     Attribute.EXPONENT_2: numbers["exponent2"],
                     Attribute.COEFFICIENT: numbers["coefficient"],
+                }
+            )
+
+        self.run(load)
+
+    def import_session_rsa_public_key(
+        self, label: str, modulus: bytes, public_exponent: bytes
+    ) -> None:
+        """Load an RSA public key as a *session* object (gone when the session closes), the
+        public half of a pair loaded with `import_session_rsa_private_key`.
+
+        Only for known-answer tests with public vectors: production keys are generated in the
+        token and never imported."""
+
+        def load(session: Any) -> None:
+            session.create_object(
+                {
+                    Attribute.CLASS: ObjectClass.PUBLIC_KEY,
+                    Attribute.KEY_TYPE: KeyType.RSA,
+                    Attribute.TOKEN: False,
+                    Attribute.LABEL: label,
+                    Attribute.ID: label.encode(),
+                    Attribute.ENCRYPT: True,
+                    Attribute.WRAP: True,
+                    Attribute.MODULUS: modulus,
+                    Attribute.PUBLIC_EXPONENT: public_exponent,
                 }
             )
 
