@@ -1,0 +1,294 @@
+"""`SealedStore`: the broker's TTL store, Redis holding only sealed values.
+
+Lifetimes are absolute. Every write that creates a key sets its expiry as a Unix time (PXAT),
+capped by the longest retention in the configuration; every write that changes a key keeps the
+expiry it has (KEEPTTL) and only applies if the key still exists (XX). So no activity ever
+extends a lifetime, and nothing is ever (re)created without one.
+
+One-time reads are `GETDEL`: one Redis command, so of any number of concurrent readers exactly
+one gets the value (see `vectors/redis_one_time_read_probe.json` for GET-then-DEL failing that).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator, Callable, Mapping
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from redis.asyncio import Redis
+from redis.exceptions import WatchError
+
+from sharelock.config import Retention
+from sharelock.keys import KeyLayer
+from sharelock.store.client import DEFAULT_SOCKET_TIMEOUT, connect, redis_errors
+from sharelock.store.errors import StoreConflict, StoreError
+from sharelock.store.keyspace import (
+    DEFAULT_NAMESPACE,
+    check_namespace,
+    expiry_ms,
+    key_name,
+    redis_max_lifetime,
+)
+from sharelock.store.sealing import Sealer
+
+DEFAULT_CAS_ATTEMPTS = 16
+
+JsonDocument = dict[str, Any]
+Updater = Callable[[JsonDocument], JsonDocument | None]
+
+
+def _dump(document: Mapping[str, Any]) -> bytes:
+    return json.dumps(document, separators=(",", ":"), allow_nan=False).encode("utf-8")
+
+
+def _load(raw: bytes) -> JsonDocument:
+    # Sealing authenticates what `_dump` wrote, so failing here means bytes written with `put`
+    # were read with `get_json`: a caller's bug, reported without the bytes.
+    try:
+        document = json.loads(raw.decode("utf-8"))
+    except ValueError:
+        raise StoreError("stored value is not a JSON object") from None
+    if not isinstance(document, dict):
+        raise StoreError("stored value is not a JSON object")
+    return document
+
+
+def _binary(reply: bytes | str | None) -> bytes | None:
+    if isinstance(reply, str):
+        # A client made with decode_responses=True: sealed values are binary, not text.
+        raise StoreError("the Redis client decodes replies; the store needs bytes")
+    return reply
+
+
+async def scan_all(client: Redis, namespace: str) -> AsyncIterator[tuple[str, int]]:
+    """Every key of `namespace` with its remaining life in ms (-1: none), for tests and
+    operators (e.g. to prove nothing outlives its limit). Keys expiring mid-scan are skipped."""
+    check_namespace(namespace)
+    with redis_errors("scan"):
+        async for raw_key in client.scan_iter(match=f"{namespace}:*", count=500):
+            ttl = await client.pttl(raw_key)
+            if ttl != -2:
+                yield raw_key.decode("utf-8", "replace"), ttl
+
+
+class SealedStore:
+    """Namespaced, sealed, expiring records in Redis. All methods are coroutines; Redis
+    failures are `StoreUnavailable`, values that do not open are `SealError`."""
+
+    def __init__(
+        self,
+        client: Redis,
+        sealer: Sealer,
+        *,
+        max_lifetime: timedelta,
+        namespace: str = DEFAULT_NAMESPACE,
+    ) -> None:
+        if max_lifetime <= timedelta(0):
+            raise ValueError("max_lifetime must be positive")
+        self._client = client
+        self._sealer = sealer
+        self._max_lifetime = max_lifetime
+        self._namespace = check_namespace(namespace)
+
+    @classmethod
+    def from_url(
+        cls,
+        url: str,
+        keys: KeyLayer,
+        retention: Retention,
+        *,
+        namespace: str = DEFAULT_NAMESPACE,
+        socket_timeout: float = DEFAULT_SOCKET_TIMEOUT,
+    ) -> SealedStore:
+        """The broker's store: a fail-fast client for `url`, a `Sealer` on `keys`, and the
+        expiry cap from the retention table."""
+        return cls(
+            connect(url, socket_timeout=socket_timeout),
+            Sealer(keys),
+            max_lifetime=redis_max_lifetime(retention),
+            namespace=namespace,
+        )
+
+    def __repr__(self) -> str:
+        return f"SealedStore(namespace={self._namespace!r}, sealer={self._sealer!r})"
+
+    @property
+    def namespace(self) -> str:
+        return self._namespace
+
+    @property
+    def sealer(self) -> Sealer:
+        return self._sealer
+
+    @property
+    def max_lifetime(self) -> timedelta:
+        return self._max_lifetime
+
+    def key(self, kind: str, record_id: str) -> str:
+        """The Redis key name of a record (also the additional data its value is sealed to)."""
+        return key_name(self._namespace, kind, record_id)
+
+    def _expiry(self, expire_at: datetime) -> int:
+        return expiry_ms(expire_at, datetime.now(UTC), self._max_lifetime)
+
+    async def _seal(self, key: str, value: bytes) -> bytes:
+        return await self._sealer.seal(value, key.encode("ascii"))
+
+    async def _open(self, key: str, reply: bytes | str | None) -> bytes | None:
+        sealed = _binary(reply)
+        if sealed is None:
+            return None
+        return await self._sealer.open(sealed, key.encode("ascii"))
+
+    # -- bytes --------------------------------------------------------------------------
+
+    async def put(self, kind: str, record_id: str, value: bytes, *, expire_at: datetime) -> None:
+        """Write (or overwrite) a record that disappears at `expire_at`."""
+        key = self.key(kind, record_id)
+        pxat = self._expiry(expire_at)
+        sealed = await self._seal(key, value)
+        with redis_errors(f"put {kind}"):
+            await self._client.set(key, sealed, pxat=pxat)
+
+    async def put_new(
+        self, kind: str, record_id: str, value: bytes, *, expire_at: datetime
+    ) -> bool:
+        """Write a record only if none exists under that id (SET NX); False if one does."""
+        key = self.key(kind, record_id)
+        pxat = self._expiry(expire_at)
+        sealed = await self._seal(key, value)
+        with redis_errors(f"put_new {kind}"):
+            return bool(await self._client.set(key, sealed, pxat=pxat, nx=True))
+
+    async def get(self, kind: str, record_id: str) -> bytes | None:
+        key = self.key(kind, record_id)
+        with redis_errors(f"get {kind}"):
+            sealed = await self._client.get(key)
+        return await self._open(key, sealed)
+
+    async def take(self, kind: str, record_id: str) -> bytes | None:
+        """Read and delete in one atomic step (GETDEL): one caller gets the value, ever.
+
+        If Redis times out, the value may or may not be deleted, but it is not returned; a retry
+        then gets it at most once. If the value does not open (`SealError`), it is gone anyway:
+        the store fails closed."""
+        key = self.key(kind, record_id)
+        with redis_errors(f"take {kind}"):
+            sealed = await self._client.getdel(key)
+        return await self._open(key, sealed)
+
+    async def replace(self, kind: str, record_id: str, value: bytes) -> bool:
+        """Overwrite an existing record, keeping its expiry (SET XX KEEPTTL); False if it no
+        longer exists, in which case nothing is written."""
+        key = self.key(kind, record_id)
+        sealed = await self._seal(key, value)
+        with redis_errors(f"replace {kind}"):
+            return bool(await self._client.set(key, sealed, xx=True, keepttl=True))
+
+    async def delete(self, kind: str, *record_ids: str) -> int:
+        """Delete records; returns how many existed."""
+        if not record_ids:
+            return 0
+        keys = [self.key(kind, record_id) for record_id in record_ids]
+        with redis_errors(f"delete {kind}"):
+            return int(await self._client.delete(*keys))
+
+    async def exists(self, kind: str, record_id: str) -> bool:
+        key = self.key(kind, record_id)
+        with redis_errors(f"exists {kind}"):
+            return bool(await self._client.exists(key))
+
+    async def ttl_ms(self, kind: str, record_id: str) -> int | None:
+        """Remaining life in milliseconds; None if the record does not exist."""
+        key = self.key(kind, record_id)
+        with redis_errors(f"ttl {kind}"):
+            ttl = int(await self._client.pttl(key))
+        return None if ttl == -2 else ttl
+
+    async def expires_at(self, kind: str, record_id: str) -> datetime | None:
+        """The absolute expiry (PEXPIRETIME, Redis >= 7.0); None if the record does not exist
+        or (never written by this store) has no expiry."""
+        key = self.key(kind, record_id)
+        with redis_errors(f"expiretime {kind}"):
+            at_ms = int(await self._client.pexpiretime(key))
+        return None if at_ms < 0 else datetime.fromtimestamp(at_ms / 1000, UTC)
+
+    # -- JSON documents -----------------------------------------------------------------
+
+    async def put_json(
+        self, kind: str, record_id: str, document: Mapping[str, Any], *, expire_at: datetime
+    ) -> None:
+        await self.put(kind, record_id, _dump(document), expire_at=expire_at)
+
+    async def put_new_json(
+        self, kind: str, record_id: str, document: Mapping[str, Any], *, expire_at: datetime
+    ) -> bool:
+        return await self.put_new(kind, record_id, _dump(document), expire_at=expire_at)
+
+    async def get_json(self, kind: str, record_id: str) -> JsonDocument | None:
+        raw = await self.get(kind, record_id)
+        return None if raw is None else _load(raw)
+
+    async def take_json(self, kind: str, record_id: str) -> JsonDocument | None:
+        raw = await self.take(kind, record_id)
+        return None if raw is None else _load(raw)
+
+    async def replace_json(self, kind: str, record_id: str, document: Mapping[str, Any]) -> bool:
+        return await self.replace(kind, record_id, _dump(document))
+
+    async def update_json(
+        self,
+        kind: str,
+        record_id: str,
+        fn: Updater,
+        *,
+        attempts: int = DEFAULT_CAS_ATTEMPTS,
+    ) -> JsonDocument | None:
+        """Compare-and-swap a small JSON document: `fn(current)` returns the new document (or
+        None to leave it unchanged), and it is written only if nobody wrote the key in between
+        (WATCH/MULTI/EXEC), keeping its expiry. `fn` may run several times, so it must not have
+        side effects; an exception from it aborts the update and propagates.
+
+        Returns the document now stored, or None if the record does not exist (or expired
+        during the update). Raises `StoreConflict` after `attempts` lost races."""
+        key = self.key(kind, record_id)
+        aad = key.encode("ascii")
+        with redis_errors(f"update {kind}"):
+            async with self._client.pipeline(transaction=True) as pipe:
+                for _ in range(attempts):
+                    try:
+                        await pipe.watch(key)
+                        sealed = _binary(await pipe.get(key))
+                        if sealed is None:
+                            return None
+                        current = _load(await self._sealer.open(sealed, aad))
+                        updated = fn(current)
+                        if updated is None:
+                            return current
+                        resealed = await self._sealer.seal(_dump(updated), aad)
+                        pipe.multi()  # type: ignore[no-untyped-call]  # untyped in redis-py
+                        pipe.set(key, resealed, xx=True, keepttl=True)
+                        (written,) = await pipe.execute()
+                        return updated if written else None
+                    except WatchError:
+                        continue
+        raise StoreConflict(f"update {kind}: too many concurrent writers")
+
+    # -- operations ---------------------------------------------------------------------
+
+    async def ping(self) -> None:
+        """Readiness: returns if Redis answers, `StoreUnavailable` otherwise."""
+        with redis_errors("ping"):
+            await self._client.ping()
+
+    def scan_all(self, namespace: str | None = None) -> AsyncIterator[tuple[str, int]]:
+        """Every key of this store's namespace (or another) with its remaining life in ms."""
+        return scan_all(self._client, namespace or self._namespace)
+
+    async def aclose(self) -> None:
+        """Close the Redis connections and wipe the sealer's clear data keys."""
+        try:
+            await self._client.aclose()
+        finally:
+            self._sealer.close()
