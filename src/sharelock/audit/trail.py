@@ -1,0 +1,143 @@
+"""The audit trail writer: appends hash-chained rows, one committed transaction each.
+
+An append locks the chain head (`SELECT … FOR UPDATE` on PostgreSQL; on SQLite the whole
+transaction starts with `BEGIN IMMEDIATE`), takes the next id and the previous hash from it,
+inserts the row and moves the head, then commits. Concurrent writers in any number of
+processes therefore queue on the head, and the chain never forks.
+
+`record` returns only after the commit. Callers write the row *before* the action it records
+(e.g. the release of data) and do not act if it raises (SECURITY-CHECKLIST case 45).
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import UTC, datetime
+from typing import NamedTuple
+
+from sqlalchemy import Connection, Engine, delete, func, insert, select, update
+from sqlalchemy.exc import IntegrityError, SQLAlchemyError
+
+from sharelock.audit.chain import row_hash
+from sharelock.audit.errors import AuditUnavailable, DuplicateDelivery
+from sharelock.audit.events import AuditEvent
+from sharelock.db.engine import WRITE_LOCK, describe_failure
+from sharelock.db.models import AuditChainHead, AuditEventRow
+
+log = logging.getLogger(__name__)
+
+_HEAD_ID = 1
+
+
+class AuditTrail:
+    """Appends audit rows to the database behind `engine` (from `create_engine_for`).
+    Synchronous; safe to share between threads and to use from several processes."""
+
+    def __init__(self, engine: Engine) -> None:
+        self._engine = engine
+        self._writer = engine.execution_options(**{WRITE_LOCK: True})
+
+    def __repr__(self) -> str:
+        return f"AuditTrail(engine={self._engine!r})"
+
+    @property
+    def engine(self) -> Engine:
+        return self._engine
+
+    def record(self, event: AuditEvent) -> int:
+        """Append `event`; returns its id once committed.
+
+        Raises `DuplicateDelivery` if a `data_delivered` row with the same delivery key
+        exists (nothing is written), and `AuditUnavailable` for any other failure."""
+        if not isinstance(event, AuditEvent):
+            raise TypeError("record() takes an AuditEvent")
+        try:
+            with self._writer.begin() as connection:
+                return self._append(connection, event)
+        except (DuplicateDelivery, AuditUnavailable):
+            raise
+        except IntegrityError as exc:
+            if "delivery_key" in str(exc.orig):
+                raise DuplicateDelivery("this delivery was already recorded") from None
+            raise AuditUnavailable(f"audit row refused: {type(exc).__name__}") from exc
+        except SQLAlchemyError as exc:
+            reason = describe_failure(exc)
+            log.warning("audit trail unavailable: %s", reason)
+            raise AuditUnavailable(f"audit trail unavailable: {reason}") from exc
+
+    def _append(self, connection: Connection, event: AuditEvent) -> int:
+        head = read_head(connection, lock=True)
+        if event.delivery_key is not None:
+            existing = connection.scalar(
+                select(AuditEventRow.id).where(AuditEventRow.delivery_key == event.delivery_key)
+            )
+            if existing is not None:
+                raise DuplicateDelivery("this delivery was already recorded")
+        new_id = head.last_id + 1
+        columns = {**event.columns(), "at": datetime.now(UTC)}
+        digest = row_hash(columns, head.last_hash)
+        connection.execute(
+            insert(AuditEventRow).values(
+                id=new_id, prev_hash=head.last_hash, row_hash=digest, **columns
+            )
+        )
+        connection.execute(
+            update(AuditChainHead)
+            .where(AuditChainHead.id == _HEAD_ID)
+            .values(last_id=new_id, last_hash=digest)
+        )
+        return new_id
+
+    def purge(self, before: datetime) -> int:
+        """Delete the oldest rows, those before the first row at or after `before` (the
+        retention limit), and move the chain's anchor to the last row deleted, so that
+        `verify_chain` still checks everything that remains. Returns how many were deleted."""
+        if before.tzinfo is None:
+            raise ValueError("purge(before=...) needs a timezone-aware datetime")
+        try:
+            with self._writer.begin() as connection:
+                head = read_head(connection, lock=True)
+                first_kept = connection.scalar(
+                    select(func.min(AuditEventRow.id)).where(AuditEventRow.at >= before)
+                )
+                boundary = head.last_id if first_kept is None else first_kept - 1
+                if boundary <= head.anchor_id:
+                    return 0
+                anchor_hash = connection.scalar(
+                    select(AuditEventRow.row_hash).where(AuditEventRow.id == boundary)
+                )
+                if anchor_hash is None:
+                    raise AuditUnavailable("audit chain is damaged: run the verification")
+                deleted = connection.execute(
+                    delete(AuditEventRow).where(AuditEventRow.id <= boundary)
+                ).rowcount
+                connection.execute(
+                    update(AuditChainHead)
+                    .where(AuditChainHead.id == _HEAD_ID)
+                    .values(anchor_id=boundary, anchor_hash=anchor_hash)
+                )
+                return int(deleted)
+        except SQLAlchemyError as exc:
+            raise AuditUnavailable(f"audit trail unavailable: {type(exc).__name__}") from exc
+
+
+class ChainHead(NamedTuple):
+    last_id: int
+    last_hash: str
+    anchor_id: int
+    anchor_hash: str
+
+
+def read_head(connection: Connection, *, lock: bool = False) -> ChainHead:
+    """The chain head; with `lock`, held until the transaction ends (PostgreSQL row lock;
+    SQLite is already serialised by `BEGIN IMMEDIATE`)."""
+    query = select(
+        AuditChainHead.last_id,
+        AuditChainHead.last_hash,
+        AuditChainHead.anchor_id,
+        AuditChainHead.anchor_hash,
+    ).where(AuditChainHead.id == _HEAD_ID)
+    row = connection.execute(query.with_for_update() if lock else query).one_or_none()
+    if row is None:
+        raise AuditUnavailable("audit chain head is missing: run the database migrations")
+    return ChainHead(*row)

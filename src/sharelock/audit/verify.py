@@ -1,0 +1,144 @@
+"""Checking the trail: was any row altered, deleted, inserted or moved since it was written?
+
+The walk goes through the rows in id order from the chain's anchor (the genesis, or the last
+row removed by retention) and stops at the first problem:
+
+- `altered`: a row's fields no longer give its stored hash, an id was renumbered, or the
+  last row does not match the chain head;
+- `deleted`: a row points to a predecessor that is gone, an id is missing, or the chain ends
+  before the head;
+- `inserted`: a row that nothing links to sits in the chain, or rows exist past the head;
+- `reordered`: a row points to a predecessor that comes after it.
+
+The hash chain proves the rows are the ones written, in that order, as long as the head is
+trustworthy; someone able to rewrite every row *and* the head can forge a consistent chain.
+Copying the head (`last_id`, `last_hash` in the report) elsewhere from time to time closes
+that gap.
+
+All reads happen in one snapshot, so a concurrent writer cannot make a sound chain look
+broken.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Literal
+
+from sqlalchemy import Connection, Engine, RowMapping, func, select
+from sqlalchemy.exc import SQLAlchemyError
+
+from sharelock.audit.chain import row_hash
+from sharelock.audit.errors import AuditUnavailable
+from sharelock.audit.records import select_records
+from sharelock.audit.trail import ChainHead, read_head
+from sharelock.db.models import AuditEventRow
+
+Reason = Literal["altered", "deleted", "inserted", "reordered"]
+_BATCH = 1000
+
+
+@dataclass(frozen=True, slots=True)
+class VerifyReport:
+    ok: bool
+    rows_checked: int
+    first_bad_id: int | None = None
+    reason: Reason | None = None
+    last_id: int = 0
+    last_hash: str = ""
+
+
+@dataclass(slots=True)
+class _Walk:
+    expected_id: int
+    expected_prev: str
+    checked: int = 0
+
+
+def verify_chain(engine: Engine) -> VerifyReport:
+    """Walk the whole chain; `ok` is True when nothing was altered, deleted, inserted or
+    reordered. Raises `AuditUnavailable` if the database cannot be read."""
+    try:
+        with engine.connect() as connection:
+            if connection.dialect.name == "postgresql":
+                connection.execution_options(isolation_level="REPEATABLE READ")
+            with connection.begin():
+                return _verify(connection)
+    except SQLAlchemyError as exc:
+        raise AuditUnavailable(f"audit trail unavailable: {type(exc).__name__}") from exc
+
+
+def _rows(connection: Connection) -> Iterator[RowMapping]:
+    query = select_records().order_by(AuditEventRow.id).execution_options(yield_per=_BATCH)
+    yield from connection.execute(query).mappings()
+
+
+def _verify(connection: Connection) -> VerifyReport:
+    head = read_head(connection)
+    walk = _Walk(expected_id=head.anchor_id + 1, expected_prev=head.anchor_hash)
+
+    def bad(row_id: int, reason: Reason) -> VerifyReport:
+        return VerifyReport(False, walk.checked, row_id, reason, head.last_id, head.last_hash)
+
+    rows = _rows(connection)
+    current = next(rows, None)
+    while current is not None:
+        following = next(rows, None)
+        problem = _check(connection, head, walk, current, following)
+        if problem is not None:
+            return bad(*problem)
+        walk.checked += 1
+        walk.expected_id = current["id"] + 1
+        walk.expected_prev = current["row_hash"]
+        current = following
+    if walk.expected_id - 1 < head.last_id:
+        return bad(walk.expected_id, "deleted")  # the chain stops short of the head
+    if walk.expected_prev != head.last_hash:
+        return bad(head.last_id, "altered")
+    return VerifyReport(True, walk.checked, None, None, head.last_id, head.last_hash)
+
+
+def _check(
+    connection: Connection,
+    head: ChainHead,
+    walk: _Walk,
+    row: RowMapping,
+    following: RowMapping | None,
+) -> tuple[int, Reason] | None:
+    row_id: int = row["id"]
+    if row_id < walk.expected_id:
+        return row_id, "inserted"  # below the retention anchor: added after the purge
+    if row_hash(row, row["prev_hash"]) != row["row_hash"]:
+        return row_id, "altered"
+    if row["prev_hash"] != walk.expected_prev:
+        return _broken_link(connection, walk, row, following)
+    if row_id != walk.expected_id:
+        return walk.expected_id, "deleted" if row_id > walk.expected_id else "altered"
+    if row_id > head.last_id:
+        return row_id, "inserted"  # appended without going through the head
+    return None
+
+
+def _broken_link(
+    connection: Connection,
+    walk: _Walk,
+    row: RowMapping,
+    following: RowMapping | None,
+) -> tuple[int, Reason]:
+    """Why `row` does not point to the row before it."""
+    row_id: int = row["id"]
+    # Unindexed lookups, but only once, on the row where verification already failed.
+    target = connection.scalar(
+        select(func.min(AuditEventRow.id)).where(AuditEventRow.row_hash == row["prev_hash"])
+    )
+    if target is None:
+        if following is not None and following["prev_hash"] == walk.expected_prev:
+            return row_id, "inserted"  # the chain goes on around this row
+        return walk.expected_id, "deleted"  # its predecessor is gone
+    if target > row_id:
+        return row_id, "reordered"
+    # It points further back than the previous row: what lies in between was slipped in.
+    first_extra = connection.scalar(
+        select(func.min(AuditEventRow.id)).where(AuditEventRow.id > target)
+    )
+    return (first_extra if first_extra is not None else row_id), "inserted"

@@ -1,0 +1,163 @@
+"""`sharelock partners`: register partners (online services) and list them.
+
+`add` prints the client secret once, in JSON, beside the client id; it is stored only as an
+Argon2id hash and cannot be shown again. `list` never prints secrets or hashes. Both bring
+the database schema up to date first (idempotent), so they work on a fresh state directory.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from functools import wraps
+from pathlib import Path
+from typing import Annotated, Any, TypeVar
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from sharelock.config import load_settings
+from sharelock.db import ROLES, create_engine_for, migrate
+from sharelock.registry import InvalidPartner, Partner, PartnerRegistry
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+app = typer.Typer(no_args_is_help=True, help="Partners (online services) allowed to ask for data.")
+out = Console()
+
+
+def _friendly(fn: F) -> F:
+    """`friendly_errors` from `sharelock.cli.main`, looked up when the command runs: `main`
+    imports this module to mount it, so importing `main` here at load time would be circular."""
+
+    @wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        from sharelock.cli.main import friendly_errors
+
+        return friendly_errors(fn)(*args, **kwargs)
+
+    return wrapper  # type: ignore[return-value]
+
+
+@contextmanager
+def _registry() -> Iterator[PartnerRegistry]:
+    engine = create_engine_for(load_settings())
+    try:
+        migrate(engine)
+        yield PartnerRegistry(engine)
+    finally:
+        engine.dispose()
+
+
+def _split(values: list[str]) -> list[str]:
+    """Repeated options, each of which may also hold several values separated by spaces or
+    commas: `--scope identity --scope "address,phone"`."""
+    return [item for value in values for item in re.split(r"[\s,]+", value) if item]
+
+
+def _public(partner: Partner) -> dict[str, Any]:
+    return {
+        "client_id": partner.client_id,
+        "name": partner.name,
+        "redirect_uris": list(partner.redirect_uris),
+        "scopes": list(partner.scopes),
+        "purpose": partner.purpose,
+        "role": partner.role,
+        "logo_url": partner.logo_url,
+        "home_url": partner.home_url,
+        "jwks_uri": partner.jwks_uri,
+        "has_jwks": partner.jwks is not None,
+        "created_at": partner.created_at.isoformat(),
+        "disabled": partner.disabled,
+    }
+
+
+def _read_jwks(path: Path | None) -> dict[str, Any] | None:
+    if path is None:
+        return None
+    try:
+        value = json.loads(path.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise InvalidPartner(f"--jwks-file {path}: cannot read it ({exc.strerror})") from None
+    except ValueError:
+        raise InvalidPartner(f"--jwks-file {path}: not JSON") from None
+    if not isinstance(value, dict):
+        raise InvalidPartner(f"--jwks-file {path}: must hold a JWK Set object")
+    return value
+
+
+@app.command("add")
+@_friendly
+def add(
+    name: Annotated[str, typer.Option(help="Shown to the person on the consent screen.")],
+    redirect_uri: Annotated[
+        list[str], typer.Option("--redirect-uri", help="Exact redirect URI (repeatable).")
+    ],
+    scope: Annotated[
+        list[str], typer.Option("--scope", help="Allowed scope (repeatable; also 'a b' or 'a,b').")
+    ],
+    purpose: Annotated[str, typer.Option(help="Why the partner asks for the data.")] = "",
+    logo_url: Annotated[str | None, typer.Option("--logo-url")] = None,
+    home_url: Annotated[str | None, typer.Option("--home-url")] = None,
+    jwks_file: Annotated[
+        Path | None, typer.Option("--jwks-file", help="Public JWK Set for private_key_jwt.")
+    ] = None,
+    jwks_uri: Annotated[str | None, typer.Option("--jwks-uri")] = None,
+    role: Annotated[
+        str, typer.Option(help=f"GDPR role of the partner: {', '.join(ROLES)}.")
+    ] = "controller",
+) -> None:
+    """Register a partner; prints its client_id and client_secret (shown only this once)."""
+    jwks = _read_jwks(jwks_file)
+    with _registry() as registry:
+        partner, secret = registry.add(
+            name,
+            redirect_uri,
+            _split(scope),
+            purpose=purpose,
+            logo_url=logo_url,
+            home_url=home_url,
+            jwks=jwks,
+            jwks_uri=jwks_uri,
+            role=role,
+        )
+    payload = {**_public(partner), "client_secret": secret}
+    typer.echo(json.dumps(payload, indent=2))
+
+
+@app.command("list")
+@_friendly
+def list_partners(
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+) -> None:
+    """Registered partners (never their secrets)."""
+    with _registry() as registry:
+        partners = registry.list()
+    if as_json:
+        typer.echo(json.dumps([_public(p) for p in partners], indent=2))
+        return
+    if not partners:
+        out.print("no partner yet: add one with 'sharelock partners add'")
+        return
+    table = Table()
+    table.add_column("client_id", no_wrap=True)
+    table.add_column("name")
+    table.add_column("scopes")
+    table.add_column("redirect URIs", overflow="fold")
+    table.add_column("role")
+    table.add_column("created (UTC)")
+    table.add_column("status")
+    for p in partners:
+        table.add_row(
+            p.client_id,
+            p.name,
+            " ".join(p.scopes),
+            "\n".join(p.redirect_uris),
+            p.role,
+            p.created_at.strftime("%Y-%m-%d %H:%M"),
+            "disabled" if p.disabled else "active",
+        )
+    out.print(table)

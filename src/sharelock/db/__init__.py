@@ -1,0 +1,43 @@
+"""SQL storage: one engine factory, the tables, and their Alembic migrations.
+
+`create_engine_for(settings)` gives a synchronous engine (SQLite file by default, PostgreSQL
+through psycopg 3); `migrate(engine)` brings the schema to the current revision. The registry
+and the audit trail take that engine; nothing else in Sharelock talks SQL.
+"""
+
+from sharelock.db.engine import (
+    WRITE_LOCK,
+    create_engine_for,
+    describe_failure,
+    describe_url,
+    normalise_url,
+)
+from sharelock.db.errors import DatabaseError, DatabaseUnavailable
+from sharelock.db.migrate import current_revision, head_revision, migrate
+from sharelock.db.models import (
+    GENESIS_HASH,
+    ROLES,
+    AuditChainHead,
+    AuditEventRow,
+    Base,
+    PartnerRow,
+)
+
+__all__ = [
+    "GENESIS_HASH",
+    "ROLES",
+    "WRITE_LOCK",
+    "AuditChainHead",
+    "AuditEventRow",
+    "Base",
+    "DatabaseError",
+    "DatabaseUnavailable",
+    "PartnerRow",
+    "create_engine_for",
+    "current_revision",
+    "describe_failure",
+    "describe_url",
+    "head_revision",
+    "migrate",
+    "normalise_url",
+]

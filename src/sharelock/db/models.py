@@ -1,0 +1,126 @@
+"""The tables: partners, the audit trail, and the audit chain's head.
+
+These classes are the storage shape only. Other packages hand out frozen dataclasses built
+from them (`sharelock.registry.Partner`, `sharelock.audit.AuditRecord`), so an ORM row, with
+its secret hash and its lazy session, never travels past the package that owns it.
+
+The Alembic migrations in `sharelock/db/migrations/versions/` create exactly these tables; a
+test compares the two.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, ClassVar
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    CheckConstraint,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Text,
+    false,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+from sharelock.db.types import UTCDateTime
+
+# Named constraints, so migrations and error handling can refer to them on every backend.
+NAMING_CONVENTION = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+ROLES = ("controller", "processor", "joint")
+GENESIS_HASH = "0" * 64
+
+# On SQLite an INTEGER PRIMARY KEY is the rowid; BIGINT is what PostgreSQL should get.
+BigId = BigInteger().with_variant(Integer(), "sqlite")
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING_CONVENTION)
+    type_annotation_map: ClassVar[dict[Any, Any]] = {
+        datetime: UTCDateTime(),
+        dict[str, Any]: JSON(),
+        list[str]: JSON(),
+    }
+
+
+class PartnerRow(Base):
+    """A partner (online service) allowed to ask for data. Only the Argon2id hash of its
+    client secret is stored; the secret itself is shown once, when the partner is added."""
+
+    __tablename__ = "partners"
+    __table_args__ = (CheckConstraint("role IN ('controller', 'processor', 'joint')", name="role"),)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    client_id: Mapped[str] = mapped_column(String(64), unique=True)
+    name: Mapped[str] = mapped_column(String(200))
+    client_secret_hash: Mapped[str] = mapped_column(String(255))
+    redirect_uris: Mapped[list[str]]
+    scopes: Mapped[list[str]]
+    purpose: Mapped[str] = mapped_column(Text, default="")
+    logo_url: Mapped[str | None] = mapped_column(String(2000))
+    home_url: Mapped[str | None] = mapped_column(String(2000))
+    jwks: Mapped[dict[str, Any] | None]
+    jwks_uri: Mapped[str | None] = mapped_column(String(2000))
+    role: Mapped[str] = mapped_column(String(16), default="controller")
+    created_at: Mapped[datetime]
+    disabled: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+
+
+class AuditEventRow(Base):
+    """One audit event, pseudonymous fields only, linked to the previous row by hash.
+
+    `id` is assigned by the writer from the chain head while it holds the chain lock, so ids
+    are gap-free and a missing id is a deleted row. `delivery_key` (the code's hash) is set
+    only on `data_delivered` rows and is unique: the database itself refuses a second
+    delivery of the same code (SECURITY-CHECKLIST case 46)."""
+
+    __tablename__ = "audit_events"
+    __table_args__ = (
+        Index("ix_audit_events_login_hash_at", "login_hash", "at"),
+        Index("ix_audit_events_client_id_at", "client_id", "at"),
+        Index("ix_audit_events_data_source_at", "data_source", "at"),
+        Index("ix_audit_events_at", "at"),
+    )
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=False)
+    at: Mapped[datetime]
+    event: Mapped[str] = mapped_column(String(40))
+    client_id: Mapped[str | None] = mapped_column(String(64))
+    data_source: Mapped[str | None] = mapped_column(String(40))
+    login_hash: Mapped[str | None] = mapped_column(String(80))
+    flow_ref: Mapped[str | None] = mapped_column(String(128))
+    browser_family: Mapped[str | None] = mapped_column(String(16))
+    device_type: Mapped[str | None] = mapped_column(String(16))
+    outcome: Mapped[str | None] = mapped_column(String(40))
+    detail_code: Mapped[str | None] = mapped_column(String(40))
+    delivery_key: Mapped[str | None] = mapped_column(String(128), unique=True)
+    prev_hash: Mapped[str] = mapped_column(String(64))
+    row_hash: Mapped[str] = mapped_column(String(64))
+
+
+class AuditChainHead(Base):
+    """The single row (id = 1) naming the chain's last row, locked by every append.
+
+    Locking this row (`SELECT … FOR UPDATE` on PostgreSQL; `BEGIN IMMEDIATE` on SQLite) is
+    what serialises appends across processes, so the chain never forks. `anchor_*` name the
+    last row removed by retention: verification starts from there instead of the genesis."""
+
+    __tablename__ = "audit_chain_head"
+    __table_args__ = (CheckConstraint("id = 1", name="single_row"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    last_id: Mapped[int] = mapped_column(BigInteger)
+    last_hash: Mapped[str] = mapped_column(String(64))
+    anchor_id: Mapped[int] = mapped_column(BigInteger)
+    anchor_hash: Mapped[str] = mapped_column(String(64))
