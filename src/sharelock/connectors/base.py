@@ -1,0 +1,67 @@
+"""What a connector is: it logs in to one data source for one person and collects their data.
+
+A connector receives the clear credentials only for the duration of `login` (and the one-time
+code only for `submit_otp`); it must not keep them anywhere once the call returns. Source
+failures are typed outcomes, not free text, so the consent screen and the audit trail can say
+what happened without repeating anything the source printed.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Protocol, runtime_checkable
+
+
+class Outcome(StrEnum):
+    COLLECTED = "collected"
+    OTP_REQUIRED = "otp_required"
+    INVALID_CREDENTIALS = "invalid_credentials"
+    INVALID_OTP = "invalid_otp"
+    ACCOUNT_LOCKED = "account_locked"
+    SOURCE_UNAVAILABLE = "source_unavailable"
+    SOURCE_TIMEOUT = "source_timeout"
+    INVALID_DATA = "invalid_data"
+
+
+@dataclass(frozen=True, slots=True)
+class DataSourceInfo:
+    id: str
+    name: str
+    scopes: tuple[str, ...]
+    login_label: str = "Login"  # what the source calls its login ("Tax number", …)
+    login_pattern: str | None = None  # a regular expression the login must match, if any
+
+
+@dataclass(repr=False, slots=True)
+class CollectionResult:
+    """The end of one collection attempt. `data` maps scope -> field -> value and is set only
+    when `outcome` is COLLECTED. Its repr never shows the data."""
+
+    outcome: Outcome
+    data: dict[str, dict[str, str]] = field(default_factory=dict)
+    # Opaque state to resume after a one-time code (e.g. the source's session cookie, sealed
+    # by the store like any personal value). Never shown, never logged.
+    resume_state: bytes | None = None
+
+    def __repr__(self) -> str:
+        return f"CollectionResult(outcome={self.outcome.value!r})"
+
+
+@runtime_checkable
+class Connector(Protocol):
+    info: DataSourceInfo
+
+    async def login(self, login: str, password: str, scopes: tuple[str, ...]) -> CollectionResult:
+        """Log in and, unless the source asks for a one-time code, collect `scopes`."""
+        ...
+
+    async def submit_otp(
+        self, resume_state: bytes, otp: str, scopes: tuple[str, ...]
+    ) -> CollectionResult:
+        """Finish a login that asked for a one-time code, then collect `scopes`."""
+        ...
+
+
+ConnectorRegistry = Mapping[str, Connector]

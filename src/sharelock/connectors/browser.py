@@ -1,0 +1,145 @@
+"""A minimal, careful web browser for one collection attempt.
+
+It wraps one `httpx.AsyncClient` whose cookie jar lives only as long as the attempt. It follows
+redirects itself, and only within the data source's own origin (scheme, host and port): a portal
+that sends the connector anywhere else, where the session cookie or the next form post could
+leak, is treated as unavailable. Pages are read up to a size limit and must be HTML.
+
+Errors are raised as `PortalError` with fixed text; nothing the portal printed, and none of
+the values sent, ever goes into an exception message.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from types import TracebackType
+from typing import Self
+
+import httpx
+
+from sharelock.connectors.html import Page, read_page
+
+MAX_REDIRECTS = 5
+MAX_PAGE_BYTES = 1024 * 1024
+_DEFAULT_PORTS = {"http": 80, "https": 443}
+_REDIRECTS = frozenset({301, 302, 303, 307, 308})
+
+
+class PortalError(Exception):
+    """The portal answered something a connector cannot use (5xx, off-origin redirect, not
+    HTML, too big). Maps to SOURCE_UNAVAILABLE. The message is fixed text."""
+
+
+@dataclass(frozen=True, slots=True)
+class Fetched:
+    status: int
+    url: httpx.URL
+    page: Page
+
+
+def origin(url: httpx.URL) -> tuple[str, str, int]:
+    """Scheme, host and port, with the default port filled in, as browsers compare them."""
+    return (url.scheme, url.host, url.port or _DEFAULT_PORTS.get(url.scheme, 0))
+
+
+def check_base_url(base_url: str) -> httpx.URL:
+    """The data source's base URL, if it is an absolute http(s) URL; else `ValueError`."""
+    try:
+        url = httpx.URL(base_url)
+    except httpx.InvalidURL:
+        raise ValueError("the data source URL is not a URL") from None
+    if url.scheme not in _DEFAULT_PORTS or not url.host or url.query or url.fragment:
+        raise ValueError("the data source URL must be http(s) with a host")
+    return url
+
+
+class Browser:
+    """One attempt's HTTP session against one origin. Use as an async context manager."""
+
+    def __init__(
+        self,
+        base_url: str,
+        timeout: float,
+        cookies: list[tuple[str, str, str, str]] | None = None,
+    ) -> None:
+        self._base = check_base_url(base_url)
+        self._client = httpx.AsyncClient(
+            timeout=httpx.Timeout(timeout),
+            follow_redirects=False,
+            trust_env=False,  # no proxy from the environment between us and the source
+            headers={"User-Agent": "Sharelock-connector/1", "Accept": "text/html"},
+        )
+        for name, value, domain, path in cookies or ():
+            self._client.cookies.set(name, value, domain=domain, path=path)
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self._client.aclose()
+
+    def url(self, path: str) -> httpx.URL:
+        """A path of the data source, under the base URL (which may itself have a path)."""
+        return self._base.copy_with(path=self._base.path.rstrip("/") + path)
+
+    def resolve(self, reference: str, against: httpx.URL) -> httpx.URL:
+        """Resolve a link or form action; refuse one that leaves the source's origin."""
+        target = against.join(reference)
+        if origin(target) != origin(self._base):
+            raise PortalError("the data source pointed outside its own origin")
+        return target.copy_with(fragment=None)
+
+    def cookies(self) -> list[tuple[str, str, str, str]]:
+        """The session cookies, to resume after a one-time code (name, value, domain, path)."""
+        return [
+            (cookie.name, cookie.value or "", cookie.domain, cookie.path)
+            for cookie in self._client.cookies.jar
+        ]
+
+    async def get(self, url: httpx.URL) -> Fetched:
+        return await self._navigate("GET", url, None)
+
+    async def post(self, url: httpx.URL, form: Mapping[str, str]) -> Fetched:
+        return await self._navigate("POST", url, dict(form))
+
+    async def _navigate(self, method: str, url: httpx.URL, form: dict[str, str] | None) -> Fetched:
+        for _ in range(MAX_REDIRECTS + 1):
+            if origin(url) != origin(self._base):
+                raise PortalError("the data source pointed outside its own origin")
+            request = self._client.build_request(method, url, data=form)
+            response = await self._client.send(request, stream=True)
+            try:
+                if response.status_code in _REDIRECTS:
+                    location = response.headers.get("location")
+                    if not location:
+                        raise PortalError("redirect without a location")
+                    url = self.resolve(location, url)
+                    if response.status_code not in (307, 308):
+                        method, form = "GET", None
+                    continue
+                if response.status_code >= 500:
+                    raise PortalError("the data source answered with a server error")
+                body = await _read_bounded(response)
+            finally:
+                await response.aclose()
+            content_type = response.headers.get("content-type", "")
+            if not content_type.lower().startswith("text/html"):
+                raise PortalError("the data source answered something that is not HTML")
+            text = body.decode(response.encoding or "utf-8", errors="replace")
+            return Fetched(response.status_code, url, read_page(text))
+        raise PortalError("too many redirects")
+
+
+async def _read_bounded(response: httpx.Response) -> bytes:
+    body = bytearray()
+    async for chunk in response.aiter_bytes():
+        body += chunk
+        if len(body) > MAX_PAGE_BYTES:
+            raise PortalError("the data source answered a page that is too big")
+    return bytes(body)

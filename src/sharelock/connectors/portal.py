@@ -1,0 +1,243 @@
+"""The generic connector for portals with a login form, an optional one-time code, data pages.
+
+One collection attempt is: fetch the login page (which sets the pre-session cookie and gives a
+CSRF token), post the credentials, then either stop at the one-time code page (returning what
+is needed to go on as `resume_state`) or read the data pages the requested scopes need, and
+validate every value. Each attempt has its own cookie jar, closed when it ends; the
+credentials live in the call's locals only and go nowhere but the form post.
+
+What can be logged: the data source id and the outcome. Nothing else, ever: not the login, not
+the password or code, not a value, not what the portal printed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import httpx
+
+from sharelock.connectors.base import CollectionResult, DataSourceInfo, Outcome
+from sharelock.connectors.browser import Browser, Fetched, PortalError, check_base_url
+from sharelock.connectors.html import Form
+from sharelock.connectors.sources import PortalSpec
+from sharelock.connectors.validation import InvalidValue, validate_collected
+
+_log = logging.getLogger(__name__)
+
+MAX_CREDENTIAL_LENGTH = 256
+MAX_OTP_LENGTH = 16
+RESUME_VERSION = 1
+# What portals print in `data-error`, and what it means for the broker.
+_ERRORS = {
+    "invalid_credentials": Outcome.INVALID_CREDENTIALS,
+    "invalid_login": Outcome.INVALID_CREDENTIALS,
+    "account_locked": Outcome.ACCOUNT_LOCKED,
+    "invalid_otp": Outcome.INVALID_OTP,
+    "otp_expired": Outcome.INVALID_OTP,
+}
+_OTP_MARKER = "otp"
+
+
+class PortalConnector:
+    """A `Connector` for one portal described by a `PortalSpec`.
+
+    `timeout` bounds each network operation (connect, each read, each write); `total_timeout`
+    (three times `timeout` unless given) bounds a whole attempt, so a source that answers
+    slowly but steadily still cannot hold a collection for long."""
+
+    def __init__(
+        self,
+        spec: PortalSpec,
+        base_url: str,
+        timeout: float,
+        *,
+        total_timeout: float | None = None,
+    ) -> None:
+        if timeout <= 0:
+            raise ValueError("timeout must be positive")
+        check_base_url(base_url)  # now rather than at the first login
+        self.info: DataSourceInfo = spec.info
+        self._spec = spec
+        self._base_url = base_url
+        self._timeout = timeout
+        self._total_timeout = total_timeout if total_timeout is not None else 3 * timeout
+
+    def __repr__(self) -> str:
+        return f"PortalConnector({self.info.id!r})"
+
+    async def login(self, login: str, password: str, scopes: tuple[str, ...]) -> CollectionResult:
+        """Log in and, unless the source asks for a one-time code, collect `scopes`."""
+        wanted = self._wanted(scopes)
+        try:
+            user = self._spec.normalise_login(login)
+        except InvalidValue:
+            user = ""
+        if not user or not password or max(len(user), len(password)) > MAX_CREDENTIAL_LENGTH:
+            return self._done("login", CollectionResult(Outcome.INVALID_CREDENTIALS))
+        form_values = {self._spec.login_field: user, self._spec.password_field: password}
+
+        async def step(browser: Browser) -> CollectionResult:
+            login_page = await browser.get(browser.url(self._spec.prefix + self._spec.login_path))
+            form = login_page.page.form_with("password")
+            if form is None or not all(form.has_input(name) for name in form_values):
+                raise PortalError("no login form where expected")
+            answer = await self._submit(browser, login_page, form, form_values)
+            return await self._after_submit(browser, answer, wanted)
+
+        return await self._attempt("login", step)
+
+    async def submit_otp(
+        self, resume_state: bytes, otp: str, scopes: tuple[str, ...]
+    ) -> CollectionResult:
+        """Finish a login that asked for a one-time code, then collect `scopes`.
+
+        `resume_state` is what `login` (or a previous wrong code) returned; a state that is not
+        this connector's raises `ValueError`, as it can only be a caller's mistake."""
+        wanted = self._wanted(scopes)
+        cookies, action, hidden = self._load_resume(resume_state)
+        code = "".join(otp.split())
+        if not code or len(code) > MAX_OTP_LENGTH:
+            result = CollectionResult(Outcome.INVALID_OTP, resume_state=resume_state)
+            return self._done("otp", result)
+
+        async def step(browser: Browser) -> CollectionResult:
+            target = browser.resolve(action, browser.url("/"))
+            answer = await browser.post(target, {**hidden, self._spec.otp_field: code})
+            return await self._after_submit(browser, answer, wanted)
+
+        return await self._attempt("otp", step, cookies)
+
+    # -- steps ---------------------------------------------------------------------------------
+
+    async def _submit(
+        self, browser: Browser, fetched: Fetched, form: Form, values: dict[str, str]
+    ) -> Fetched:
+        if form.method != "post":
+            raise PortalError("the form does not post")
+        target = browser.resolve(form.action or str(fetched.url), fetched.url)
+        return await browser.post(target, {**form.hidden, **values})
+
+    async def _after_submit(
+        self, browser: Browser, answer: Fetched, wanted: frozenset[str]
+    ) -> CollectionResult:
+        """Read what the portal answered to a login or a code: an error, the code page, or a
+        data page (logged in)."""
+        page = answer.page
+        if page.error is not None:
+            outcome = _ERRORS.get(page.error)
+            if outcome is None:
+                raise PortalError("the data source showed an unknown error")
+            resume = None
+            if outcome is Outcome.INVALID_OTP and page.marker == _OTP_MARKER:
+                resume = self._otp_state(browser, answer)
+            return CollectionResult(outcome, resume_state=resume)
+        if answer.status != 200:
+            raise PortalError("unexpected status")
+        if page.marker == _OTP_MARKER:
+            return CollectionResult(
+                Outcome.OTP_REQUIRED, resume_state=self._otp_state(browser, answer)
+            )
+        if page.marker not in {spec.marker for spec in self._spec.pages}:
+            raise PortalError("not logged in, and no error shown")
+        return await self._collect(browser, answer, wanted)
+
+    async def _collect(
+        self, browser: Browser, current: Fetched, wanted: frozenset[str]
+    ) -> CollectionResult:
+        """Read the pages that hold the wanted scopes, then validate everything at once."""
+        raw: dict[str, dict[str, str]] = {s: {} for s in self.info.scopes if s in wanted}
+        for spec in self._spec.pages:
+            if not spec.scopes() & wanted:
+                continue
+            if current.page.marker != spec.marker:
+                current = await browser.get(browser.url(self._spec.prefix + spec.path))
+            if current.status != 200 or current.page.marker != spec.marker:
+                raise PortalError("a data page is not where expected")
+            for attr, (scope, name) in spec.fields.items():
+                if scope not in wanted:
+                    continue
+                values = current.page.fields.get(attr, [])
+                if len(values) != 1:
+                    raise PortalError("a data page does not show a field exactly once")
+                raw[scope][name] = values[0]
+        return CollectionResult(Outcome.COLLECTED, data=validate_collected(raw))
+
+    # -- resume state --------------------------------------------------------------------------
+
+    def _otp_state(self, browser: Browser, answer: Fetched) -> bytes:
+        form = answer.page.form_having(self._spec.otp_field)
+        if form is None or form.method != "post":
+            raise PortalError("no one-time code form where expected")
+        target = browser.resolve(form.action or str(answer.url), answer.url)
+        state = {
+            "v": RESUME_VERSION,
+            "source": self.info.id,
+            "cookies": browser.cookies(),
+            "action": target.raw_path.decode("ascii"),
+            "hidden": form.hidden,
+        }
+        return json.dumps(state, separators=(",", ":")).encode()
+
+    def _load_resume(
+        self, resume_state: bytes
+    ) -> tuple[list[tuple[str, str, str, str]], str, dict[str, str]]:
+        try:
+            state: Any = json.loads(resume_state)
+            ok = (
+                isinstance(state, dict)
+                and state.get("v") == RESUME_VERSION
+                and state.get("source") == self.info.id
+                and isinstance(state.get("action"), str)
+                and state["action"].startswith("/")
+                and not state["action"].startswith("//")
+                and isinstance(state.get("hidden"), dict)
+                and all(isinstance(v, str) for v in state["hidden"].values())
+                and isinstance(state.get("cookies"), list)
+                and all(
+                    isinstance(c, list) and len(c) == 4 and all(isinstance(p, str) for p in c)
+                    for c in state["cookies"]
+                )
+            )
+        except (ValueError, UnicodeDecodeError):
+            ok = False
+        if not ok:
+            raise ValueError("resume state not from this connector")
+        cookies = [(c[0], c[1], c[2], c[3]) for c in state["cookies"]]
+        return cookies, state["action"], dict(state["hidden"])
+
+    # -- plumbing ------------------------------------------------------------------------------
+
+    def _wanted(self, scopes: tuple[str, ...]) -> frozenset[str]:
+        wanted = frozenset(scopes)
+        if not wanted or not wanted <= set(self.info.scopes):
+            raise ValueError(f"{self.info.id} provides only {', '.join(self.info.scopes)}")
+        return wanted
+
+    async def _attempt(
+        self,
+        step_name: str,
+        step: Callable[[Browser], Awaitable[CollectionResult]],
+        cookies: list[tuple[str, str, str, str]] | None = None,
+    ) -> CollectionResult:
+        """Run one attempt in a fresh browser, turning every failure into a typed outcome."""
+        try:
+            async with asyncio.timeout(self._total_timeout):
+                async with Browser(self._base_url, self._timeout, cookies) as browser:
+                    result = await step(browser)
+        except (httpx.TimeoutException, TimeoutError):
+            result = CollectionResult(Outcome.SOURCE_TIMEOUT)
+        except (httpx.HTTPError, httpx.InvalidURL, httpx.CookieConflict, PortalError):
+            result = CollectionResult(Outcome.SOURCE_UNAVAILABLE)
+        except InvalidValue:
+            result = CollectionResult(Outcome.INVALID_DATA)
+        return self._done(step_name, result)
+
+    def _done(self, step_name: str, result: CollectionResult) -> CollectionResult:
+        _log.info(
+            "collection source=%s step=%s outcome=%s", self.info.id, step_name, result.outcome
+        )
+        return result

@@ -1,0 +1,209 @@
+"""One sandbox portal: login form, one-time code step, data pages, behaving like a real site.
+
+The flow a connector has to get through is the usual one:
+
+1. `GET /{key}/login` sets a pre-session cookie and prints a form whose hidden `csrf_token` is
+   bound to that cookie.
+2. `POST /{key}/login` without the right token answers 400. With it, a wrong password or an
+   unknown login prints the form again with "Invalid credentials."; a locked account prints
+   "Account locked."; a right password either sets the HttpOnly session cookie and redirects
+   (303) to the first data page, or sets a pending cookie and redirects to `/{key}/otp`.
+3. `POST /{key}/otp` takes the code (`123456`); a wrong one prints "Invalid code." and, after
+   three, the pending login is dropped.
+4. The data pages print the values inside elements marked `data-field="…"`.
+
+Every page says what it is in `<body data-page="…">` and errors in `data-error="…"`, the stable
+hooks a scraper relies on.
+"""
+
+from __future__ import annotations
+
+import hmac
+import re
+import time
+from collections.abc import Awaitable, Callable
+
+from fastapi import APIRouter, Request
+from fastapi.responses import HTMLResponse, Response
+
+from sharelock.sandbox.sources import OTP_CODE, Account, Behaviour, PageView, SandboxSource
+from sharelock.sandbox.state import (
+    MAX_OTP_ATTEMPTS,
+    SESSION_TTL_S,
+    Mode,
+    Pending,
+    SandboxState,
+    Session,
+    new_id,
+)
+from sharelock.sandbox.web import clear_cookie, page, pause, read_form, redirect, set_cookie
+
+_GARBAGE = "<html><body>\x00%PDF-1.7 ¤¤ 0xDEADBEEF <<<< maintenance >>>>"
+
+
+def portal_router(source: SandboxSource, state: SandboxState) -> APIRouter:
+    """The routes of one portal, under `/{source.key}`."""
+    router = APIRouter(prefix=f"/{source.key}", include_in_schema=False)
+    path = f"/{source.key}"
+    pre_cookie, otp_cookie, session_cookie = (f"{source.key}_{n}" for n in ("pre", "otp", "sid"))
+    first_page = f"{path}/{source.pages[0].slug}"
+
+    def message(heading: str, text: str, error: str, status: int = 200) -> HTMLResponse:
+        return page(
+            "message.html",
+            status=status,
+            source=source,
+            page="error",
+            heading=heading,
+            error=error,
+            message=text,
+        )
+
+    def unavailable() -> HTMLResponse:
+        text = "The service is temporarily unavailable. Please try again later."
+        return message("Service unavailable", text, "unavailable", 503)
+
+    def bad_request() -> HTMLResponse:
+        return message("Bad request", "Invalid request: missing or wrong CSRF token.", "csrf", 400)
+
+    def expired(text: str = "Your sign-in has expired. Please sign in again.") -> HTMLResponse:
+        return message("Sign-in", text, "otp_expired")
+
+    async def gate(request: Request, *, data_page: bool = False) -> Response | None:
+        """Apply the source's mode (control endpoint) before the page itself."""
+        mode = state.mode(source.key)
+        if mode is Mode.DOWN:
+            return unavailable()
+        if mode is Mode.SLOW and not await pause(request, state.slow_seconds):
+            return unavailable()
+        if mode is Mode.GARBAGE and data_page:
+            return HTMLResponse(_GARBAGE)
+        return None
+
+    def login_form(pre: str, error: str | None = None, text: str | None = None) -> HTMLResponse:
+        return page(
+            "login.html",
+            source=source,
+            page="login",
+            csrf_token=state.csrf_token("login", pre),
+            error=error,
+            message=text,
+        )
+
+    def otp_form(pending_id: str, error: str | None = None) -> HTMLResponse:
+        return page(
+            "otp.html",
+            source=source,
+            page="otp",
+            csrf_token=state.csrf_token("otp", pending_id),
+            error=error,
+            message="Invalid code." if error else None,
+        )
+
+    def open_session(account: Account) -> Response:
+        session_id = state.sessions.put(Session(source.key, account.login, time.monotonic()))
+        response = redirect(first_page)
+        set_cookie(response, session_cookie, session_id, path, SESSION_TTL_S)
+        return response
+
+    @router.get("/")
+    async def home() -> Response:
+        return redirect(f"{path}/login")
+
+    @router.get("/login")
+    async def login_page(request: Request) -> Response:
+        if (blocked := await gate(request)) is not None:
+            return blocked
+        pre = request.cookies.get(pre_cookie)
+        if pre and len(pre) <= 64:
+            return login_form(pre)
+        pre = new_id()
+        response = login_form(pre)
+        set_cookie(response, pre_cookie, pre, path, SESSION_TTL_S)
+        return response
+
+    @router.post("/login")
+    async def login_submit(request: Request) -> Response:
+        form = await read_form(request)
+        if (blocked := await gate(request)) is not None:
+            return blocked
+        pre = request.cookies.get(pre_cookie)
+        if form is None or not state.csrf_ok("login", pre, form.get("csrf_token")):
+            return bad_request()
+        assert pre is not None  # csrf_ok is False without it
+        login = form.get(source.login_field, "").strip()
+        password = form.get("password", "")
+        if source.login_pattern and not re.fullmatch(source.login_pattern, login):
+            return login_form(pre, "invalid_login", f"{source.login_label}: wrong format.")
+        account = source.accounts.get(login)
+        if account is None or not hmac.compare_digest(password.encode(), account.password.encode()):
+            return login_form(pre, "invalid_credentials", "Invalid credentials.")
+        if account.behaviour is Behaviour.DOWN:
+            return unavailable()
+        if account.behaviour is Behaviour.LOCKED:
+            return message("Sign-in", "Account locked. Please contact us.", "account_locked")
+        if account.behaviour is Behaviour.SLOW and not await pause(request, state.slow_seconds):
+            return unavailable()
+        if account.behaviour is Behaviour.OTP:
+            pending_id = state.pending.put(Pending(source.key, account.login, time.monotonic()))
+            response = redirect(f"{path}/otp")
+            set_cookie(response, otp_cookie, pending_id, path, SESSION_TTL_S)
+            return response
+        return open_session(account)
+
+    @router.get("/otp")
+    async def otp_page(request: Request) -> Response:
+        if (blocked := await gate(request)) is not None:
+            return blocked
+        pending_id = request.cookies.get(otp_cookie)
+        if pending_id is None or state.pending.get(pending_id, source.key) is None:
+            return expired()
+        return otp_form(pending_id)
+
+    @router.post("/otp")
+    async def otp_submit(request: Request) -> Response:
+        form = await read_form(request)
+        if (blocked := await gate(request)) is not None:
+            return blocked
+        pending_id = request.cookies.get(otp_cookie)
+        if form is None or not state.csrf_ok("otp", pending_id, form.get("csrf_token")):
+            return bad_request()
+        pending = state.pending.get(pending_id, source.key)
+        if pending is None:
+            return expired()
+        assert pending_id is not None  # a pending entry was found under it
+        if not hmac.compare_digest(form.get("code", "").strip().encode(), OTP_CODE.encode()):
+            pending.attempts += 1
+            if pending.attempts >= MAX_OTP_ATTEMPTS:
+                state.pending.drop(pending_id)
+                return expired("Too many wrong codes. Please sign in again.")
+            return otp_form(pending_id, "invalid_otp")
+        state.pending.drop(pending_id)
+        response = open_session(source.accounts[pending.login])
+        clear_cookie(response, otp_cookie, path)
+        return response
+
+    def _data_page(view: PageView) -> Callable[[Request], Awaitable[Response]]:
+        async def show(request: Request) -> Response:
+            if (blocked := await gate(request, data_page=True)) is not None:
+                return blocked
+            session = state.sessions.get(request.cookies.get(session_cookie), source.key)
+            person = source.accounts[session.login].person if session else None
+            if person is None:
+                return redirect(f"{path}/login")
+            items = [
+                {
+                    "attr": item.attr,
+                    "label": item.label,
+                    "text": item.text(person),
+                    "machine": item.machine(person) if item.machine else None,
+                }
+                for item in view.fields
+            ]
+            return page("data.html", source=source, page=view.slug, view=view, items=items)
+
+        return show
+
+    for view in source.pages:
+        router.add_api_route(f"/{view.slug}", _data_page(view), methods=["GET"])
+    return router

@@ -1,0 +1,424 @@
+"""The connectors against the sandbox portals, over real HTTP on loopback: every path a real
+portal can take (straight in, one-time code, locked, wrong password, slow, down, broken,
+off-origin redirect) ends in the right typed outcome, and nothing personal reaches a log."""
+
+from __future__ import annotations
+
+import json
+import re
+import time
+from collections.abc import Iterator
+
+import httpx
+import pytest
+from fastapi import FastAPI
+from fastapi.responses import RedirectResponse
+
+from sharelock.config import Settings
+from sharelock.connectors import (
+    DATA_SOURCES,
+    Connector,
+    Outcome,
+    PortalConnector,
+    build_connectors,
+)
+from sharelock.connectors.sources import BANK
+from tests.support.sandbox import serve_sandbox, source_mode
+from tests.support.server import serve_app
+
+# What each source's straight-in user gives, as the broker hands it on (canonical forms).
+EXPECTED: dict[str, tuple[str, str, dict[str, dict[str, str]]]] = {
+    "sandbox-bank": (
+        "alice",
+        "alice-pass",
+        {
+            "identity": {
+                "family_name": "Martin",
+                "given_name": "Alice",
+                "gender": "female",
+                "birthdate": "1985-03-14",
+                "birthplace": "Lyon",
+            },
+            "address": {
+                "street": "12 rue de la République",
+                "postal_code": "69002",
+                "city": "Lyon",
+                "country": "FR",
+            },
+            "bank_account": {
+                "account_holder": "ALICE MARTIN",
+                "iban": "FR7699990000010001234567834",
+                "bic": "SBOXFRPP",
+            },
+        },
+    ),
+    "sandbox-telecom": (
+        "carol",
+        "carol-pass",
+        {
+            "identity": {
+                "family_name": "Petit",
+                "given_name": "Caroline",
+                "gender": "female",
+                "birthdate": "1990-07-21",
+                "birthplace": "Nantes",
+            },
+            "address": {
+                "street": "5 place Royale",
+                "postal_code": "44000",
+                "city": "Nantes",
+                "country": "FR",
+            },
+            "phone": {"phone_number": "+33612345678"},
+        },
+    ),
+    "sandbox-energy": (
+        "erin",
+        "erin-pass",
+        {
+            "address": {
+                "street": "3 allée des Tilleuls",
+                "postal_code": "33000",
+                "city": "Bordeaux",
+                "country": "FR",
+            }
+        },
+    ),
+    "sandbox-tax": (
+        "1234567890123",
+        "tax-pass",
+        {
+            "identity": {
+                "family_name": "MOREAU",
+                "given_name": "Hélène",
+                "gender": "female",
+                "birthdate": "1958-09-09",
+                "birthplace": "Toulouse",
+            },
+            "tax_notice": {
+                "tax_year": "2025",
+                "reference_income": "38512",
+                "household_shares": "2.5",
+                "notice_reference": "2631A01234567",
+            },
+        },
+    ),
+}
+OTP_USERS = {
+    "sandbox-bank": ("bob", "bob-pass", "Dubois"),
+    "sandbox-telecom": ("dave", "dave-pass", "Leroy"),
+    "sandbox-energy": ("frank", "frank-pass", None),
+    "sandbox-tax": ("2345678901234", "tax-otp-pass", "FOURNIER"),
+}
+FAILING = {  # locked, slow, broken, down logins per source; passwords are "<role>-pass"
+    "sandbox-bank": ("locked", "slow", "broken", "down"),
+    "sandbox-telecom": ("locked", "slow", "broken", "down"),
+    "sandbox-energy": ("locked", "slow", "broken", "down"),
+    "sandbox-tax": ("3456789012345", "5555555555555", "6666666666666", "7777777777777"),
+}
+SOURCE_IDS = sorted(EXPECTED)
+
+
+@pytest.fixture(scope="module")
+def sandbox_url() -> Iterator[str]:
+    with serve_sandbox(slow_seconds=3.0) as url:
+        yield url
+
+
+@pytest.fixture(scope="module")
+def connectors(sandbox_url: str) -> dict[str, Connector]:
+    return build_connectors(Settings(connector_timeout=5.0), base_url=sandbox_url)
+
+
+@pytest.fixture(scope="module")
+def impatient(sandbox_url: str) -> dict[str, Connector]:
+    """Connectors that give up after half a second, for the slow paths."""
+    return build_connectors(Settings(connector_timeout=0.5), base_url=sandbox_url)
+
+
+def test_registry_matches_the_sandbox(connectors: dict[str, Connector]) -> None:
+    assert sorted(connectors) == SOURCE_IDS
+    assert {info.id: info.scopes for info in DATA_SOURCES} == {
+        "sandbox-bank": ("identity", "address", "bank_account"),
+        "sandbox-telecom": ("identity", "address", "phone"),
+        "sandbox-energy": ("address",),
+        "sandbox-tax": ("identity", "tax_notice"),
+    }
+    for source_id, connector in connectors.items():
+        assert isinstance(connector, Connector)
+        assert connector.info.id == source_id
+
+
+@pytest.mark.parametrize("source_id", SOURCE_IDS)
+async def test_straight_in_user_gives_every_scope(
+    connectors: dict[str, Connector], source_id: str
+) -> None:
+    login, password, expected = EXPECTED[source_id]
+    connector = connectors[source_id]
+    result = await connector.login(login, password, connector.info.scopes)
+    assert result.outcome is Outcome.COLLECTED
+    assert result.data == expected
+    assert result.resume_state is None
+
+
+@pytest.mark.parametrize("source_id", SOURCE_IDS)
+async def test_only_requested_scopes_are_returned(
+    connectors: dict[str, Connector], source_id: str
+) -> None:
+    login, password, expected = EXPECTED[source_id]
+    connector = connectors[source_id]
+    scope = connector.info.scopes[-1]
+    result = await connector.login(login, password, (scope,))
+    assert result.outcome is Outcome.COLLECTED
+    assert result.data == {scope: expected[scope]}
+
+
+async def test_unsupported_scope_is_a_caller_error(connectors: dict[str, Connector]) -> None:
+    with pytest.raises(ValueError, match="provides only"):
+        await connectors["sandbox-energy"].login("erin", "erin-pass", ("bank_account",))
+
+
+@pytest.mark.parametrize("source_id", SOURCE_IDS)
+async def test_one_time_code_right_after_wrong(
+    connectors: dict[str, Connector], source_id: str
+) -> None:
+    login, password, family_name = OTP_USERS[source_id]
+    connector = connectors[source_id]
+    scopes = connector.info.scopes
+    first = await connector.login(login, password, scopes)
+    assert first.outcome is Outcome.OTP_REQUIRED
+    assert first.data == {}
+    assert first.resume_state is not None
+    state = json.loads(first.resume_state)
+    assert set(state) == {"v", "source", "cookies", "action", "hidden"}
+    assert "csrf_token" in state["hidden"]
+    assert password not in first.resume_state.decode()
+
+    wrong = await connector.submit_otp(first.resume_state, "000000", scopes)
+    assert wrong.outcome is Outcome.INVALID_OTP
+    assert wrong.data == {}
+    assert wrong.resume_state is not None  # the portal lets the user try again
+
+    right = await connector.submit_otp(wrong.resume_state, "123 456", scopes)
+    assert right.outcome is Outcome.COLLECTED
+    if family_name is not None:
+        assert right.data["identity"]["family_name"] == family_name
+    assert set(right.data) == set(scopes)
+
+
+async def test_three_wrong_codes_end_the_login(connectors: dict[str, Connector]) -> None:
+    connector = connectors["sandbox-bank"]
+    result = await connector.login("bob", "bob-pass", ("identity",))
+    for _ in range(3):
+        assert result.resume_state is not None
+        result = await connector.submit_otp(result.resume_state, "999999", ("identity",))
+        assert result.outcome is Outcome.INVALID_OTP
+    assert result.resume_state is None
+
+
+async def test_resume_state_of_another_source_is_refused(connectors: dict[str, Connector]) -> None:
+    first = await connectors["sandbox-bank"].login("bob", "bob-pass", ("identity",))
+    assert first.resume_state is not None
+    with pytest.raises(ValueError, match="resume state"):
+        await connectors["sandbox-telecom"].submit_otp(first.resume_state, "123456", ("phone",))
+    with pytest.raises(ValueError, match="resume state"):
+        await connectors["sandbox-bank"].submit_otp(b"{not json", "123456", ("identity",))
+
+
+@pytest.mark.parametrize("source_id", SOURCE_IDS)
+async def test_locked_and_wrong_password(connectors: dict[str, Connector], source_id: str) -> None:
+    connector = connectors[source_id]
+    locked = FAILING[source_id][0]
+    result = await connector.login(locked, "locked-pass", connector.info.scopes)
+    assert result.outcome is Outcome.ACCOUNT_LOCKED
+    assert result.data == {}
+    login, _, _ = EXPECTED[source_id]
+    result = await connector.login(login, "not-the-password", connector.info.scopes)
+    assert result.outcome is Outcome.INVALID_CREDENTIALS
+    result = await connector.login(login + "0", "whatever", connector.info.scopes)
+    assert result.outcome is Outcome.INVALID_CREDENTIALS
+
+
+async def test_tax_login_must_be_13_digits(
+    connectors: dict[str, Connector], sandbox_url: str
+) -> None:
+    connector = connectors["sandbox-tax"]
+    assert connector.info.login_pattern == r"[0-9]{13}"
+    for bad in ("123456789012", "12345678901234", "abcdefghijklm", ""):
+        result = await connector.login(bad, "tax-pass", ("identity",))
+        assert result.outcome is Outcome.INVALID_CREDENTIALS
+    spaced = await connector.login("1234 5678 90123", "tax-pass", ("tax_notice",))
+    assert spaced.outcome is Outcome.COLLECTED
+    # The portal itself refuses a malformed tax number too.
+    with httpx.Client(base_url=sandbox_url) as client:
+        token = _csrf(client.get("/tax/login").text)
+        answer = client.post(
+            "/tax/login", data={"csrf_token": token, "spi": "12345", "password": "tax-pass"}
+        )
+    assert answer.status_code == 200
+    assert 'data-error="invalid_login"' in answer.text
+
+
+@pytest.mark.parametrize("source_id", SOURCE_IDS)
+async def test_slow_user_times_out_quickly(impatient: dict[str, Connector], source_id: str) -> None:
+    connector = impatient[source_id]
+    started = time.monotonic()
+    result = await connector.login(FAILING[source_id][1], "slow-pass", connector.info.scopes)
+    assert result.outcome is Outcome.SOURCE_TIMEOUT
+    assert time.monotonic() - started < 2.0
+
+
+async def test_slow_user_is_served_when_waited_for(sandbox_url: str) -> None:
+    connector = build_connectors(Settings(connector_timeout=6.0), base_url=sandbox_url)
+    result = await connector["sandbox-energy"].login("slow", "slow-pass", ("address",))
+    assert result.outcome is Outcome.COLLECTED
+    assert result.data["address"]["postal_code"] == "97400"
+
+
+@pytest.mark.parametrize("source_id", SOURCE_IDS)
+async def test_broken_data_is_refused_whole(
+    connectors: dict[str, Connector], source_id: str
+) -> None:
+    connector = connectors[source_id]
+    broken = FAILING[source_id][2]
+    for scope in connector.info.scopes:
+        result = await connector.login(broken, "broken-pass", (scope,))
+        assert result.outcome is Outcome.INVALID_DATA, scope
+        assert result.data == {}
+
+
+@pytest.mark.parametrize("source_id", SOURCE_IDS)
+async def test_down_user_is_unavailable(connectors: dict[str, Connector], source_id: str) -> None:
+    connector = connectors[source_id]
+    result = await connector.login(FAILING[source_id][3], "down-pass", connector.info.scopes)
+    assert result.outcome is Outcome.SOURCE_UNAVAILABLE
+    assert result.data == {}
+
+
+async def test_control_endpoint_modes(
+    connectors: dict[str, Connector], impatient: dict[str, Connector], sandbox_url: str
+) -> None:
+    telecom = connectors["sandbox-telecom"]
+    with source_mode(sandbox_url, "sandbox-telecom", "down"):
+        result = await telecom.login("carol", "carol-pass", ("phone",))
+        assert result.outcome is Outcome.SOURCE_UNAVAILABLE
+        # the other sources are not affected
+        other = await connectors["sandbox-energy"].login("erin", "erin-pass", ("address",))
+        assert other.outcome is Outcome.COLLECTED
+    with source_mode(sandbox_url, "telecom", "slow"):
+        result = await impatient["sandbox-telecom"].login("carol", "carol-pass", ("phone",))
+        assert result.outcome is Outcome.SOURCE_TIMEOUT
+    with source_mode(sandbox_url, "sandbox-telecom", "garbage"):
+        result = await telecom.login("carol", "carol-pass", ("phone",))
+        assert result.outcome is Outcome.SOURCE_UNAVAILABLE
+    result = await telecom.login("carol", "carol-pass", ("phone",))
+    assert result.outcome is Outcome.COLLECTED
+
+    status = httpx.get(f"{sandbox_url}/_control").json()
+    assert status == {"sources": {info.id: "up" for info in DATA_SOURCES}}
+    bad = httpx.post(f"{sandbox_url}/_control/sandbox-bank", json={"mode": "sideways"})
+    assert bad.status_code == 400
+    assert bad.json()["error"] == "invalid_request"
+    assert httpx.post(f"{sandbox_url}/_control/nope", json={"mode": "up"}).status_code == 404
+
+
+async def test_nothing_listens_is_unavailable() -> None:
+    with serve_sandbox() as url:
+        pass  # the port is free again once the server stopped
+    connector = PortalConnector(BANK, url, 1.0)
+    result = await connector.login("alice", "alice-pass", ("identity",))
+    assert result.outcome is Outcome.SOURCE_UNAVAILABLE
+
+
+def _redirector(target: str) -> FastAPI:
+    """A "portal" whose login page sends the browser elsewhere."""
+    app = FastAPI()
+
+    @app.get("/bank/login")
+    async def login() -> RedirectResponse:
+        return RedirectResponse(target, status_code=302)
+
+    return app
+
+
+@pytest.mark.parametrize("where", ["other-host", "other-port", "other-scheme"])
+async def test_redirect_off_origin_is_refused(sandbox_url: str, where: str) -> None:
+    port = int(sandbox_url.rsplit(":", 1)[1])
+    targets = {
+        "other-host": f"http://localhost:{port}/bank/login",
+        "other-port": f"{sandbox_url}/bank/login",
+        "other-scheme": "https://127.0.0.1/bank/login",
+    }
+    with serve_app(lambda _url: _redirector(targets[where])) as evil:
+        connector = PortalConnector(BANK, evil.url, 2.0)
+        result = await connector.login("alice", "alice-pass", ("identity",))
+    assert result.outcome is Outcome.SOURCE_UNAVAILABLE
+
+
+def test_portal_requires_csrf(sandbox_url: str) -> None:
+    form = {"username": "alice", "password": "alice-pass"}
+    with httpx.Client(base_url=sandbox_url) as client:
+        missing = client.post("/bank/login", data=form)
+        assert missing.status_code == 400
+        assert 'data-error="csrf"' in missing.text
+        page = client.get("/bank/login")
+        assert "HttpOnly" in page.headers["set-cookie"]
+        assert page.headers["x-frame-options"] == "DENY"
+        token = _csrf(page.text)
+        wrong = client.post("/bank/login", data={**form, "csrf_token": token[:-2] + "xx"})
+        assert wrong.status_code == 400
+        assert "bank_sid" not in client.cookies
+        right = client.post("/bank/login", data={**form, "csrf_token": token})
+        assert right.status_code == 303
+        assert right.headers["location"] == "/bank/profile"
+        assert "HttpOnly" in right.headers["set-cookie"]
+    with httpx.Client(base_url=sandbox_url) as stranger:  # a token without its cookie
+        assert stranger.post("/bank/login", data={**form, "csrf_token": token}).status_code == 400
+
+
+def test_portal_messages(sandbox_url: str) -> None:
+    """The texts a human sees on the bank portal, as SPEC names them."""
+    with httpx.Client(base_url=sandbox_url) as client:
+
+        def submit(login: str, password: str) -> httpx.Response:
+            token = _csrf(client.get("/bank/login").text)
+            form = {"csrf_token": token, "username": login, "password": password}
+            return client.post("/bank/login", data=form)
+
+        assert "Invalid credentials" in submit("alice", "wrong").text
+        assert "Account locked" in submit("locked", "locked-pass").text
+        assert submit("down", "down-pass").status_code == 503
+        otp = submit("bob", "bob-pass")
+        assert otp.status_code == 303 and otp.headers["location"] == "/bank/otp"
+        page = client.get("/bank/otp")
+        answer = client.post("/bank/otp", data={"csrf_token": _csrf(page.text), "code": "1"})
+        assert "Invalid code" in answer.text
+        assert client.get("/bank/accounts").status_code == 303  # not logged in
+
+
+async def test_logs_hold_no_secret_or_personal_value(
+    connectors: dict[str, Connector], all_logs: pytest.LogCaptureFixture
+) -> None:
+    planted = "Planted-Pa55word-7f3c"
+    bank = connectors["sandbox-bank"]
+    assert (await bank.login("alice", planted, ("identity",))).outcome is (
+        Outcome.INVALID_CREDENTIALS
+    )
+    collected = await bank.login("alice", "alice-pass", bank.info.scopes)
+    otp = await bank.login("bob", "bob-pass", ("bank_account",))
+    assert otp.resume_state is not None
+    await bank.submit_otp(otp.resume_state, "654321", ("bank_account",))
+    text = "\n".join(
+        f"{record.getMessage()} {record.args!r} {record.exc_text or ''}"
+        for record in all_logs.records
+    )
+    assert "collection source=sandbox-bank" in text
+    for secret in (planted, "alice-pass", "bob-pass", "654321", "alice", "FR76", "Martin"):
+        assert secret not in text
+    assert "Martin" not in repr(collected)
+
+
+def _csrf(html: str) -> str:
+    match = re.search(r'name="csrf_token" value="([^"]+)"', html)
+    assert match is not None
+    return match[1]
