@@ -11,6 +11,8 @@ import pytest
 
 from sharelock.config import Settings
 from sharelock.keys import KeyLayer, init_token
+from tests.support.redis_server import RedisServer
+from tests.support.sandbox import serve_sandbox
 
 TOKEN_LABEL = "sharelock-test"
 
@@ -46,3 +48,18 @@ def all_logs(caplog: pytest.LogCaptureFixture) -> Iterator[pytest.LogCaptureFixt
     """Capture every log record of every logger at DEBUG, for leak checks."""
     caplog.set_level(logging.DEBUG)
     yield caplog
+
+
+@pytest.fixture(scope="session")
+def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServer]:
+    """A real redis-server on a free loopback port, for the whole session. Tests that kill,
+    pause or fill Redis start their own."""
+    with RedisServer(tmp_path_factory.mktemp("redis")) as server:
+        yield server
+
+
+@pytest.fixture(scope="session")
+def sandbox_url() -> Iterator[str]:
+    """The sandbox data sources over real HTTP."""
+    with serve_sandbox() as url:
+        yield url

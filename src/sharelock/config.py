@@ -7,12 +7,21 @@ points at).
 
 from __future__ import annotations
 
+import re
 from datetime import timedelta
 from functools import cached_property
 from pathlib import Path
 
-from pydantic import Field, SecretStr, ValidationError, field_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+from pydantic_settings import BaseSettings, SettingsConfigDict, SettingsError
 
 from sharelock.errors import ConfigError
 
@@ -34,10 +43,54 @@ def _default_module() -> Path:
     return Path(_SOFTHSM_MODULE_CANDIDATES[0])
 
 
+class Retention(BaseModel):
+    """Every retention limit of the product, in one place (SPEC, "Retention").
+
+    The code enforces these values, and the documentation and the record of processing are
+    generated from them, so what is written cannot differ from what is enforced.
+    Override with e.g. `SHARELOCK_RETENTION__SESSION=PT10M`."""
+
+    model_config = ConfigDict(frozen=True)
+
+    session: timedelta = Field(
+        default=timedelta(hours=1), description="anonymous session (flow state), from creation"
+    )
+    authorization_code: timedelta = Field(
+        default=timedelta(seconds=60), description="authorization code, single use"
+    )
+    access_token: timedelta = Field(
+        default=timedelta(minutes=5), description="access token, single use"
+    )
+    pushed_request: timedelta = Field(
+        default=timedelta(seconds=90), description="pushed authorization request (PAR)"
+    )
+    identity_data: timedelta = Field(
+        default=timedelta(hours=72), description="identity data kept for identity verification"
+    )
+    audit_trace: timedelta = Field(
+        default=timedelta(days=396), description="pseudonymised audit trace (13 months)"
+    )
+    maintenance_credentials: timedelta = Field(
+        default=timedelta(days=120),
+        description="credentials kept for corrective maintenance, only with the user's consent",
+    )
+
+    @model_validator(mode="after")
+    def _coherent(self) -> Retention:
+        if self.pushed_request >= timedelta(seconds=600):
+            raise ValueError("pushed_request must stay under 600 s (RFC 9126)")
+        for name in ("authorization_code", "access_token", "pushed_request"):
+            if getattr(self, name) > self.session:
+                raise ValueError(f"{name} cannot outlive the session")
+        return self
+
+
 class Settings(BaseSettings):
     """Broker configuration, read from `SHARELOCK_*` environment variables."""
 
-    model_config = SettingsConfigDict(env_prefix="SHARELOCK_", extra="ignore", frozen=True)
+    model_config = SettingsConfigDict(
+        env_prefix="SHARELOCK_", env_nested_delimiter="__", extra="ignore", frozen=True
+    )
 
     state_dir: Path = Field(
         default=Path("var"),
@@ -70,6 +123,16 @@ class Settings(BaseSettings):
         description="How long a rotated-out encryption key keeps decrypting, then is destroyed.",
     )
     max_envelope_bytes: int = Field(default=64 * 1024, ge=1024, le=1024 * 1024)
+    retention: Retention = Field(default_factory=Retention)
+
+    sandbox_url: str = Field(
+        default="http://127.0.0.1:8100", description="Base URL of the sandbox data sources."
+    )
+    sandbox_port: int = Field(default=8100, ge=1, le=65535)
+    demo_partner_port: int = Field(default=8200, ge=1, le=65535)
+    connector_timeout: float = Field(
+        default=10.0, gt=0, le=120, description="Seconds before a data source is given up on."
+    )
 
     @field_validator("issuer")
     @classmethod
@@ -81,6 +144,10 @@ class Settings(BaseSettings):
     @cached_property
     def state_path(self) -> Path:
         return self.state_dir.resolve()
+
+    @property
+    def sqlalchemy_url(self) -> str:
+        return self.database_url or f"sqlite:///{self.state_path / 'sharelock.db'}"
 
     @property
     def hsm_dir(self) -> Path:
@@ -110,6 +177,10 @@ class Settings(BaseSettings):
                 f"no HSM PIN: set SHARELOCK_HSM_PIN or SHARELOCK_HSM_PIN_FILE, or run "
                 f"'sharelock hsm init' (expected a PIN file at {path})"
             ) from None
+        except (OSError, UnicodeDecodeError) as exc:  # a directory, unreadable, not text
+            raise ConfigError(
+                f"SHARELOCK_HSM_PIN_FILE: cannot read the PIN file {path} ({type(exc).__name__})"
+            ) from None
 
     def check_module(self) -> None:
         if not self.pkcs11_module.is_file():
@@ -124,8 +195,14 @@ def load_settings() -> Settings:
     try:
         return Settings()
     except ValidationError as exc:
+        # Nested settings are read from SHARELOCK_<FIELD>__<MEMBER> (`env_nested_delimiter`).
         problems = "; ".join(
-            f"SHARELOCK_{'_'.join(str(p) for p in err['loc']).upper()}: {err['msg']}"
+            f"SHARELOCK_{'__'.join(str(p) for p in err['loc']).upper()}: {err['msg']}"
             for err in exc.errors()
         )
         raise ConfigError(f"invalid configuration: {problems}") from None
+    except SettingsError as exc:
+        # A structured value (JSON) that does not parse; the message names the field only.
+        field = re.search(r'field "([^"]+)"', str(exc))
+        name = f"SHARELOCK_{field.group(1).upper()}" if field else "a SHARELOCK_ variable"
+        raise ConfigError(f"invalid configuration: {name}: not valid JSON") from None

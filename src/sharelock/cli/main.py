@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import sys
 from collections.abc import Callable
 from functools import wraps
@@ -10,8 +11,10 @@ from typing import Any, TypeVar
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
+from sharelock.cli.partners import app as partners_app
 from sharelock.config import Settings, load_settings
 from sharelock.errors import SharelockError
 from sharelock.keys import KeyLayer, init_token
@@ -23,6 +26,7 @@ hsm_app = typer.Typer(no_args_is_help=True, help="The embedded SoftHSM2 token.")
 keys_app = typer.Typer(no_args_is_help=True, help="Keys in the HSM.")
 app.add_typer(hsm_app, name="hsm")
 app.add_typer(keys_app, name="keys")
+app.add_typer(partners_app, name="partners")
 
 err = Console(stderr=True)
 out = Console()
@@ -36,7 +40,10 @@ def friendly_errors(fn: F) -> F:
         try:
             return fn(*args, **kwargs)
         except SharelockError as exc:
-            err.print(f"[bold red]error:[/] {exc}", highlight=False)
+            # Escaped: the message names paths and labels, which rich would read as markup
+            # (a '[/x]' in a token label crashed here with a traceback); never wrapped, so it
+            # stays one line for logs and scripts.
+            err.print(f"[bold red]error:[/] {escape(str(exc))}", highlight=False, soft_wrap=True)
             raise typer.Exit(2) from None
 
     return wrapper  # type: ignore[return-value]
@@ -133,38 +140,66 @@ def keys_rotate() -> None:
 def serve(
     workers: int = typer.Option(1, min=1, help="Worker processes (each opens the HSM itself)."),
 ) -> None:
-    """Run the broker's HTTP API."""
+    """Run the broker's HTTP API (with a private redis-server if SHARELOCK_REDIS_URL is unset)."""
     import uvicorn
+
+    from sharelock.demo.run import prepare
+    from sharelock.embedded import redis_url_for
 
     settings = _settings()
     KeyLayer(settings).check()  # a clear error now rather than a 503 later
-    uvicorn.run(
-        "sharelock.web.app:create_app_from_env",
-        factory=True,
-        host=settings.host,
-        port=settings.port,
-        workers=workers,
-        log_level="info",
-    )
+    prepare(settings)
+    with redis_url_for(settings) as redis_url:
+        # Workers are separate processes that read their settings from the environment.
+        os.environ["SHARELOCK_REDIS_URL"] = redis_url
+        uvicorn.run(
+            "sharelock.web.app:create_app_from_env",
+            factory=True,
+            host=settings.host,
+            port=settings.port,
+            workers=workers,
+            log_level="info",
+        )
 
 
 @app.command()
 @friendly_errors
-def demo() -> None:
-    """Run everything on the embedded default and print where to point a browser."""
+def sandbox(
+    slow_seconds: float = typer.Option(30.0, help="Delay of the 'slow' test users."),
+) -> None:
+    """Run the sandbox data sources (bank, telecom, energy, tax office)."""
+    from sharelock.sandbox.app import run_sandbox
+
     settings = _settings()
-    init_token(settings)
-    layer = KeyLayer(settings)
-    try:
-        layer.ensure_keys()
-    finally:
-        layer.close()
-    base = f"http://{settings.host}:{settings.port}"
-    out.print(f"Sharelock is starting on {base}")
-    out.print(f"  metadata: {base}/.well-known/oauth-authorization-server")
-    out.print(f"  keys:     {base}/.well-known/jwks.json")
+    out.print(f"sandbox data sources on {settings.sandbox_url} (see docs/sandbox.md)")
+    run_sandbox("127.0.0.1", settings.sandbox_port, slow_seconds=slow_seconds)
+
+
+def _print_ready(settings: Settings, partner: Any) -> None:
+    demo_url = f"http://127.0.0.1:{settings.demo_partner_port}/"
+    out.print()
+    out.print("[bold]Sharelock demo is running.[/]")
+    out.print(f"  Start a share as a partner's user would:  [bold]{demo_url}[/]")
+    out.print(f"  Broker:                                   {settings.issuer}")
+    out.print(f"  Sandbox data sources:                     {settings.sandbox_url}")
+    out.print("  Test user at the bank: alice / alice-pass (bob / bob-pass asks for 123456)")
     out.print("Stop with Ctrl-C.")
-    serve(workers=1)
+
+
+@app.command()
+@friendly_errors
+def demo(
+    headless: bool = typer.Option(
+        False, "--headless", help="Run one whole share through the HTTP API, print the result."
+    ),
+) -> None:
+    """Run everything on the embedded default and print where to point a browser."""
+    from sharelock.demo.run import run_demo
+
+    settings = _settings()
+    result = run_demo(settings, headless=headless, on_ready=_print_ready)
+    if result is not None:
+        out.print_json(json.dumps({"received": result.received, "steps_ms": result.steps_ms}))
 
 
 def main() -> None:

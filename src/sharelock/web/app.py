@@ -1,17 +1,22 @@
-"""The ASGI application: thin routes over the key layer and (later) the flow services."""
+"""The ASGI application: thin routes over the broker's packages."""
 
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
+from importlib import resources
 
 from fastapi import FastAPI, Request, Response
+from fastapi.staticfiles import StaticFiles
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from sharelock import __version__
 from sharelock.config import Settings, load_settings
+from sharelock.connectors.base import Connector
 from sharelock.keys import KeyLayer
-from sharelock.web import discovery, errors, health
+from sharelock.web import consent_page, consent_routes, discovery, errors, health, oauth_routes
 from sharelock.web.deps import Broker
+from sharelock.web.forms import BodyTooLarge
 
 _SECURITY_HEADERS = {
     "X-Content-Type-Options": "nosniff",
@@ -19,29 +24,61 @@ _SECURITY_HEADERS = {
     "X-Frame-Options": "DENY",
     "Content-Security-Policy": "default-src 'none'; frame-ancestors 'none'",
 }
+MAX_BODY_BYTES = 80 * 1024  # a 64 KiB envelope plus its JSON wrapping
 
 
-def create_app(settings: Settings | None = None, keys: KeyLayer | None = None) -> FastAPI:
-    """Build the broker's app. The key layer is opened in the lifespan, that is in the serving
-    process itself (after any fork), never at import."""
+class BodyLimit:
+    """Refuse oversized bodies with 413 before any route reads them."""
+
+    def __init__(self, app: ASGIApp, limit: int) -> None:
+        self.app = app
+        self.limit = limit
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        length = dict(scope["headers"]).get(b"content-length")
+        if length is not None and (not length.isdigit() or int(length) > self.limit):
+            response = errors.error_response(413, "invalid_request", "request body too large")
+            await response(scope, receive, send)
+            return
+        received = 0
+
+        async def limited() -> Message:
+            nonlocal received
+            message = await receive()
+            received += len(message.get("body", b""))
+            if received > self.limit:
+                raise BodyTooLarge("request body too large")
+            return message
+
+        await self.app(scope, limited, send)
+
+
+def create_app(
+    settings: Settings | None = None,
+    keys: KeyLayer | None = None,
+    connectors: dict[str, Connector] | None = None,
+) -> FastAPI:
+    """Build the broker's app. Keys, Redis and the database are opened in the lifespan, that
+    is in the serving process itself (after any fork), never at import."""
     settings = settings or load_settings()
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         layer = keys or KeyLayer(settings)
-        app.state.broker = Broker(settings=settings, keys=layer)
+        broker = Broker.assemble(settings, layer, connectors)
+        app.state.broker = broker
         try:
             yield
         finally:
+            await broker.close()
             if keys is None:
                 layer.close()
 
     app = FastAPI(
-        title="Sharelock",
-        version=__version__,
-        lifespan=lifespan,
-        docs_url=None,
-        redoc_url=None,
+        title="Sharelock", version=__version__, lifespan=lifespan, docs_url=None, redoc_url=None
     )
 
     @app.middleware("http")
@@ -53,9 +90,15 @@ def create_app(settings: Settings | None = None, keys: KeyLayer | None = None) -
             response.headers.setdefault(name, value)
         return response
 
+    app.add_middleware(BodyLimit, limit=MAX_BODY_BYTES)
     errors.install(app)
     app.include_router(discovery.router)
     app.include_router(health.router)
+    app.include_router(oauth_routes.router)
+    app.include_router(consent_routes.router)
+    app.include_router(consent_page.router)
+    static = resources.files("sharelock.web").joinpath("static")
+    app.mount("/static", StaticFiles(directory=str(static)), name="static")
     return app
 
 

@@ -11,12 +11,16 @@ import logging
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import HTMLResponse, JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from sharelock.envelope import EnvelopeRejected
 from sharelock.errors import ServiceUnavailable
+from sharelock.flow.errors import FlowError
 from sharelock.keys import HsmUnavailable, KeyLayerError
+from sharelock.oauth.errors import InvalidClient, InvalidToken, OAuthError
+from sharelock.store import SealError
+from sharelock.web.templates import render
 
 log = logging.getLogger("sharelock.web")
 
@@ -33,7 +37,29 @@ def error_response(
     )
 
 
+def error_page(request: Request, status: int, message: str) -> HTMLResponse:
+    """A readable page at the broker, for errors that must not be redirected."""
+    return HTMLResponse(
+        render(request, "error.html", {"message": message, "status": status}),
+        status_code=status,
+        headers=NO_STORE,
+    )
+
+
 def install(app: FastAPI) -> None:
+    @app.exception_handler(OAuthError)
+    async def _oauth(_: Request, exc: OAuthError) -> JSONResponse:
+        headers = {}
+        if isinstance(exc, InvalidClient):
+            headers["WWW-Authenticate"] = 'Basic realm="sharelock"'
+        elif isinstance(exc, InvalidToken):
+            headers["WWW-Authenticate"] = f'Bearer error="{exc.error}"'
+        return error_response(exc.status, exc.error, exc.description, headers)
+
+    @app.exception_handler(FlowError)
+    async def _flow(_: Request, exc: FlowError) -> JSONResponse:
+        return error_response(exc.status, exc.error, exc.description)
+
     @app.exception_handler(EnvelopeRejected)
     async def _envelope(_: Request, exc: EnvelopeRejected) -> JSONResponse:
         return error_response(400, "invalid_request", str(exc))
@@ -48,6 +74,11 @@ def install(app: FastAPI) -> None:
             f"{component} is unavailable; nothing was released, try again later",
             {"Retry-After": "5"},
         )
+
+    @app.exception_handler(SealError)
+    async def _sealed(_: Request, exc: SealError) -> JSONResponse:
+        log.error("a sealed value could not be opened")
+        return error_response(500, "server_error", "stored state could not be read")
 
     @app.exception_handler(KeyLayerError)
     async def _keys(_: Request, exc: KeyLayerError) -> JSONResponse:

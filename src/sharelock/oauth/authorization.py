@@ -1,0 +1,130 @@
+"""Validation of authorization requests (RFC 6749 §4.1.1, RFC 7636, RFC 9126).
+
+The order of checks matters: until the client and its redirect URI are verified, an error is
+shown at the broker (`UntrustedRedirect`); after that, errors go back to the client
+(`RedirectableError`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict, dataclass
+from typing import Any, Protocol
+
+from sharelock.oauth import pkce
+from sharelock.oauth.errors import (
+    InteractionRequired,
+    InvalidRequest,
+    InvalidScope,
+    OAuthError,
+    RedirectableError,
+    UnsupportedResponseType,
+    UntrustedRedirect,
+)
+from sharelock.scopes import SCOPES
+
+MAX_STATE_LENGTH = 512
+_SINGLE_VALUED = (
+    "response_type",
+    "client_id",
+    "redirect_uri",
+    "scope",
+    "state",
+    "code_challenge",
+    "code_challenge_method",
+    "request_uri",
+    "prompt",
+    "nonce",
+)
+
+
+class KnownPartner(Protocol):
+    @property
+    def client_id(self) -> str: ...
+    @property
+    def redirect_uris(self) -> Sequence[str]: ...
+    @property
+    def scopes(self) -> Sequence[str]: ...
+
+
+@dataclass(frozen=True, slots=True)
+class AuthorizationRequest:
+    client_id: str
+    redirect_uri: str
+    scopes: tuple[str, ...]
+    state: str | None
+    code_challenge: str
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_json(cls, value: Mapping[str, Any]) -> AuthorizationRequest:
+        return cls(
+            client_id=str(value["client_id"]),
+            redirect_uri=str(value["redirect_uri"]),
+            scopes=tuple(value["scopes"]),
+            state=value["state"],
+            code_challenge=str(value["code_challenge"]),
+        )
+
+
+def single_valued(items: Sequence[tuple[str, str]]) -> dict[str, str]:
+    """Parameters as a dict; a repeated OAuth parameter is an error (RFC 6749 §3.1)."""
+    params: dict[str, str] = {}
+    for name, value in items:
+        if name in params and name in _SINGLE_VALUED:
+            raise InvalidRequest(f"parameter {name} is repeated")
+        params.setdefault(name, value)
+    return params
+
+
+def verify_client_redirect(params: Mapping[str, str], partner: KnownPartner | None) -> str:
+    """The redirect URI, once client and URI are known to match exactly (no normalisation:
+    RFC 9700 §4.1.3)."""
+    if partner is None:
+        raise UntrustedRedirect("unknown client")
+    redirect_uri = params.get("redirect_uri")
+    if not redirect_uri:
+        raise UntrustedRedirect("redirect_uri is required")
+    if redirect_uri not in partner.redirect_uris:
+        raise UntrustedRedirect("redirect_uri is not registered for this client")
+    return redirect_uri
+
+
+def _check(params: Mapping[str, str], partner: KnownPartner) -> tuple[tuple[str, ...], str]:
+    if params.get("response_type") != "code":
+        raise UnsupportedResponseType("response_type must be code")
+    challenge = params.get("code_challenge")
+    if not challenge:
+        raise InvalidRequest("code_challenge is required (PKCE)")
+    if params.get("code_challenge_method") != "S256":
+        raise InvalidRequest("code_challenge_method must be S256")
+    if not pkce.valid_challenge(challenge):
+        raise InvalidRequest("code_challenge must be 43 base64url characters")
+    requested = tuple(dict.fromkeys(params.get("scope", "").split()))
+    if not requested:
+        raise InvalidScope("scope is required")
+    if any(scope not in SCOPES for scope in requested):
+        raise InvalidScope("unknown scope requested")
+    if any(scope not in partner.scopes for scope in requested):
+        raise InvalidScope("scope not allowed for this client")
+    if params.get("prompt") == "none":
+        # The user must always see and approve what is shared.
+        raise InteractionRequired("the user must see and approve every share")
+    return requested, challenge
+
+
+def validate(params: Mapping[str, str], partner: KnownPartner | None) -> AuthorizationRequest:
+    """A complete authorization request, or `UntrustedRedirect` / `RedirectableError`."""
+    redirect_uri = verify_client_redirect(params, partner)
+    assert partner is not None  # verify_client_redirect guarantees it
+    state = params.get("state")
+    if state is not None and len(state) > MAX_STATE_LENGTH:
+        state = None  # not echoed back: an oversized state is part of the error
+        raise RedirectableError(InvalidRequest("state is too long"), redirect_uri, state)
+    try:
+        scopes, challenge = _check(params, partner)
+    except OAuthError as exc:
+        raise RedirectableError(exc, redirect_uri, state) from None
+    return AuthorizationRequest(partner.client_id, redirect_uri, scopes, state, challenge)

@@ -1,0 +1,82 @@
+"""OAuth errors (RFC 6749 §4.1.2.1, §5.2) as typed exceptions.
+
+`error_description` values are fixed strings written here or by the caller from fixed text:
+never an echo of the request, which could carry anything.
+"""
+
+from __future__ import annotations
+
+from sharelock.errors import SharelockError
+
+
+class OAuthError(SharelockError):
+    error = "invalid_request"
+    status = 400
+
+    def __init__(self, description: str) -> None:
+        super().__init__(description)
+        self.description = description
+
+
+class InteractionRequired(OAuthError):
+    error = "interaction_required"
+
+
+class InvalidRequest(OAuthError):
+    error = "invalid_request"
+
+
+class InvalidClient(OAuthError):
+    error = "invalid_client"
+    status = 401
+
+
+class InvalidGrant(OAuthError):
+    error = "invalid_grant"
+
+
+class InvalidScope(OAuthError):
+    error = "invalid_scope"
+
+
+class UnauthorizedClient(OAuthError):
+    error = "unauthorized_client"
+
+
+class UnsupportedResponseType(OAuthError):
+    error = "unsupported_response_type"
+
+
+class UnsupportedGrantType(OAuthError):
+    error = "unsupported_grant_type"
+
+
+class AccessDenied(OAuthError):
+    error = "access_denied"
+    status = 403
+
+
+class InvalidToken(OAuthError):
+    """RFC 6750 §3.1, for the bearer-protected `GET /v1/share`."""
+
+    error = "invalid_token"
+    status = 401
+
+
+class UntrustedRedirect(SharelockError):
+    """The client is unknown or the redirect URI is not registered: the error is shown at the
+    broker, never sent by redirect (RFC 6749 §4.1.2.1, RFC 9700 §4.11.2)."""
+
+    def __init__(self, description: str) -> None:
+        super().__init__(description)
+        self.description = description
+
+
+class RedirectableError(SharelockError):
+    """An authorization error to send back to the client's verified redirect URI."""
+
+    def __init__(self, cause: OAuthError, redirect_uri: str, state: str | None) -> None:
+        super().__init__(cause.description)
+        self.cause = cause
+        self.redirect_uri = redirect_uri
+        self.state = state

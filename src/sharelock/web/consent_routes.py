@@ -1,0 +1,72 @@
+"""The consent screen's JSON API (SPEC "consent screen"), bound to the session cookie."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Request
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel, ConfigDict, Field
+
+from sharelock.flow.state import FlowState
+from sharelock.web.deps import broker_of
+from sharelock.web.errors import NO_STORE
+from sharelock.web.session import read_session
+
+router = APIRouter(prefix="/api/flows")
+
+_MAX_JWE = 64 * 1024
+
+
+class CredentialsBody(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    data_source: str = Field(min_length=1, max_length=64)
+    credentials: str = Field(min_length=1, max_length=_MAX_JWE)
+
+
+class OtpBody(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    otp: str = Field(min_length=1, max_length=_MAX_JWE)
+
+
+class DecisionBody(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    approve: bool
+    omit: list[Annotated[str, Field(max_length=64)]] = Field(default_factory=list, max_length=32)
+
+
+async def current_flow(flow_id: str, request: Request) -> FlowState:
+    return await broker_of(request).consent.load(flow_id, read_session(request))
+
+
+Flow = Annotated[FlowState, Depends(current_flow)]
+
+
+def _json(body: dict[str, Any]) -> JSONResponse:
+    return JSONResponse(body, headers=NO_STORE)
+
+
+@router.get("/{flow_id}")
+async def describe(flow: Flow, request: Request) -> JSONResponse:
+    return _json(await broker_of(request).consent.describe(flow))
+
+
+@router.post("/{flow_id}/credentials")
+async def credentials(flow: Flow, body: CredentialsBody, request: Request) -> JSONResponse:
+    consent = broker_of(request).consent
+    return _json(await consent.submit_credentials(flow, body.data_source, body.credentials))
+
+
+@router.post("/{flow_id}/otp")
+async def otp(flow: Flow, body: OtpBody, request: Request) -> JSONResponse:
+    return _json(await broker_of(request).consent.submit_otp(flow, body.otp))
+
+
+@router.get("/{flow_id}/data")
+async def data(flow: Flow, request: Request) -> JSONResponse:
+    return _json(await broker_of(request).consent.review(flow))
+
+
+@router.post("/{flow_id}/decision")
+async def decision(flow: Flow, body: DecisionBody, request: Request) -> JSONResponse:
+    return _json(await broker_of(request).consent.decide(flow, body.approve, body.omit))

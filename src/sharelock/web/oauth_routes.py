@@ -1,0 +1,120 @@
+"""The partner's endpoints: `POST /par`, `GET /authorize`, `POST /token`, `GET /v1/share`."""
+
+from __future__ import annotations
+
+from typing import Any
+from urllib.parse import urlencode
+
+from fastapi import APIRouter, Request, Response
+from fastapi.responses import JSONResponse, RedirectResponse
+
+from sharelock.oauth import authorization
+from sharelock.oauth.client_auth import authenticate_client
+from sharelock.oauth.errors import (
+    InvalidRequest,
+    InvalidToken,
+    OAuthError,
+    RedirectableError,
+    UnsupportedGrantType,
+    UntrustedRedirect,
+)
+from sharelock.web.deps import Broker, broker_of
+from sharelock.web.errors import NO_STORE, error_page
+from sharelock.web.forms import read_form
+from sharelock.web.session import read_session, set_session
+
+router = APIRouter()
+
+_CLIENT_AUTH_PARAMS = ("client_assertion", "client_assertion_type", "client_id")
+
+
+async def _client(broker: Broker, request: Request, form: dict[str, str]) -> Any:
+    issuer = broker.settings.issuer
+    return await authenticate_client(
+        request.headers.get("authorization"),
+        form,
+        broker.partners,
+        audiences=(issuer, f"{issuer}/token", f"{issuer}/par"),
+        remember_once=broker.remember_assertion,
+    )
+
+
+@router.post("/par", status_code=201)
+async def push_authorization_request(request: Request) -> JSONResponse:
+    broker = broker_of(request)
+    form = await read_form(request)
+    partner = await _client(broker, request, form)
+    if "request_uri" in form:
+        raise InvalidRequest("request_uri is not allowed in a pushed request")
+    params = {k: v for k, v in form.items() if k not in _CLIENT_AUTH_PARAMS}
+    params["client_id"] = partner.client_id
+    try:
+        auth_request = authorization.validate(params, partner)
+    except UntrustedRedirect as exc:
+        raise InvalidRequest(exc.description) from None
+    except RedirectableError as exc:
+        raise exc.cause from None
+    body = await broker.delivery.push(auth_request)
+    return JSONResponse(body, status_code=201, headers=NO_STORE)
+
+
+def _error_redirect(broker: Broker, exc: RedirectableError) -> RedirectResponse:
+    query = {"error": exc.cause.error, "error_description": exc.cause.description}
+    if exc.state is not None:
+        query["state"] = exc.state
+    query["iss"] = broker.settings.issuer
+    separator = "&" if "?" in exc.redirect_uri else "?"
+    return RedirectResponse(exc.redirect_uri + separator + urlencode(query), status_code=303)
+
+
+@router.get("/authorize", response_model=None)
+async def authorize(request: Request) -> Response:
+    broker = broker_of(request)
+    try:
+        params = authorization.single_valued(request.query_params.multi_items())
+    except OAuthError as exc:
+        return error_page(request, 400, exc.description)
+    client_id = params.get("client_id", "")
+    partner = await broker.partners.get(client_id) if client_id else None
+    try:
+        if "request_uri" in params:
+            if partner is None:
+                raise UntrustedRedirect("unknown client")
+            auth_request = await broker.delivery.pull(params["request_uri"], partner.client_id)
+            if auth_request is None:
+                raise UntrustedRedirect("request_uri is invalid, expired or already used")
+        else:
+            auth_request = authorization.validate(params, partner)
+    except UntrustedRedirect as exc:
+        return error_page(request, 400, exc.description)
+    except RedirectableError as exc:
+        return _error_redirect(broker, exc)
+    started = await broker.consent.start(
+        auth_request, read_session(request), request.headers.get("user-agent")
+    )
+    response = RedirectResponse(f"/consent/{started.flow_id}", status_code=303)
+    set_session(response, broker.settings, started.session_secret)
+    return response
+
+
+@router.post("/token")
+async def token(request: Request) -> JSONResponse:
+    broker = broker_of(request)
+    form = await read_form(request)
+    partner = await _client(broker, request, form)
+    if form.get("grant_type") != "authorization_code":
+        raise UnsupportedGrantType("only authorization_code is supported")
+    body = await broker.delivery.exchange(partner.client_id, form)
+    return JSONResponse(body, headers=NO_STORE)
+
+
+@router.get("/v1/share")
+async def share(request: Request) -> JSONResponse:
+    broker = broker_of(request)
+    if "access_token" in request.query_params:
+        raise InvalidRequest("access tokens are accepted in the Authorization header only")
+    scheme, _, token = request.headers.get("authorization", "").partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        raise InvalidToken("a bearer access token is required")
+    body = await broker.delivery.deliver(token.strip())
+    return JSONResponse(body, headers=NO_STORE)
