@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
-from pathlib import Path
 
+import httpx
 import pytest
 
 from sharelock.config import Settings
@@ -67,3 +67,26 @@ def test_every_source_shares(
     assert received["data_source"] == data_source
     assert set(received["data"]) == set(scope.split())
     assert received["data"][expected[0]][expected[1]]
+
+
+def test_metrics_count_by_route_template_and_leak_nothing(stack: Stack) -> None:
+    share = Share(stack)
+    received = share.complete()
+    text = httpx.get(stack.url + "/metrics", timeout=10).text
+    assert 'method="GET",route="/v1/share",status="200"' in text
+    assert 'route="/api/flows/{flow_id}/credentials"' in text
+    assert "sharelock_hsm_operations_total" in text
+    for secret in (
+        share.flow_id,
+        stack.partner.client_id,
+        "alice",
+        "Martin",
+        received["data"]["bank_account"]["iban"],
+    ):
+        assert secret not in text
+
+
+def test_readiness_reports_every_backing_service(stack: Stack) -> None:
+    ready = httpx.get(stack.url + "/readyz", timeout=10)
+    assert ready.status_code == 200
+    assert ready.json()["checks"] == {"hsm": "ok", "redis": "ok", "database": "ok"}

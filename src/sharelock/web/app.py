@@ -14,7 +14,15 @@ from sharelock import __version__
 from sharelock.config import Settings, load_settings
 from sharelock.connectors.base import Connector
 from sharelock.keys import KeyLayer
-from sharelock.web import consent_page, consent_routes, discovery, errors, health, oauth_routes
+from sharelock.web import (
+    consent_page,
+    consent_routes,
+    discovery,
+    errors,
+    health,
+    metrics,
+    oauth_routes,
+)
 from sharelock.web.deps import Broker
 from sharelock.web.forms import BodyTooLarge
 
@@ -70,6 +78,7 @@ def create_app(
         layer = keys or KeyLayer(settings)
         broker = Broker.assemble(settings, layer, connectors)
         app.state.broker = broker
+        app.state.metrics.watch_hsm(lambda: layer.token.calls)
         try:
             yield
         finally:
@@ -90,10 +99,13 @@ def create_app(
             response.headers.setdefault(name, value)
         return response
 
+    app.state.metrics = metrics.Metrics()
+    app.middleware("http")(metrics.observe)
     app.add_middleware(BodyLimit, limit=MAX_BODY_BYTES)
     errors.install(app)
     app.include_router(discovery.router)
     app.include_router(health.router)
+    app.include_router(metrics.router)
     app.include_router(oauth_routes.router)
     app.include_router(consent_routes.router)
     app.include_router(consent_page.router)
