@@ -130,6 +130,9 @@ class Settings(BaseSettings):
     )
     sandbox_port: int = Field(default=8100, ge=1, le=65535)
     demo_partner_port: int = Field(default=8200, ge=1, le=65535)
+    expiry_sweep_seconds: float = Field(
+        default=60.0, gt=0, description="How often `serve` records flows that Redis expired."
+    )
     connector_timeout: float = Field(
         default=10.0, gt=0, le=120, description="Seconds before a data source is given up on."
     )

@@ -3,12 +3,20 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 
 import httpx
 import pytest
+from sqlalchemy import Engine, text
 
+from sharelock.audit import AuditTrail, search
 from sharelock.config import Settings
+from sharelock.db import create_engine_for
+from sharelock.flow import expiry
+from sharelock.flow.consent import flow_ref
+from sharelock.flow.ports import AsyncAudit
 from sharelock.keys import KeyLayer
+from sharelock.store import SealedStore
 from tests.support.broker import Share, Stack, broker_stack, sqlite_url
 from tests.support.redis_server import RedisServer
 
@@ -90,3 +98,43 @@ def test_readiness_reports_every_backing_service(stack: Stack) -> None:
     ready = httpx.get(stack.url + "/readyz", timeout=10)
     assert ready.status_code == 200
     assert ready.json()["checks"] == {"hsm": "ok", "redis": "ok", "database": "ok"}
+
+
+async def test_expired_flows_get_a_data_expired_row(
+    stack: Stack, redis_server: RedisServer, key_layer: KeyLayer
+) -> None:
+    """Abandoned flows leave Redis at the cap; the sweep records each once, delivered and
+    refused flows never."""
+    abandoned, refused, delivered = Share(stack), Share(stack), Share(stack)
+    abandoned.start()
+    refused.collect()
+    assert refused.decide(False).status_code == 200
+    delivered.complete()
+
+    engine = create_engine_for(stack.settings)
+    store = SealedStore.from_url(redis_server.url, key_layer, stack.settings.retention)
+    try:
+        audit = AsyncAudit(AuditTrail(engine))
+        later = datetime.now(UTC) + stack.settings.retention.session + timedelta(seconds=1)
+        before = _count(engine, "data_expired")
+        swept = await expiry.sweep(store, audit, now=later)
+        assert swept >= 1
+        assert await expiry.sweep(store, audit, now=later) == 0  # each flow once
+        rows = search(engine, client_id=stack.partner.client_id, limit=1000)
+        expired_refs = {r.flow_ref for r in rows if r.event == "data_expired"}
+        assert _count(engine, "data_expired") == before + swept
+        assert flow_ref(abandoned.flow_id) in expired_refs
+        assert flow_ref(refused.flow_id) not in expired_refs
+        assert flow_ref(delivered.flow_id) not in expired_refs
+    finally:
+        await store.aclose()
+        engine.dispose()
+
+
+def _count(engine: Engine, event: str) -> int:
+    with engine.connect() as connection:
+        return int(
+            connection.execute(
+                text("SELECT COUNT(*) FROM audit_events WHERE event = :e"), {"e": event}
+            ).scalar_one()
+        )

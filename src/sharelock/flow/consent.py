@@ -21,6 +21,7 @@ from sharelock.audit import EventType, describe_user_agent, login_hash_input
 from sharelock.config import Settings
 from sharelock.connectors.base import CollectionResult, Connector, Outcome
 from sharelock.envelope import EnvelopeRejected, OpenedSecret, open_envelope
+from sharelock.flow import expiry
 from sharelock.flow.errors import FlowConflict, FlowError, FlowForbidden, FlowNotFound
 from sharelock.flow.ports import AsyncAudit, AsyncPartners, eligible_sources, partner_view
 from sharelock.flow.state import (
@@ -167,6 +168,9 @@ class ConsentService:
             outcome="ok",
         )
         await self.store.put_json("flow", flow_id, flow.to_json(), expire_at=self._expiry(flow))
+        await self.store.index_add(
+            expiry.INDEX, expiry.member(flow_ref(flow_id), request.client_id), self._expiry(flow)
+        )
         return StartedFlow(flow_id, secret, flow.expires_at)
 
     # -- the screen's JSON API ------------------------------------------------------------
@@ -418,6 +422,9 @@ class ConsentService:
             await self.audit.record(EventType.CONSENT_REFUSED, outcome="refused", **common)
             await self._erase(flow.flow_id)
             await self.store.delete("flow", flow.flow_id)
+            await self.store.index_remove(
+                expiry.INDEX, expiry.member(flow_ref(flow.flow_id), flow.request.client_id)
+            )
             return {"redirect_to": self._redirect(flow.request, error="access_denied")}
         stored = await self.store.get_json("data", flow.flow_id)
         if stored is None:

@@ -17,6 +17,7 @@ from typing import Any
 
 from sharelock.audit import AuditUnavailable, DuplicateDelivery, EventType
 from sharelock.config import Settings
+from sharelock.flow import expiry
 from sharelock.flow.consent import flow_ref
 from sharelock.flow.ports import AsyncAudit
 from sharelock.oauth import pkce
@@ -148,6 +149,9 @@ class DeliveryService:
         await self.store.delete("flow", grant["flow_id"])
         if release is None:
             raise InvalidGrant("the shared data has expired")
+        await self.store.index_remove(
+            expiry.INDEX, expiry.member(flow_ref(grant["flow_id"]), grant["client_id"])
+        )
         await self._keep_identity(grant["flow_id"], release)
         return {
             "client_id": grant["client_id"],

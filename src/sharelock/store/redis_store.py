@@ -275,6 +275,33 @@ class SealedStore:
                         continue
         raise StoreConflict(f"update {kind}: too many concurrent writers")
 
+    # -- expiry index -------------------------------------------------------------------
+    # A sorted set of (member, deadline) so that whatever Redis expires silently can still be
+    # accounted for (the audit trail's "data expired" rows). Members are identifiers the
+    # caller chooses and must not be personal: they are stored in clear.
+
+    async def index_add(self, index: str, member: str, deadline: datetime) -> None:
+        key = self.key("index", index)
+        with redis_errors("index add"):
+            await self._client.zadd(key, {member: deadline.timestamp()})
+
+    async def index_remove(self, index: str, member: str) -> None:
+        with redis_errors("index remove"):
+            await self._client.zrem(self.key("index", index), member)
+
+    async def index_pop_due(self, index: str, now: datetime, limit: int = 500) -> list[str]:
+        """Members whose deadline has passed, each returned to exactly one caller (ZREM
+        decides), so several broker processes can sweep at once without double counting."""
+        key = self.key("index", index)
+        with redis_errors("index pop"):
+            due = await self._client.zrangebyscore(key, "-inf", now.timestamp(), 0, limit)
+            won: list[str] = []
+            for raw in due:
+                entry = raw.decode() if isinstance(raw, bytes) else str(raw)
+                if await self._client.zrem(key, entry):
+                    won.append(entry)
+        return won
+
     # -- operations ---------------------------------------------------------------------
 
     async def ping(self) -> None:

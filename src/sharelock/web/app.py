@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from importlib import resources
@@ -13,6 +15,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from sharelock import __version__
 from sharelock.config import Settings, load_settings
 from sharelock.connectors.base import Connector
+from sharelock.flow import expiry
 from sharelock.keys import KeyLayer
 from sharelock.web import (
     consent_page,
@@ -79,9 +82,15 @@ def create_app(
         broker = Broker.assemble(settings, layer, connectors)
         app.state.broker = broker
         app.state.metrics.watch_hsm(lambda: layer.token.calls)
+        sweeper = asyncio.create_task(
+            expiry.sweep_forever(broker.store, broker.audit, settings.expiry_sweep_seconds)
+        )
         try:
             yield
         finally:
+            sweeper.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await sweeper
             await broker.close()
             if keys is None:
                 layer.close()
