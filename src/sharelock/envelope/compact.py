@@ -68,7 +68,8 @@ def parse_header(protected_b64: str) -> dict[str, Any]:
     raw = b64url_decode(protected_b64)
     try:
         header = json.loads(raw.decode("utf-8"), object_pairs_hook=_no_duplicates)
-    except (UnicodeDecodeError, ValueError):
+    except (UnicodeDecodeError, ValueError, RecursionError):
+        # RecursionError: 1 KiB of '[' nests deeper than the interpreter allows.
         raise EnvelopeRejected() from None
     if not isinstance(header, dict) or not set(header) <= ALLOWED_HEADER_MEMBERS:
         raise EnvelopeRejected()

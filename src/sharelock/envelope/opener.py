@@ -11,7 +11,9 @@ from __future__ import annotations
 
 import ctypes
 import json
+import re
 import secrets
+from contextlib import suppress
 from types import TracebackType
 from typing import Any
 
@@ -23,6 +25,15 @@ from sharelock.envelope.errors import EnvelopeRejected
 from sharelock.keys import DecryptionFailed, KeyLayer, KeyNotFound, UnsupportedAlgorithm
 
 _CEK_BYTES = 32
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def _unique_members(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    """A JSON object in which a member appears twice is refused, as in the header."""
+    result = dict(pairs)
+    if len(result) != len(pairs):
+        raise ValueError("duplicate member")
+    return result
 
 
 def wipe(buffer: bytearray) -> None:
@@ -74,16 +85,22 @@ class OpenedSecret:
 
     def json_object(self, allowed: dict[str, int]) -> dict[str, str]:
         """Parse the content as a JSON object whose members are exactly `allowed` (name -> max
-        length), all non-empty strings. Any departure is `EnvelopeRejected`."""
-        try:
-            value: Any = json.loads(bytes(self._buffer).decode("utf-8"))
-        except (UnicodeDecodeError, ValueError):
-            raise EnvelopeRejected() from None
+        length), all non-empty strings of Unicode characters, each member once. Any departure
+        is `EnvelopeRejected`."""
+        value: Any = None
+        # Refused below, outside any handler: raised inside one, the error would chain the
+        # UnicodeDecodeError or JSONDecodeError, which hold a copy of the clear content.
+        with suppress(UnicodeDecodeError, ValueError, RecursionError):
+            value = json.loads(self._buffer.decode("utf-8"), object_pairs_hook=_unique_members)
         if not isinstance(value, dict) or set(value) != set(allowed):
             raise EnvelopeRejected()
         for name, limit in allowed.items():
             member = value[name]
-            if not isinstance(member, str) or not 0 < len(member) <= limit:
+            if (
+                not isinstance(member, str)
+                or not 0 < len(member) <= limit
+                or _SURROGATE.search(member)  # "\ud800" is valid JSON but no text
+            ):
                 raise EnvelopeRejected()
         return value
 

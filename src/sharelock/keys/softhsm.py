@@ -40,7 +40,14 @@ def is_softhsm(settings: Settings) -> bool:
 def export_softhsm_conf(settings: Settings) -> None:
     """Point SoftHSM at our configuration; must happen before the module is first loaded."""
     if is_softhsm(settings):
-        os.environ["SOFTHSM2_CONF"] = str(settings.softhsm_conf_path)
+        conf = settings.softhsm_conf_path
+        if not conf.is_file():
+            # Without this check SoftHSM's C_Initialize fails and the error blamed the module.
+            raise ConfigError(
+                f"SHARELOCK_SOFTHSM_CONF: no SoftHSM2 configuration at {conf} "
+                "(run 'sharelock hsm init', or point SHARELOCK_SOFTHSM_CONF at one)"
+            )
+        os.environ["SOFTHSM2_CONF"] = str(conf)
 
 
 def _write_secret_file(path: Path, value: str) -> None:
@@ -113,12 +120,12 @@ def _run_with_tty(argv: list[str], answers: list[str], env: dict[str, str]) -> i
 def init_token(settings: Settings) -> InitReport:
     """Create the configuration, PIN files and token if missing; running it again changes
     nothing."""
+    settings.check_module()  # first: a mistyped path is not "another HSM"
     if not is_softhsm(settings):
         raise ConfigError(
             f"'sharelock hsm init' only initialises SoftHSM2; {settings.pkcs11_module} is another "
             "HSM: initialise its token with the vendor's tools (see hsm/README.md)"
         )
-    settings.check_module()
     hsm_dir = settings.hsm_dir
     token_dir = hsm_dir / "tokens"
     token_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
