@@ -4,6 +4,9 @@
 sorted keys, no spaces, ASCII only, and the time as fixed-width UTC with microseconds, so the
 same row always gives the same bytes on SQLite and PostgreSQL alike. The storage id is not
 hashed: order is bound by `prev_hash`, and ids are checked separately (gap-free).
+
+`OPTIONAL_HASHED_FIELDS` (added with migration 0002) are hashed only when set, so rows written
+before they existed keep their hashes, and setting or clearing one still changes the hash.
 """
 
 from __future__ import annotations
@@ -30,8 +33,16 @@ HASHED_FIELDS = (
     "detail_code",
     "delivery_key",
 )
+OPTIONAL_HASHED_FIELDS = ("actor", "query")
 
-__all__ = ["CHAIN_VERSION", "GENESIS_HASH", "HASHED_FIELDS", "canonical_time", "row_hash"]
+__all__ = [
+    "CHAIN_VERSION",
+    "GENESIS_HASH",
+    "HASHED_FIELDS",
+    "OPTIONAL_HASHED_FIELDS",
+    "canonical_time",
+    "row_hash",
+]
 
 
 def canonical_time(at: datetime) -> str:
@@ -42,6 +53,9 @@ def canonical_time(at: datetime) -> str:
 
 def canonical_bytes(fields: Mapping[Any, Any], prev_hash: str) -> bytes:
     document: dict[str, Any] = {name: fields[name] for name in HASHED_FIELDS}
+    for name in OPTIONAL_HASHED_FIELDS:
+        if fields.get(name) is not None:
+            document[name] = fields[name]
     document["at"] = canonical_time(fields["at"])
     document["prev_hash"] = prev_hash
     document["v"] = CHAIN_VERSION

@@ -31,6 +31,9 @@ class EventType(StrEnum):
     DATA_EXPIRED = "data_expired"
     FLOW_ABANDONED = "flow_abandoned"
     SECURITY_ALERT = "security_alert"
+    AUDITOR_QUERY = "auditor_query"
+    AUDITOR_ADDED = "auditor_added"
+    AUDITOR_REVOKED = "auditor_revoked"
 
 
 CODE = re.compile(r"[a-z_]{1,40}")
@@ -38,6 +41,10 @@ CLIENT_ID = re.compile(r"[A-Za-z0-9_-]{1,64}")
 DATA_SOURCE = re.compile(r"[a-z0-9][a-z0-9_-]{0,39}")
 LOGIN_HASH = re.compile(r"hmac-sha256:[0-9a-f]{64}")
 REFERENCE = re.compile(r"[A-Za-z0-9_:.-]{1,128}")
+# Who acted, for rows about the trail's own use: `auditor:<auditor id>` or `operator`.
+ACTOR = re.compile(r"[a-z]{1,12}(?::[A-Za-z0-9_-]{1,64})?")
+# What was asked, as `name=value&…` built from validated filters (never free text).
+QUERY = re.compile(r"[A-Za-z0-9_:.=&+-]{1,400}")
 
 _PATTERNS: dict[str, tuple[re.Pattern[str], str]] = {
     "client_id": (CLIENT_ID, "a client id ([A-Za-z0-9_-], at most 64)"),
@@ -47,6 +54,8 @@ _PATTERNS: dict[str, tuple[re.Pattern[str], str]] = {
     "outcome": (CODE, "a short code ([a-z_], at most 40)"),
     "detail_code": (CODE, "a short code ([a-z_], at most 40)"),
     "delivery_key": (REFERENCE, "a reference such as the code's SHA-256 (at most 128)"),
+    "actor": (ACTOR, "'auditor:<id>' or 'operator'"),
+    "query": (QUERY, "name=value pairs joined by '&' ([A-Za-z0-9_:.=&+-], at most 400)"),
 }
 
 
@@ -69,6 +78,8 @@ class AuditEvent:
     outcome: str | None = None
     detail_code: str | None = None
     delivery_key: str | None = None
+    actor: str | None = None
+    query: str | None = None
 
     def __post_init__(self) -> None:
         try:

@@ -26,6 +26,8 @@ class AuditRecord:
     outcome: str | None
     detail_code: str | None
     delivery_key: str | None
+    actor: str | None
+    query: str | None
     prev_hash: str
     row_hash: str
 

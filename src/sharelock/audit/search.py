@@ -1,18 +1,22 @@
 """Searching the trail: the auditor's questions (by pseudonymous login, partner, data source,
-period). Kept to plain filters; export and richer queries build on it."""
+period), one page at a time (`search`) or all matching rows in id order (`iter_matching`,
+for exports), and how many match (`count_matching`, for progress bars)."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from datetime import datetime
 
-from sqlalchemy import Engine
+from sqlalchemy import Engine, func, select
 from sqlalchemy.exc import SQLAlchemyError
 
 from sharelock.audit.errors import AuditUnavailable, InvalidAuditEvent
+from sharelock.audit.queries import TraceFilters
 from sharelock.audit.records import AuditRecord, select_records
 from sharelock.db.models import AuditEventRow
 
 MAX_LIMIT = 1000
+EXPORT_BATCH = 1000
 
 
 def search(
@@ -28,28 +32,56 @@ def search(
 ) -> list[AuditRecord]:
     """Rows matching every given filter, oldest first. `since` is inclusive, `until`
     exclusive; both must be timezone-aware. At most `MAX_LIMIT` rows per call."""
+    filters = TraceFilters(login_hash, client_id, data_source, since, until)
+    return search_filtered(engine, filters, limit=limit, offset=offset)
+
+
+def search_filtered(
+    engine: Engine, filters: TraceFilters, *, limit: int = 100, offset: int = 0
+) -> list[AuditRecord]:
     if not 1 <= limit <= MAX_LIMIT:
         raise InvalidAuditEvent(f"limit: must be between 1 and {MAX_LIMIT}")
     if offset < 0:
         raise InvalidAuditEvent("offset: must not be negative")
-    for name, moment in (("since", since), ("until", until)):
-        if moment is not None and moment.tzinfo is None:
-            raise InvalidAuditEvent(f"{name}: must be timezone-aware")
-    query = select_records()
-    if login_hash is not None:
-        query = query.where(AuditEventRow.login_hash == login_hash)
-    if client_id is not None:
-        query = query.where(AuditEventRow.client_id == client_id)
-    if data_source is not None:
-        query = query.where(AuditEventRow.data_source == data_source)
-    if since is not None:
-        query = query.where(AuditEventRow.at >= since)
-    if until is not None:
-        query = query.where(AuditEventRow.at < until)
-    query = query.order_by(AuditEventRow.id).limit(limit).offset(offset)
+    query = filters.apply(select_records()).order_by(AuditEventRow.id).limit(limit).offset(offset)
     try:
         with engine.connect() as connection:
             rows = connection.execute(query).mappings().all()
     except SQLAlchemyError as exc:
         raise AuditUnavailable(f"audit trail unavailable: {type(exc).__name__}") from exc
     return [AuditRecord.from_mapping(row) for row in rows]
+
+
+def count_matching(engine: Engine, filters: TraceFilters) -> int:
+    query = filters.apply(select(func.count()).select_from(AuditEventRow))
+    try:
+        with engine.connect() as connection:
+            return int(connection.scalar(query) or 0)
+    except SQLAlchemyError as exc:
+        raise AuditUnavailable(f"audit trail unavailable: {type(exc).__name__}") from exc
+
+
+def iter_matching(
+    engine: Engine, filters: TraceFilters, *, batch: int = EXPORT_BATCH
+) -> Iterator[AuditRecord]:
+    """Every matching row, oldest first, read `batch` rows at a time by id (keyset
+    pagination: no connection is held between batches, and no row is skipped or repeated
+    while new rows are appended)."""
+    after = 0
+    while True:
+        query = (
+            filters.apply(select_records())
+            .where(AuditEventRow.id > after)
+            .order_by(AuditEventRow.id)
+            .limit(batch)
+        )
+        try:
+            with engine.connect() as connection:
+                rows = connection.execute(query).mappings().all()
+        except SQLAlchemyError as exc:
+            raise AuditUnavailable(f"audit trail unavailable: {type(exc).__name__}") from exc
+        for row in rows:
+            yield AuditRecord.from_mapping(row)
+        if len(rows) < batch:
+            return
+        after = rows[-1]["id"]

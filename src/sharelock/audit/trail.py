@@ -91,34 +91,50 @@ class AuditTrail:
     def purge(self, before: datetime) -> int:
         """Delete the oldest rows, those before the first row at or after `before` (the
         retention limit), and move the chain's anchor to the last row deleted, so that
-        `verify_chain` still checks everything that remains. Returns how many were deleted."""
-        if before.tzinfo is None:
-            raise ValueError("purge(before=...) needs a timezone-aware datetime")
+        `verify_chain` still checks everything that remains. Returns how many were deleted.
+
+        Retention goes through `Checkpointer.purge` instead, which also signs what it
+        removed, so that the full verification (`verify_trail`) can tell it from tampering."""
         try:
             with self._writer.begin() as connection:
-                head = read_head(connection, lock=True)
-                first_kept = connection.scalar(
-                    select(func.min(AuditEventRow.id)).where(AuditEventRow.at >= before)
-                )
-                boundary = head.last_id if first_kept is None else first_kept - 1
-                if boundary <= head.anchor_id:
-                    return 0
-                anchor_hash = connection.scalar(
-                    select(AuditEventRow.row_hash).where(AuditEventRow.id == boundary)
-                )
-                if anchor_hash is None:
-                    raise AuditUnavailable("audit chain is damaged: run the verification")
-                deleted = connection.execute(
-                    delete(AuditEventRow).where(AuditEventRow.id <= boundary)
-                ).rowcount
-                connection.execute(
-                    update(AuditChainHead)
-                    .where(AuditChainHead.id == _HEAD_ID)
-                    .values(anchor_id=boundary, anchor_hash=anchor_hash)
-                )
-                return int(deleted)
+                purged = purge_locked(connection, read_head(connection, lock=True), before)
+                return 0 if purged is None else purged.rows
         except SQLAlchemyError as exc:
             raise AuditUnavailable(f"audit trail unavailable: {type(exc).__name__}") from exc
+
+
+class Purged(NamedTuple):
+    """Rows `from_id` to `through_id` were deleted (`rows` of them); `through_hash` is the
+    last deleted row's hash, the chain's new anchor."""
+
+    from_id: int
+    through_id: int
+    rows: int
+    through_hash: str
+
+
+def purge_locked(connection: Connection, head: ChainHead, before: datetime) -> Purged | None:
+    """The purge itself, inside the caller's transaction, which holds the head's lock."""
+    if before.tzinfo is None:
+        raise ValueError("purge(before=...) needs a timezone-aware datetime")
+    first_kept = connection.scalar(
+        select(func.min(AuditEventRow.id)).where(AuditEventRow.at >= before)
+    )
+    boundary = head.last_id if first_kept is None else first_kept - 1
+    if boundary <= head.anchor_id:
+        return None
+    anchor_hash = connection.scalar(
+        select(AuditEventRow.row_hash).where(AuditEventRow.id == boundary)
+    )
+    if anchor_hash is None:
+        raise AuditUnavailable("audit chain is damaged: run the verification")
+    deleted = connection.execute(delete(AuditEventRow).where(AuditEventRow.id <= boundary)).rowcount
+    connection.execute(
+        update(AuditChainHead)
+        .where(AuditChainHead.id == _HEAD_ID)
+        .values(anchor_id=boundary, anchor_hash=anchor_hash)
+    )
+    return Purged(head.anchor_id + 1, boundary, int(deleted), anchor_hash)
 
 
 class ChainHead(NamedTuple):

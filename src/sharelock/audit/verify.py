@@ -12,8 +12,8 @@ row removed by retention) and stops at the first problem:
 
 The hash chain proves the rows are the ones written, in that order, as long as the head is
 trustworthy; someone able to rewrite every row *and* the head can forge a consistent chain.
-Copying the head (`last_id`, `last_hash` in the report) elsewhere from time to time closes
-that gap.
+Signed checkpoints close that gap (`sharelock.audit.checkpoints`; `verify_trail` in
+`sharelock.audit.integrity` checks both).
 
 All reads happen in one snapshot, so a concurrent writer cannot make a sound chain look
 broken.
@@ -21,7 +21,8 @@ broken.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Literal
 
@@ -35,6 +36,8 @@ from sharelock.audit.trail import ChainHead, read_head
 from sharelock.db.models import AuditEventRow
 
 Reason = Literal["altered", "deleted", "inserted", "reordered"]
+# Called now and then during a walk with (rows checked, rows expected), for progress bars.
+Progress = Callable[[int, int], None]
 _BATCH = 1000
 
 
@@ -55,17 +58,24 @@ class _Walk:
     checked: int = 0
 
 
-def verify_chain(engine: Engine) -> VerifyReport:
+def verify_chain(engine: Engine, on_progress: Progress | None = None) -> VerifyReport:
     """Walk the whole chain; `ok` is True when nothing was altered, deleted, inserted or
     reordered. Raises `AuditUnavailable` if the database cannot be read."""
     try:
-        with engine.connect() as connection:
-            if connection.dialect.name == "postgresql":
-                connection.execution_options(isolation_level="REPEATABLE READ")
-            with connection.begin():
-                return _verify(connection)
+        with snapshot(engine) as connection:
+            return walk_chain(connection, on_progress)
     except SQLAlchemyError as exc:
         raise AuditUnavailable(f"audit trail unavailable: {type(exc).__name__}") from exc
+
+
+@contextmanager
+def snapshot(engine: Engine) -> Iterator[Connection]:
+    """A connection inside one read transaction that sees one state of the trail."""
+    with engine.connect() as connection:
+        if connection.dialect.name == "postgresql":
+            connection.execution_options(isolation_level="REPEATABLE READ")
+        with connection.begin():
+            yield connection
 
 
 def _rows(connection: Connection) -> Iterator[RowMapping]:
@@ -73,8 +83,10 @@ def _rows(connection: Connection) -> Iterator[RowMapping]:
     yield from connection.execute(query).mappings()
 
 
-def _verify(connection: Connection) -> VerifyReport:
+def walk_chain(connection: Connection, on_progress: Progress | None = None) -> VerifyReport:
+    """The walk, on a connection from `snapshot`."""
     head = read_head(connection)
+    expected = max(head.last_id - head.anchor_id, 0)
     walk = _Walk(expected_id=head.anchor_id + 1, expected_prev=head.anchor_hash)
 
     def bad(row_id: int, reason: Reason) -> VerifyReport:
@@ -88,6 +100,8 @@ def _verify(connection: Connection) -> VerifyReport:
         if problem is not None:
             return bad(*problem)
         walk.checked += 1
+        if on_progress is not None and walk.checked % _BATCH == 0:
+            on_progress(walk.checked, expected)
         walk.expected_id = current["id"] + 1
         walk.expected_prev = current["row_hash"]
         current = following
@@ -95,6 +109,8 @@ def _verify(connection: Connection) -> VerifyReport:
         return bad(walk.expected_id, "deleted")  # the chain stops short of the head
     if walk.expected_prev != head.last_hash:
         return bad(head.last_id, "altered")
+    if on_progress is not None:
+        on_progress(walk.checked, expected)
     return VerifyReport(True, walk.checked, None, None, head.last_id, head.last_hash)
 
 

@@ -14,7 +14,11 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
+from sharelock.cli.audit import app as audit_app
+from sharelock.cli.auditors import app as auditors_app
 from sharelock.cli.partners import app as partners_app
+from sharelock.cli.records import records as records_command
+from sharelock.cli.retention import app as retention_app
 from sharelock.config import Settings, load_settings
 from sharelock.errors import SharelockError
 from sharelock.keys import KeyLayer, init_token
@@ -27,6 +31,10 @@ keys_app = typer.Typer(no_args_is_help=True, help="Keys in the HSM.")
 app.add_typer(hsm_app, name="hsm")
 app.add_typer(keys_app, name="keys")
 app.add_typer(partners_app, name="partners")
+app.add_typer(audit_app, name="audit")
+app.add_typer(auditors_app, name="auditors")
+app.add_typer(retention_app, name="retention")
+app.command("records")(records_command)
 
 err = Console(stderr=True)
 out = Console()

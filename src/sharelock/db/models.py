@@ -1,4 +1,5 @@
-"""The tables: partners, the audit trail, and the audit chain's head.
+"""The tables: partners, the audit trail, the audit chain's head, its signed checkpoints, and
+the auditors' credentials.
 
 These classes are the storage shape only. Other packages hand out frozen dataclasses built
 from them (`sharelock.registry.Partner`, `sharelock.audit.AuditRecord`), so an ORM row, with
@@ -105,6 +106,8 @@ class AuditEventRow(Base):
     outcome: Mapped[str | None] = mapped_column(String(40))
     detail_code: Mapped[str | None] = mapped_column(String(40))
     delivery_key: Mapped[str | None] = mapped_column(String(128), unique=True)
+    actor: Mapped[str | None] = mapped_column(String(80))
+    query: Mapped[str | None] = mapped_column(String(400))
     prev_hash: Mapped[str] = mapped_column(String(64))
     row_hash: Mapped[str] = mapped_column(String(64))
 
@@ -124,3 +127,37 @@ class AuditChainHead(Base):
     last_hash: Mapped[str] = mapped_column(String(64))
     anchor_id: Mapped[int] = mapped_column(BigInteger)
     anchor_hash: Mapped[str] = mapped_column(String(64))
+
+
+class AuditCheckpointRow(Base):
+    """A signed statement of the chain's state: its head, its anchor and, after a retention
+    run, which rows were purged. `jws` (ES256, the HSM signing key) is authoritative; the
+    other columns mirror its payload for queries, and verification checks that they agree.
+    Checkpoints hold no personal data and are never purged; each names the digest of the
+    one before it, so a removed or altered checkpoint is detected too."""
+
+    __tablename__ = "audit_checkpoints"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=False)
+    at: Mapped[datetime]
+    reason: Mapped[str] = mapped_column(String(16))
+    last_id: Mapped[int] = mapped_column(BigInteger)
+    last_hash: Mapped[str] = mapped_column(String(64))
+    anchor_id: Mapped[int] = mapped_column(BigInteger)
+    anchor_hash: Mapped[str] = mapped_column(String(64))
+    purged: Mapped[int] = mapped_column(BigInteger)
+    jws: Mapped[str] = mapped_column(Text)
+
+
+class AuditorRow(Base):
+    """An auditor's bearer credential. Only the SHA-256 of the token is stored (the token is
+    256 random bits, so a plain digest is enough); the token is shown once, when added."""
+
+    __tablename__ = "auditors"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    auditor_id: Mapped[str] = mapped_column(String(32), unique=True)
+    name: Mapped[str] = mapped_column(String(200))
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    created_at: Mapped[datetime]
+    revoked_at: Mapped[datetime | None]

@@ -100,6 +100,10 @@ class RsaPublicNumbers:
     public_exponent: bytes
 
 
+# DER of the named curve P-256 (secp256r1, OID 1.2.840.10045.3.1.7), the EC_PARAMS attribute.
+_P256_PARAMS = bytes.fromhex("06082a8648ce3d030107")
+
+
 class HsmToken:
     """A logged-in session on one PKCS#11 token, serialised and fork-aware."""
 
@@ -346,6 +350,50 @@ class HsmToken:
 
         self.run(generate)
 
+    def generate_p256_keypair(self, label: str) -> None:
+        """An EC P-256 pair in the token; the private half is sensitive, never extractable,
+        and may only sign (ECDSA)."""
+
+        def generate(session: Any) -> None:
+            params = session.create_domain_parameters(
+                KeyType.EC, {Attribute.EC_PARAMS: _P256_PARAMS}, local=True
+            )
+            params.generate_keypair(
+                store=True,
+                label=label,
+                id=label.encode(),
+                public_template={
+                    Attribute.VERIFY: True,
+                    Attribute.ENCRYPT: False,
+                    Attribute.WRAP: False,
+                    Attribute.DERIVE: False,
+                },
+                private_template={
+                    Attribute.SIGN: True,
+                    Attribute.SIGN_RECOVER: False,
+                    Attribute.DECRYPT: False,
+                    Attribute.UNWRAP: False,
+                    Attribute.DERIVE: False,
+                    Attribute.SENSITIVE: True,
+                    Attribute.EXTRACTABLE: False,
+                    Attribute.PRIVATE: True,
+                },
+            )
+
+        self.run(generate)
+
+    def ec_public_point(self, label: str) -> bytes:
+        """The uncompressed point (0x04 || X || Y) of an EC public key."""
+
+        def read(session: Any) -> bytes:
+            point = bytes(self._find(session, ObjectClass.PUBLIC_KEY, label)[Attribute.EC_POINT])
+            # PKCS#11 stores the point DER-wrapped in an OCTET STRING (tag 4, short length).
+            if len(point) > 2 and point[0] == 0x04 and point[1] == len(point) - 2:
+                return point[2:]
+            return point
+
+        return self.run(read)
+
     def key_attributes(
         self, label: str, object_class: Literal["private", "secret"]
     ) -> dict[str, bool]:
@@ -478,6 +526,22 @@ class HsmToken:
                 raise
             except p11e.PKCS11Error as exc:
                 raise DecryptionFailed() from exc
+
+        return self.run(sign)
+
+    def ecdsa_sign(self, label: str, digest: bytes) -> bytes:
+        """ECDSA over a digest computed by the caller; the raw r || s the token returns."""
+
+        def sign(session: Any) -> bytes:
+            key = self._find(session, ObjectClass.PRIVATE_KEY, label)
+            try:
+                return bytes(key.sign(digest, mechanism=Mechanism.ECDSA))
+            except _UNAVAILABLE:
+                raise
+            except p11e.PKCS11Error as exc:
+                raise UnsupportedAlgorithm(
+                    f"the token refused to sign with ECDSA: {type(exc).__name__}"
+                ) from None
 
         return self.run(sign)
 

@@ -11,16 +11,22 @@ Keys in the token, by label:
   process agrees on it without any other store.
 - `sharelock-audit-hmac`: HMAC-SHA256 key for pseudonymised logins.
 - `sharelock-storage`: AES-256 key that wraps the data keys of values kept in Redis.
+- `sharelock-audit-sign`: EC P-256 pair that signs (ES256) the audit trail's checkpoints; the
+  private half may only sign. Its public JWK is published with `use: sig`.
 """
 
 from __future__ import annotations
 
 import asyncio
+import base64
+import hashlib
+import json
 import os
 import secrets
 import threading
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import suppress
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import partial
@@ -45,6 +51,9 @@ T = TypeVar("T")
 ENC_PREFIX = "sharelock-enc-"
 HMAC_LABEL = "sharelock-audit-hmac"
 STORAGE_LABEL = "sharelock-storage"
+SIGN_LABEL = "sharelock-audit-sign"
+SIGN_ALG = "ES256"
+_NO_SIGNING_KEY = f"no signing key {SIGN_LABEL!r} in the token: run 'sharelock keys generate'"
 _TIME_FORMAT = "%Y%m%dT%H%M%S%fZ"
 _DEK_AAD = b"sharelock-data-key-v1"
 _DEK_VERSION = b"\x01"
@@ -57,6 +66,10 @@ _SOFTWARE_OAEP = {
 }
 
 KeyStatus = Literal["active", "retiring", "expired"]
+
+
+def _b64url(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode("ascii")
 
 
 @dataclass(frozen=True, slots=True)
@@ -100,6 +113,7 @@ class KeyLayer:
         self._grace = settings.key_grace_period
         self._keys: dict[str, EncryptionKey] | None = None
         self._algorithms: tuple[str, ...] | None = None
+        self._signing_jwk: dict[str, Any] | None = None
         self._state_lock = threading.Lock()
         self._executor: ThreadPoolExecutor | None = None
         self._executor_pid = -1
@@ -194,6 +208,7 @@ class KeyLayer:
     def refresh(self) -> None:
         self.encryption_keys(refresh=True)
         self._algorithms = None
+        self._signing_jwk = None
 
     # -- key management -----------------------------------------------------------------
 
@@ -212,6 +227,11 @@ class KeyLayer:
             else:
                 self.token.generate_secret(label, kind)  # type: ignore[arg-type]
                 created.append(label)
+        if SIGN_LABEL in labels:
+            existing.append(SIGN_LABEL)
+        else:
+            self.token.generate_p256_keypair(SIGN_LABEL)
+            created.append(SIGN_LABEL)
         if any(label.startswith(ENC_PREFIX) for label in labels):
             existing.append("encryption key")
         else:
@@ -281,7 +301,45 @@ class KeyLayer:
             "keys": [{**public_jwk(k.public), "kid": k.kid, "use": "enc", "alg": alg} for k in keys]
         }
 
+    def signing_jwk(self) -> dict[str, Any]:
+        """The public JWK of the signing key (`use: sig`, `alg: ES256`, RFC 7638 `kid`);
+        `KeyNotFound` if the token has none yet."""
+        if self._signing_jwk is None:
+            try:
+                point = self.token.ec_public_point(SIGN_LABEL)
+            except KeyNotFound:
+                raise KeyNotFound(_NO_SIGNING_KEY) from None
+            if len(point) != 65 or point[0] != 4:
+                raise AmbiguousKey(f"{SIGN_LABEL!r} is not an uncompressed P-256 point")
+            bare = {
+                "kty": "EC",
+                "crv": "P-256",
+                "x": _b64url(point[1:33]),  # full 32 bytes each (RFC 7518 §6.2.1.2)
+                "y": _b64url(point[33:]),
+            }
+            # RFC 7638: the required members, sorted, no spaces.
+            members = json.dumps(bare, sort_keys=True, separators=(",", ":")).encode("ascii")
+            kid = _b64url(hashlib.sha256(members).digest())
+            self._signing_jwk = {**bare, "kid": kid, "use": "sig", "alg": SIGN_ALG}
+        return dict(self._signing_jwk)
+
+    def published_jwks(self) -> dict[str, Any]:
+        """What `/.well-known/jwks.json` serves: the encryption keys (`jwks()`, active first),
+        then the signing key, if the token has one."""
+        published = self.jwks()
+        with suppress(KeyNotFound):
+            published["keys"].append(self.signing_jwk())
+        return published
+
     # -- operations ---------------------------------------------------------------------
+
+    def sign(self, message: bytes) -> bytes:
+        """ES256 signature of `message` (raw r || s, as JWS wants it): SHA-256 here, ECDSA in
+        the token with the signing key."""
+        try:
+            return self.token.ecdsa_sign(SIGN_LABEL, hashlib.sha256(message).digest())
+        except KeyNotFound:
+            raise KeyNotFound(_NO_SIGNING_KEY) from None
 
     def decrypt_key_block(self, kid: str, alg: str, block: bytes) -> bytes:
         """RSA-OAEP-decrypt a JWE encrypted-key block inside the token. Any refusal is the same

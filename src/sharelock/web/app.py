@@ -18,6 +18,7 @@ from sharelock.connectors.base import Connector
 from sharelock.flow import expiry
 from sharelock.keys import KeyLayer
 from sharelock.web import (
+    audit_routes,
     consent_page,
     consent_routes,
     discovery,
@@ -118,6 +119,7 @@ def create_app(
     app.include_router(oauth_routes.router)
     app.include_router(consent_routes.router)
     app.include_router(consent_page.router)
+    app.include_router(audit_routes.router)
     static = resources.files("sharelock.web").joinpath("static")
     app.mount("/static", StaticFiles(directory=str(static)), name="static")
     return app

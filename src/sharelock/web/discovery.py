@@ -40,4 +40,4 @@ async def metadata(request: Request) -> dict[str, Any]:
 @router.get("/.well-known/jwks.json")
 async def jwks(request: Request) -> dict[str, Any]:
     broker = broker_of(request)
-    return await broker.keys.run_async(broker.keys.jwks)
+    return await broker.keys.run_async(broker.keys.published_jwks)

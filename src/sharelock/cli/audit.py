@@ -1,0 +1,268 @@
+"""`sharelock audit`: the operator-side auditor tools, straight on the database and the HSM.
+
+`hash` gives the keyed hash of a login (asked without echo unless `--login` is given, so it
+stays out of the shell history); `search` and `export` read the trail by the same filters as
+`GET /audit/traces`; `verify` checks the chain and its signed checkpoints and exits 1 if
+anything is wrong; `checkpoint` signs the chain's current state. Each question is written to
+the trail first (`auditor_query`, actor `operator`): if it cannot be, there is no answer.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager, suppress
+from functools import wraps
+from pathlib import Path
+from typing import Annotated, Any, TypeVar
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+from sqlalchemy import Engine
+
+from sharelock.audit import AuditEvent, AuditTrail, Checkpointer, login_hash_input, verify_trail
+from sharelock.audit.export import FORMATS, ExportFormat, export_lines
+from sharelock.audit.queries import QueryKind, TraceFilters, auditor_query_event
+from sharelock.audit.search import count_matching, iter_matching, search_filtered
+from sharelock.config import Settings, load_settings
+from sharelock.db import create_engine_for, migrate
+from sharelock.keys import KeyLayer, KeyNotFound
+
+F = TypeVar("F", bound=Callable[..., Any])
+OPERATOR = "operator"
+
+app = typer.Typer(no_args_is_help=True, help="Search, export and verify the audit trail.")
+out = Console()
+err = Console(stderr=True)
+
+
+def friendly(fn: F) -> F:
+    """`friendly_errors` from `sharelock.cli.main`, looked up when the command runs (`main`
+    imports this module to mount it)."""
+
+    @wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        from sharelock.cli.main import friendly_errors
+
+        return friendly_errors(fn)(*args, **kwargs)
+
+    return wrapper  # type: ignore[return-value]
+
+
+@contextmanager
+def database(settings: Settings | None = None) -> Iterator[Engine]:
+    """An engine on the configured database, schema brought up to date."""
+    engine = create_engine_for(settings or load_settings())
+    try:
+        migrate(engine)
+        yield engine
+    finally:
+        engine.dispose()
+
+
+@contextmanager
+def key_layer(settings: Settings) -> Iterator[KeyLayer]:
+    layer = KeyLayer(settings)
+    try:
+        yield layer
+    finally:
+        layer.close()
+
+
+def record(engine: Engine, event: AuditEvent) -> None:
+    AuditTrail(engine).record(event)
+
+
+def _record_query(
+    engine: Engine, kind: QueryKind, filters: TraceFilters | None = None, **extra: str | int
+) -> None:
+    record(engine, auditor_query_event(OPERATOR, kind, filters, **extra))
+
+
+def progress_bar(label: str) -> Progress:
+    """A bar on stderr (stdout stays clean for the output); drawn only on a terminal."""
+    return Progress(
+        TextColumn(label),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=err,
+        transient=True,
+        disable=not err.is_terminal,
+    )
+
+
+LoginHashOpt = Annotated[str | None, typer.Option("--login-hash", help="hmac-sha256:<hex>")]
+ClientOpt = Annotated[str | None, typer.Option("--client-id", help="Partner's client id.")]
+SourceOpt = Annotated[str | None, typer.Option("--data-source", help="Data source id.")]
+SinceOpt = Annotated[str | None, typer.Option(help="From (inclusive): YYYY-MM-DD or ISO time.")]
+UntilOpt = Annotated[str | None, typer.Option(help="Until (exclusive): YYYY-MM-DD or ISO time.")]
+
+
+@app.command("hash")
+@friendly
+def hash_login(
+    data_source: Annotated[str, typer.Option("--data-source", help="Data source id.")],
+    login: Annotated[
+        str | None, typer.Option(help="The login; asked without echo if left out.")
+    ] = None,
+) -> None:
+    """The keyed hash the trail holds for a login at a data source."""
+    if login is None:
+        login = typer.prompt("login", hide_input=True)
+    message = login_hash_input(data_source, login)
+    settings = load_settings()
+    with database(settings) as engine, key_layer(settings) as keys:
+        digest = keys.keyed_hash(message)
+        _record_query(engine, "hash", TraceFilters(login_hash=digest, data_source=data_source))
+    typer.echo(digest)
+
+
+@app.command("search")
+@friendly
+def search_traces(
+    login_hash: LoginHashOpt = None,
+    client_id: ClientOpt = None,
+    data_source: SourceOpt = None,
+    since: SinceOpt = None,
+    until: UntilOpt = None,
+    limit: Annotated[int, typer.Option(min=1, max=1000)] = 100,
+    offset: Annotated[int, typer.Option(min=0)] = 0,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+) -> None:
+    """Rows matching every filter, oldest first (one page)."""
+    filters = TraceFilters.parse(
+        login_hash=login_hash,
+        client_id=client_id,
+        data_source=data_source,
+        since=since,
+        until=until,
+    )
+    with database() as engine:
+        _record_query(engine, "traces", filters, limit=limit, offset=offset)
+        rows = search_filtered(engine, filters, limit=limit, offset=offset)
+    if as_json:
+        typer.echo(json.dumps([row.to_json() for row in rows], indent=2))
+        return
+    if not rows:
+        out.print("no matching trace")
+        return
+    table = Table("id", "at (UTC)", "event", "client_id", "data_source", "outcome", "login_hash")
+    for row in rows:
+        table.add_row(
+            str(row.id),
+            row.at.strftime("%Y-%m-%d %H:%M:%S"),
+            row.event,
+            row.client_id or "",
+            row.data_source or "",
+            row.outcome or "",
+            row.login_hash or "",
+        )
+    out.print(table)
+
+
+@app.command("export")
+@friendly
+def export(
+    fmt: Annotated[str, typer.Option("--format", help="csv or jsonl.")] = "csv",
+    output: Annotated[
+        Path | None, typer.Option("--output", "-o", help="File to write (default: stdout).")
+    ] = None,
+    login_hash: LoginHashOpt = None,
+    client_id: ClientOpt = None,
+    data_source: SourceOpt = None,
+    since: SinceOpt = None,
+    until: UntilOpt = None,
+) -> None:
+    """Every matching row, as CSV or JSON lines, hashes included (re-checkable offline)."""
+    if fmt not in FORMATS:
+        raise typer.BadParameter(f"one of {', '.join(FORMATS)}", param_hint="--format")
+    chosen: ExportFormat = "csv" if fmt == "csv" else "jsonl"
+    filters = TraceFilters.parse(
+        login_hash=login_hash,
+        client_id=client_id,
+        data_source=data_source,
+        since=since,
+        until=until,
+    )
+    with database() as engine:
+        _record_query(engine, "export", filters, format=chosen)
+        total = count_matching(engine, filters)
+        with (
+            progress_bar("exporting") as bar,
+            _opened(output) as sink,
+        ):
+            task = bar.add_task("export", total=total)
+            for line in export_lines(_counted(iter_matching(engine, filters), bar, task), chosen):
+                sink.write(line)
+    if output is not None:
+        err.print(f"wrote {total} rows to {output}")
+
+
+def _counted(rows: Iterator[Any], bar: Progress, task: Any) -> Iterator[Any]:
+    for row in rows:
+        yield row
+        bar.advance(task)
+
+
+@contextmanager
+def _opened(output: Path | None) -> Iterator[Any]:
+    if output is None:
+        yield sys.stdout
+        with suppress(BrokenPipeError):
+            sys.stdout.flush()
+        return
+    with output.open("w", encoding="utf-8", newline="") as handle:
+        yield handle
+
+
+def signing_jwk(keys: KeyLayer) -> dict[str, Any] | None:
+    try:
+        return keys.signing_jwk()
+    except KeyNotFound:
+        return None
+
+
+@app.command("verify")
+@friendly
+def verify(as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False) -> None:
+    """Check the chain and its signed checkpoints; exit 1 if anything was tampered with."""
+    settings = load_settings()
+    with database(settings) as engine, key_layer(settings) as keys:
+        _record_query(engine, "verify")
+        jwk = signing_jwk(keys)
+        with progress_bar("verifying") as bar:
+            task = bar.add_task("verify", total=None)
+
+            def advance(done: int, total: int) -> None:
+                bar.update(task, completed=done, total=total)
+
+            report = verify_trail(engine, jwk, advance)
+    if as_json:
+        typer.echo(json.dumps(report.to_json(), indent=2))
+    else:
+        chain = report.chain
+        out.print(
+            f"rows checked {chain.rows_checked} (ids {report.anchor_id + 1} to {chain.last_id}), "
+            f"checkpoints {report.checkpoints_checked}, "
+            f"signed through row {report.attested_through}"
+        )
+        for problem in report.problems:
+            out.print(f"[bold red]TAMPERED[/] {problem.reason}: {problem.message}")
+        if report.ok:
+            out.print("[bold green]trail intact[/]")
+    if not report.ok:
+        raise typer.Exit(1)
+
+
+@app.command("checkpoint")
+@friendly
+def checkpoint() -> None:
+    """Sign the chain's current head with the HSM's signing key (prints the checkpoint)."""
+    settings = load_settings()
+    with database(settings) as engine, key_layer(settings) as keys:
+        made = Checkpointer(engine, keys, settings.issuer).checkpoint("manual")
+    typer.echo(json.dumps(made.to_json(), indent=2))

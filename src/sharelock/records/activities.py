@@ -1,0 +1,144 @@
+"""What the broker processes, why, on which legal basis, for whom and for how long.
+
+Everything that can come from the configuration does: the retention limits (`Retention`, with
+their descriptions), the data categories and their fields (`sharelock.scopes`), the data
+sources (`sharelock.connectors.sources.PORTALS`) and the partners (the registry, with their
+GDPR role). What cannot (purposes, legal bases) is written once, here, beside the limits it
+refers to, and a test checks that every retention limit belongs to some activity.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from sharelock.connectors.sources import PORTALS
+from sharelock.registry import Partner
+from sharelock.scopes import SCOPE_FIELDS
+
+
+@dataclass(frozen=True, slots=True)
+class Category:
+    name: str
+    fields: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class Activity:
+    name: str
+    purpose: str
+    legal_basis: str
+    data_subjects: str
+    categories: tuple[Category, ...]
+    recipients: tuple[str, ...]
+    retention: tuple[str, ...]  # names of `Retention` fields
+    role: str = "controller"
+    transfers: str = "none by the broker itself (host it in the European Union)"
+    notes: tuple[str, ...] = field(default=())
+
+
+SCOPE_CATEGORIES = tuple(Category(scope, fields) for scope, fields in SCOPE_FIELDS.items())
+CREDENTIALS = Category("connection credentials", ("login", "password", "one-time code"))
+PSEUDONYM = Category("pseudonymised login", ("keyed hash of the data source and login",))
+NAVIGATION = Category("navigation data", ("browser family", "device type"))
+TRACE = Category(
+    "transaction trace", ("data source", "online service (client id)", "event", "date", "outcome")
+)
+
+# Sharelock's role given the partner's GDPR role, as registered (`partners add --role`).
+ROLE_TEXT = {
+    "controller": "processor on the partner's behalf (Art. 28); the partner is the controller",
+    "processor": "controller; the partner acts as its processor (Art. 28)",
+    "joint": "joint controller with the partner (Art. 26)",
+}
+
+PERSON = "people who share their data through the broker"
+
+
+def _sources() -> str:
+    return ", ".join(f"{spec.info.name} ({source})" for source, spec in PORTALS.items())
+
+
+def broker_record() -> list[Activity]:
+    """The broker's own activities. They name `Retention` limits; the renderers read the
+    values from the configured `Retention`, so the record shows the limits in force."""
+    return [
+        Activity(
+            name="Sharing data with an online service",
+            purpose=(
+                "At the person's request, collect data a data source holds about them and pass "
+                "it once to the online service that asked, after they reviewed and approved it"
+            ),
+            legal_basis="Consent (Art. 6(1)(a)), given on the consent screen for each share",
+            data_subjects=PERSON,
+            categories=(CREDENTIALS, *SCOPE_CATEGORIES),
+            recipients=(
+                "the online service that asked (the partner), the fields approved only",
+                f"the data source the person picks, which receives their login: {_sources()}",
+            ),
+            retention=("session", "pushed_request", "authorization_code", "access_token"),
+            role=(
+                "set per partner when it is registered: controller, processor or joint "
+                "controller (see 'Per partner')"
+            ),
+            notes=(
+                "Credentials are encrypted in the browser and decrypted in the HSM only for the "
+                "login; in clear they live for that login only and are wiped after.",
+                "Collected data waits sealed (HSM key) in Redis and is erased when delivered.",
+            ),
+        ),
+        Activity(
+            name="Identity verification",
+            purpose="Keep identity data to prove an identity check, when a partner needs one",
+            legal_basis="Legitimate interest (Art. 6(1)(f)): proof of the verification",
+            data_subjects=PERSON,
+            categories=(Category("identity", SCOPE_FIELDS["identity"]),),
+            recipients=("the online service that asked",),
+            retention=("identity_data",),
+        ),
+        Activity(
+            name="Audit trace: maintenance of the service and tracking of requests",
+            purpose=(
+                "Prove afterwards what was shared with whom and when; answer the person's and "
+                "the authorities' requests; detect misuse"
+            ),
+            legal_basis=(
+                "Legitimate interest (Art. 6(1)(f)) and accountability (Art. 5(2), Art. 24)"
+            ),
+            data_subjects=PERSON,
+            categories=(TRACE, PSEUDONYM, NAVIGATION),
+            recipients=(
+                "auditors holding an auditor token (each query is itself recorded)",
+                "competent authorities, on a lawful request",
+            ),
+            retention=("audit_trace",),
+            notes=(
+                "No clear login, credential, shared value, IP address or user agent is stored.",
+                "Rows are hash-chained; checkpoints are signed with a key held in the HSM.",
+            ),
+        ),
+        Activity(
+            name="Corrective maintenance of the connectors",
+            purpose="Repair a connector after a failed collection",
+            legal_basis="Consent (Art. 6(1)(a)), asked after the failure, never presumed",
+            data_subjects="people whose collection failed and who agreed",
+            categories=(CREDENTIALS,),
+            recipients=("the broker's maintenance staff",),
+            retention=("maintenance_credentials",),
+            notes=("Not offered by this version: no credential is kept after a login.",),
+        ),
+    ]
+
+
+def partner_record(partner: Partner) -> Activity:
+    """What is processed for one registered partner, and in which GDPR roles."""
+    return Activity(
+        name=f"Sharing with {partner.name} ({partner.client_id})",
+        purpose=partner.purpose or "(no purpose registered: set one with 'partners add')",
+        legal_basis="Consent (Art. 6(1)(a)) of the person, for each share",
+        data_subjects=f"people who share their data with {partner.name}",
+        categories=tuple(Category(s, SCOPE_FIELDS.get(s, ())) for s in partner.scopes),
+        recipients=(partner.name,),
+        retention=("session", "authorization_code", "access_token"),
+        role=f"partner: {partner.role}; Sharelock: {ROLE_TEXT.get(partner.role, '?')}",
+        notes=(("disabled: asks no more data",) if partner.disabled else ()),
+    )
