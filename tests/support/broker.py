@@ -7,7 +7,8 @@ from __future__ import annotations
 import base64
 import hashlib
 import secrets
-from collections.abc import Iterator
+from collections import Counter
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -15,14 +16,24 @@ from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 import httpx
+import redis
+from sqlalchemy import Engine
+from starlette.types import ASGIApp, Receive, Scope, Send
 
+from sharelock.audit import AuditRecord
+from sharelock.audit.records import select_records
 from sharelock.config import Settings
 from sharelock.db import create_engine_for, migrate
+from sharelock.db.models import AuditEventRow
 from sharelock.envelope.sealing import pick_encryption_key, seal_for
+from sharelock.flow.consent import flow_ref
 from sharelock.keys import KeyLayer
+from sharelock.oauth.tokens import digest
 from sharelock.registry import PartnerRegistry
+from sharelock.sandbox import create_sandbox_app
 from sharelock.scopes import SCOPES
-from tests.support.server import LiveServer, serve_broker
+from tests.support.sandbox import TEST_SLOW_SECONDS
+from tests.support.server import LiveServer, serve_app, serve_broker
 
 REDIRECT_URI = "https://partner.example/callback"
 
@@ -41,10 +52,54 @@ class Stack:
     partner: RegisteredPartner
     other_partner: RegisteredPartner
     registry: PartnerRegistry
+    engine: Engine | None = None
 
     @property
     def url(self) -> str:
         return self.broker.url
+
+    def raw_redis(self) -> redis.Redis:
+        """A plain client on the broker's Redis, for looking at what it really holds."""
+        assert self.settings.redis_url is not None
+        return redis.Redis.from_url(
+            self.settings.redis_url, socket_timeout=5, socket_connect_timeout=5
+        )
+
+    def audit_rows(
+        self,
+        event: str | None = None,
+        *,
+        client_id: str | None = None,
+        flow_id: str | None = None,
+        delivery_key: str | None = None,
+    ) -> list[AuditRecord]:
+        """The audit rows matching every given filter, oldest first, straight from SQL."""
+        assert self.engine is not None
+        query = select_records()
+        if event is not None:
+            query = query.where(AuditEventRow.event == event)
+        if client_id is not None:
+            query = query.where(AuditEventRow.client_id == client_id)
+        if flow_id is not None:
+            query = query.where(AuditEventRow.flow_ref == flow_ref(flow_id))
+        if delivery_key is not None:
+            query = query.where(AuditEventRow.delivery_key == delivery_key)
+        with self.engine.connect() as connection:
+            rows = connection.execute(query.order_by(AuditEventRow.id)).mappings().all()
+        return [AuditRecord.from_mapping(row) for row in rows]
+
+    def add_partner(
+        self,
+        name: str,
+        redirect_uri: str = REDIRECT_URI,
+        scopes: Iterable[str] = SCOPES,
+        **extra: Any,
+    ) -> RegisteredPartner:
+        """Register one more partner (e.g. with fewer scopes, or a JWKS for private_key_jwt)."""
+        partner, secret = self.registry.add(
+            name=name, redirect_uris=[redirect_uri], scopes=list(scopes), **extra
+        )
+        return RegisteredPartner(partner.client_id, secret, redirect_uri)
 
     def partner_client(self, partner: RegisteredPartner | None = None) -> httpx.Client:
         partner = partner or self.partner
@@ -79,6 +134,16 @@ class Share:
         self.partner = self.partner or self.stack.partner
         self.verifier, self.challenge = pkce_pair()
         self.browser = self.stack.browser()
+
+    @property
+    def client_id(self) -> str:
+        assert self.partner is not None
+        return self.partner.client_id
+
+    @property
+    def redirect_uri(self) -> str:
+        assert self.partner is not None
+        return self.partner.redirect_uri
 
     def authorize_params(self, **overrides: str) -> dict[str, str]:
         assert self.partner is not None
@@ -122,6 +187,12 @@ class Share:
             f"/api/flows/{self.flow_id}/otp", json={"otp": self.seal({"otp": otp})}
         )
 
+    def describe(self) -> httpx.Response:
+        return self.browser.get(f"/api/flows/{self.flow_id}")
+
+    def review(self) -> httpx.Response:
+        return self.browser.get(f"/api/flows/{self.flow_id}/data")
+
     def decide(self, approve: bool, omit: list[str] | None = None) -> httpx.Response:
         return self.browser.post(
             f"/api/flows/{self.flow_id}/decision", json={"approve": approve, "omit": omit or []}
@@ -133,7 +204,8 @@ class Share:
         query = parse_qs(urlsplit(decision.json()["redirect_to"]).query)
         assert query["state"] == [self.state]
         assert query["iss"] == [self.stack.url]
-        return query["code"][0]
+        code: str = query["code"][0]
+        return code
 
     def exchange(self, code: str, **overrides: str) -> httpx.Response:
         assert self.partner is not None
@@ -154,10 +226,19 @@ class Share:
     def collect(
         self,
         login: str = "alice",
-        password: str = "alice-pass",  # noqa: S107
+        password: str = "alice-pass",
         data_source: str = "sandbox-bank",
     ) -> None:
         assert self.start().status_code == 303
+        self.collect_started(login, password, data_source)
+
+    def collect_started(
+        self,
+        login: str = "alice",
+        password: str = "alice-pass",
+        data_source: str = "sandbox-bank",
+    ) -> None:
+        """Collect in the flow already started."""
         response = self.send_credentials(login, password, data_source)
         assert response.status_code == 200, response.text
         assert response.json()["status"] == "collected", response.json()
@@ -206,10 +287,73 @@ def broker_stack(
     try:
         with serve_broker(settings, keys) as server:
             assert server.settings is not None
-            yield Stack(server, server.settings, partner, other, registry)
+            yield Stack(server, server.settings, partner, other, registry, engine)
     finally:
         engine.dispose()
 
 
 def sqlite_url(directory: Path) -> str:
     return f"sqlite:///{directory / 'sharelock.db'}"
+
+
+# -- looking at what Redis really holds --------------------------------------------------------
+
+
+def redis_keys(client: redis.Redis, pattern: str = "sl:*") -> dict[str, int]:
+    """Every key matching `pattern` with its PTTL in ms (-1: none); keys gone mid-scan skipped."""
+    keys: dict[str, int] = {}
+    for raw in client.scan_iter(match=pattern, count=1000):
+        ttl = int(client.pttl(raw))
+        if ttl != -2:
+            keys[raw.decode("utf-8", "replace")] = ttl
+    return keys
+
+
+def flow_keys(client: redis.Redis, flow_id: str) -> dict[str, int]:
+    """The keys that belong to one flow: named by its id or by its audit reference."""
+    ref = flow_ref(flow_id)
+    return {k: t for k, t in redis_keys(client).items() if flow_id in k or ref in k}
+
+
+def code_key(code: str) -> str:
+    return f"sl:code:{digest(code)}"
+
+
+def token_key(token: str) -> str:
+    return f"sl:token:{digest(token)}"
+
+
+# -- a sandbox that counts data-source logins -----------------------------------------------
+
+
+class LoginCounter:
+    """ASGI wrapper counting the credential posts each sandbox portal receives: the proof that
+    the broker did (or did not) log in to a data source."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+        self.posts: Counter[str] = Counter()
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and scope["method"] == "POST":
+            path: str = scope["path"]
+            if path.endswith(("/login", "/otp")):
+                self.posts[path] += 1
+        await self.app(scope, receive, send)
+
+    def total(self) -> int:
+        return sum(self.posts.values())
+
+
+@dataclass(frozen=True)
+class CountingSandbox:
+    url: str
+    logins: LoginCounter
+
+
+@contextmanager
+def counting_sandbox(slow_seconds: float = TEST_SLOW_SECONDS) -> Iterator[CountingSandbox]:
+    """A fresh sandbox over real HTTP whose login and one-time-code posts are counted."""
+    counter = LoginCounter(create_sandbox_app(slow_seconds=slow_seconds))
+    with serve_app(lambda _url: counter) as server:
+        yield CountingSandbox(server.url, counter)

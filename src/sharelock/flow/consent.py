@@ -159,18 +159,25 @@ class ConsentService:
             browser_family=browser,
             device_type=device,
         )
-        await self.audit.record(
-            EventType.FLOW_STARTED,
-            client_id=request.client_id,
-            flow_ref=flow_ref(flow_id),
-            browser_family=browser,
-            device_type=device,
-            outcome="ok",
-        )
+        # The session first: if Redis refuses it (down, full), no "flow_started" row claims a
+        # flow that never existed (checklist 39/42); if the row cannot be written, the session
+        # is taken back.
+        member = expiry.member(flow_ref(flow_id), request.client_id)
         await self.store.put_json("flow", flow_id, flow.to_json(), expire_at=self._expiry(flow))
-        await self.store.index_add(
-            expiry.INDEX, expiry.member(flow_ref(flow_id), request.client_id), self._expiry(flow)
-        )
+        try:
+            await self.store.index_add(expiry.INDEX, member, self._expiry(flow))
+            await self.audit.record(
+                EventType.FLOW_STARTED,
+                client_id=request.client_id,
+                flow_ref=flow_ref(flow_id),
+                browser_family=browser,
+                device_type=device,
+                outcome="ok",
+            )
+        except Exception:
+            await self.store.delete("flow", flow_id)
+            await self.store.index_remove(expiry.INDEX, member)
+            raise
         return StartedFlow(flow_id, secret, flow.expires_at)
 
     # -- the screen's JSON API ------------------------------------------------------------

@@ -61,7 +61,13 @@ class DeliveryService:
 
     # -- token endpoint -----------------------------------------------------------------
 
-    async def exchange(self, client_id: str, form: Mapping[str, str]) -> dict[str, Any]:
+    async def exchange(
+        self, client_id: str, form: Mapping[str, str], received_at: float | None = None
+    ) -> dict[str, Any]:
+        """A token for a code, once. `received_at` is when the request reached the broker: a
+        request already under way when the code was redeemed is a concurrent duplicate
+        (refused), not a replay after a completed exchange (refused, and the token revoked)."""
+        received_at = time.time() if received_at is None else received_at
         code = form.get("code", "")
         verifier = form.get("code_verifier", "")
         redirect_uri = form.get("redirect_uri", "")
@@ -73,7 +79,7 @@ class DeliveryService:
         # GETDEL: whatever happens next, this code cannot be tried again.
         grant = await self.store.take_json("code", code_digest)
         if grant is None:
-            await self._replayed_code(code_digest, client_id)
+            await self._replayed_code(code_digest, client_id, received_at)
             raise InvalidGrant("the code is invalid, expired or already used")
         if grant["client_id"] != client_id:
             raise InvalidGrant("the code was not issued to this client")
@@ -100,8 +106,11 @@ class DeliveryService:
             },
             expire_at=_at(expires_at),
         )
-        await self.store.put(
-            "code-used", code_digest, token_digest.encode(), expire_at=_at(expires_at)
+        await self.store.put_json(
+            "code-used",
+            code_digest,
+            {"token": token_digest, "issued_at": time.time()},
+            expire_at=_at(expires_at),
         )
         return {
             "access_token": token,
@@ -110,12 +119,20 @@ class DeliveryService:
             "scope": " ".join(grant["scopes"]),
         }
 
-    async def _replayed_code(self, code_digest: str, client_id: str) -> None:
-        """A code used twice: revoke what the first use issued (RFC 6749 §4.1.2)."""
-        token_digest = await self.store.take("code-used", code_digest)
-        if token_digest is None:
+    async def _replayed_code(self, code_digest: str, client_id: str, received_at: float) -> None:
+        """A code used again after a completed exchange: revoke what that exchange issued
+        (RFC 6749 §4.1.2). Requests that were already under way when it completed (a burst of
+        parallel exchanges, checklist 24) are refused without revoking the one token issued."""
+        used = await self.store.get_json("code-used", code_digest)
+        if used is None:
             return
-        await self.store.delete("token", token_digest.decode())
+        if received_at < float(used["issued_at"]):
+            log.warning("authorization code sent by concurrent requests; one was served")
+            return
+        used = await self.store.take_json("code-used", code_digest)
+        if used is None:
+            return
+        await self.store.delete("token", str(used["token"]))
         log.warning("authorization code replayed; the token it issued is revoked")
         await self.audit.record(
             EventType.SECURITY_ALERT, client_id=client_id, outcome="code_replayed"
@@ -127,6 +144,7 @@ class DeliveryService:
         token_digest = digest(token)
         grant = await self.store.get_json("token", token_digest)
         if grant is None:
+            await self._second_fetch(token_digest)
             raise InvalidToken("the access token is invalid, expired or already used")
         row = {
             "client_id": grant["client_id"],
@@ -160,6 +178,26 @@ class DeliveryService:
             "data": release["data"],
             "delivered_at": datetime.now(UTC).isoformat(),
         }
+
+    async def _second_fetch(self, token_digest: str) -> None:
+        """A token that already delivered: the alert "double fetch" (checklist 34), as a
+        `delivery_conflict` row tied to the first delivery."""
+        try:
+            delivered = await self.audit.delivery(token_digest)
+        except AuditUnavailable:
+            log.error("could not look up a refused token's delivery")
+            return
+        if delivered is None:
+            return
+        log.warning("an access token was presented again after its delivery")
+        await self._conflict(
+            {
+                "client_id": delivered.client_id,
+                "data_source": delivered.data_source,
+                "login_hash": delivered.login_hash,
+                "flow_ref": delivered.flow_ref,
+            }
+        )
 
     async def _conflict(self, row: Mapping[str, Any]) -> None:
         try:

@@ -10,7 +10,11 @@ import asyncio
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from sharelock.audit import AuditEvent, AuditTrail, EventType
+from sqlalchemy.exc import SQLAlchemyError
+
+from sharelock.audit import AuditEvent, AuditRecord, AuditTrail, AuditUnavailable, EventType
+from sharelock.audit.records import select_records
+from sharelock.db.models import AuditEventRow
 from sharelock.registry import Partner, PartnerRegistry
 
 
@@ -33,6 +37,19 @@ class AsyncAudit:
 
     async def record(self, event: EventType, **fields: Any) -> int:
         return await asyncio.to_thread(self._trail.record, AuditEvent(event=event, **fields))
+
+    async def delivery(self, delivery_key: str) -> AuditRecord | None:
+        """The `data_delivered` row with this delivery key, if the data was released."""
+        return await asyncio.to_thread(self._delivery, delivery_key)
+
+    def _delivery(self, delivery_key: str) -> AuditRecord | None:
+        query = select_records().where(AuditEventRow.delivery_key == delivery_key)
+        try:
+            with self._trail.engine.connect() as connection:
+                row = connection.execute(query).mappings().one_or_none()
+        except SQLAlchemyError as exc:
+            raise AuditUnavailable(f"audit trail unavailable: {type(exc).__name__}") from None
+        return None if row is None else AuditRecord.from_mapping(row)
 
 
 def partner_view(partner: Partner) -> Mapping[str, Any]:

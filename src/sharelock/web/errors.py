@@ -20,11 +20,17 @@ from sharelock.flow.errors import FlowError
 from sharelock.keys import HsmUnavailable, KeyLayerError
 from sharelock.oauth.errors import InvalidClient, InvalidToken, OAuthError
 from sharelock.store import SealError
+from sharelock.web.forms import BodyTooLarge
 from sharelock.web.templates import render
 
 log = logging.getLogger("sharelock.web")
 
 NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}
+# An error page loads the consent screen's stylesheet and icon, and nothing else.
+ERROR_PAGE_CSP = (
+    "default-src 'none'; style-src 'self'; img-src 'self'; base-uri 'none'; "
+    "form-action 'none'; frame-ancestors 'none'"
+)
 
 
 def error_response(
@@ -42,8 +48,16 @@ def error_page(request: Request, status: int, message: str) -> HTMLResponse:
     return HTMLResponse(
         render(request, "error.html", {"message": message, "status": status}),
         status_code=status,
-        headers=NO_STORE,
+        headers={**NO_STORE, "Content-Security-Policy": ERROR_PAGE_CSP},
     )
+
+
+def _body_too_large(exc: BaseException | None) -> bool:
+    """`BodyTooLarge`, possibly wrapped in the exception groups of the middleware's tasks."""
+    if isinstance(exc, BaseExceptionGroup):
+        matched, rest = exc.split(BodyTooLarge)
+        return matched is not None and rest is None
+    return isinstance(exc, BodyTooLarge)
 
 
 def install(app: FastAPI) -> None:
@@ -93,6 +107,10 @@ def install(app: FastAPI) -> None:
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(_: Request, exc: StarletteHTTPException) -> JSONResponse:
+        if _body_too_large(exc.__cause__):
+            # A chunked body over the limit, caught by `BodyLimit` while FastAPI was reading it:
+            # FastAPI reports any failure there as a 400 "error parsing the body".
+            return error_response(413, "invalid_request", "request body too large")
         error = {404: "not_found", 405: "method_not_allowed", 413: "request_too_large"}.get(
             exc.status_code, "invalid_request"
         )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from typing import Any
 from urllib.parse import urlencode
 
@@ -99,12 +100,13 @@ async def authorize(request: Request) -> Response:
 
 @router.post("/token")
 async def token(request: Request) -> JSONResponse:
+    received_at = time.time()  # before anything waits: tells a replay from a parallel request
     broker = broker_of(request)
     form = await read_form(request)
     partner = await _client(broker, request, form)
     if form.get("grant_type") != "authorization_code":
         raise UnsupportedGrantType("only authorization_code is supported")
-    body = await broker.delivery.exchange(partner.client_id, form)
+    body = await broker.delivery.exchange(partner.client_id, form, received_at)
     return JSONResponse(body, headers=NO_STORE)
 
 

@@ -1,0 +1,175 @@
+"""`GET /v1/share`: the data leaves once (SECURITY-CHECKLIST C 34, 36; D 46 as concurrency), what
+Redis keeps afterwards, and the audit rows of a delivery and of every refused second try."""
+
+from __future__ import annotations
+
+import secrets
+import threading
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+
+import httpx
+import pytest
+
+from sharelock.config import Settings
+from sharelock.flow.consent import flow_ref
+from sharelock.keys import KeyLayer
+from sharelock.oauth.tokens import digest
+from tests.support.broker import (
+    Share,
+    Stack,
+    broker_stack,
+    code_key,
+    flow_keys,
+    sqlite_url,
+    token_key,
+)
+from tests.support.redis_server import RedisServer
+
+IDENTITY_TTL_MS = 72 * 3600 * 1000
+
+
+@pytest.fixture(scope="module")
+def stack(
+    settings: Settings,
+    key_layer: KeyLayer,
+    redis_server: RedisServer,
+    sandbox_url: str,
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[Stack]:
+    with broker_stack(
+        settings,
+        key_layer,
+        redis_url=redis_server.url,
+        sandbox_url=sandbox_url,
+        database_url=sqlite_url(tmp_path_factory.mktemp("db")),
+    ) as running:
+        yield running
+
+
+def token_for(stack: Stack, **collect: str) -> tuple[Share, str, str]:
+    scope = collect.pop("scope", "identity address bank_account")
+    flow = Share(stack, scope=scope)
+    flow.collect(**collect)
+    code = flow.approve_and_get_code()
+    response = flow.exchange(code)
+    assert response.status_code == 200, response.text
+    return flow, code, response.json()["access_token"]
+
+
+def assert_invalid_token(response: httpx.Response) -> None:
+    assert response.status_code == 401, response.text
+    assert response.json()["error"] == "invalid_token"
+    assert "data" not in response.json()
+    assert response.headers["www-authenticate"].startswith("Bearer")
+    assert response.headers["cache-control"] == "no-store"
+
+
+def test_second_fetch_is_refused_and_recorded(stack: Stack) -> None:
+    flow, _, token = token_for(stack)
+    first = flow.fetch(token)
+    assert first.status_code == 200, first.text
+    assert first.headers["cache-control"] == "no-store"
+    assert first.json()["data"]["identity"]["family_name"] == "Martin"
+
+    assert_invalid_token(flow.fetch(token))
+    assert_invalid_token(flow.fetch(token))
+
+    delivered = stack.audit_rows("data_delivered", flow_id=flow.flow_id)
+    assert len(delivered) == 1
+    assert delivered[0].delivery_key == digest(token)
+    conflicts = stack.audit_rows("delivery_conflict", flow_id=flow.flow_id)
+    assert len(conflicts) == 2
+    for row in conflicts:
+        assert row.client_id == flow.client_id
+        assert row.login_hash == delivered[0].login_hash
+        assert row.data_source == "sandbox-bank"
+
+
+def test_after_delivery_release_token_and_code_are_gone(stack: Stack) -> None:
+    flow, code, token = token_for(stack)
+    with stack.raw_redis() as raw:
+        assert raw.exists(f"sl:release:{flow.flow_id}") == 1
+        assert raw.exists(token_key(token)) == 1
+        assert raw.exists(code_key(code)) == 0  # taken by the exchange already
+        assert flow.fetch(token).status_code == 200
+        for key in (
+            f"sl:release:{flow.flow_id}",
+            token_key(token),
+            code_key(code),
+            f"sl:flow:{flow.flow_id}",
+            f"sl:data:{flow.flow_id}",
+            f"sl:credentials:{flow.flow_id}",
+            f"sl:resume:{flow.flow_id}",
+        ):
+            assert raw.exists(key) == 0, key
+        # What is left of the flow: the sealed identity kept for identity verification only.
+        assert set(flow_keys(raw, flow.flow_id)) == {f"sl:identity:{flow_ref(flow.flow_id)}"}
+
+
+def test_identity_data_is_kept_72_hours_at_most(stack: Stack) -> None:
+    flow, _, token = token_for(stack)
+    assert flow.fetch(token).status_code == 200
+    with stack.raw_redis() as raw:
+        ttl = int(raw.pttl(f"sl:identity:{flow_ref(flow.flow_id)}"))
+        value = raw.get(f"sl:identity:{flow_ref(flow.flow_id)}")
+    assert IDENTITY_TTL_MS - 60_000 < ttl <= IDENTITY_TTL_MS
+    assert value is not None and b"Martin" not in value and b"Alice" not in value
+
+
+def test_no_identity_kept_when_none_was_shared(stack: Stack) -> None:
+    flow, _, token = token_for(
+        stack, scope="address", login="erin", password="erin-pass", data_source="sandbox-energy"
+    )
+    assert flow.fetch(token).json()["data"]["address"]["city"]
+    with stack.raw_redis() as raw:
+        assert flow_keys(raw, flow.flow_id) == {}
+
+
+@pytest.mark.parametrize("parallel", [2, 10])
+def test_concurrent_fetches_deliver_once(stack: Stack, parallel: int) -> None:
+    flow, _, token = token_for(stack)
+    barrier = threading.Barrier(parallel)
+
+    def fetch(_: int) -> httpx.Response:
+        barrier.wait(timeout=30)
+        return flow.fetch(token)
+
+    with ThreadPoolExecutor(max_workers=parallel) as pool:
+        responses = list(pool.map(fetch, range(parallel)))
+
+    ok = [r for r in responses if r.status_code == 200]
+    assert len(ok) == 1, [r.status_code for r in responses]
+    assert ok[0].json()["data"]["bank_account"]["iban"] == "FR7699990000010001234567834"
+    for response in responses:
+        if response is not ok[0]:
+            assert_invalid_token(response)
+    assert len(stack.audit_rows("data_delivered", flow_id=flow.flow_id)) == 1
+    assert len(stack.audit_rows("delivery_conflict", flow_id=flow.flow_id)) == parallel - 1
+
+
+def test_token_must_come_as_a_bearer_header(stack: Stack) -> None:
+    flow, _, token = token_for(stack)
+    with httpx.Client(base_url=stack.url, timeout=30) as client:
+        in_query = client.get("/v1/share", params={"access_token": token})
+        assert in_query.status_code == 400
+        assert in_query.json()["error"] == "invalid_request"
+        for header in ({}, {"Authorization": f"Basic {token}"}, {"Authorization": "Bearer"}):
+            assert_invalid_token(client.get("/v1/share", headers=header))
+        in_body = client.request(
+            "GET",
+            "/v1/share",
+            content=f"access_token={token}",
+            headers={"Content-Type": "application/x-www-form-urlencoded"},
+        )
+        assert_invalid_token(in_body)
+    # None of this used the token up.
+    assert flow.fetch(token).status_code == 200
+
+
+def test_unknown_tokens_leave_no_conflict_rows(stack: Stack) -> None:
+    flow = Share(stack)
+    before = len(stack.audit_rows("delivery_conflict"))
+    for token in (secrets.token_urlsafe(32), "x", "a" * 2000):
+        assert_invalid_token(flow.fetch(token))
+    assert len(stack.audit_rows("delivery_conflict")) == before
