@@ -11,8 +11,14 @@ PYTEST_ARGS ?=
 demo: system $(STAMP)
 	$(VENV)/bin/sharelock demo
 
-test: system-test $(STAMP)
+AXE := tests/browser/node_modules/axe-core/axe.min.js
+
+test: system-test $(STAMP) $(AXE)
 	$(PY) -m pytest $(PYTEST_ARGS)
+
+$(AXE): tests/browser/package-lock.json
+	npm ci --prefix tests/browser --no-audit --no-fund --loglevel=error
+	touch $@
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check src tests

@@ -10,6 +10,7 @@ command -v python3 >/dev/null 2>&1 || need+=(python3)
 python3 -c 'import ensurepip, venv' >/dev/null 2>&1 || need+=(python3-venv)
 if [[ "${1:-}" == "--with-browser" ]]; then
   command -v chromium >/dev/null 2>&1 || need+=(chromium)
+  command -v npm >/dev/null 2>&1 || need+=(npm)  # axe-core for the accessibility checks
 fi
 
 [[ ${#need[@]} -eq 0 ]] && exit 0

@@ -1,25 +1,73 @@
 """A small partner ("Demo Shop") as a real partner would integrate Sharelock: a button that
-pushes the authorization request (PAR, RFC 9126) with PKCE, a callback that checks `state` and
-`iss` (RFC 9207), exchanges the code with `client_secret_basic`, and fetches the data once."""
+pushes the authorization request (PAR, RFC 9126) with PKCE, a callback that checks `state`
+(bound to this browser by a cookie) and `iss` (RFC 9207), exchanges the code with
+`client_secret_basic`, and fetches the data once, then shows what it received.
+
+Its pages are plain server-rendered HTML with a stylesheet of their own: no script at all."""
 
 from __future__ import annotations
 
 import base64
 import hashlib
+import hmac
+import logging
 import secrets
 from dataclasses import dataclass, field
+from importlib import resources
 from typing import Any
 from urllib.parse import parse_qs, urlencode
 
 import httpx
-from fastapi import FastAPI, Request
+from fastapi import FastAPI, Request, Response
 from fastapi.responses import HTMLResponse, RedirectResponse
+from fastapi.staticfiles import StaticFiles
 from jinja2 import Environment, PackageLoader, select_autoescape
+
+from sharelock.scopes import FIELD_LABELS
+
+log = logging.getLogger("sharelock.demo")
 
 _ENV = Environment(
     loader=PackageLoader("sharelock.demo", "templates"), autoescape=select_autoescape(["html"])
 )
 ALL_SCOPES = "identity address bank_account"
+TAX_SCOPES = "identity tax_notice"
+STATE_COOKIE = "demo_shop_state"
+MAX_PENDING = 1000
+
+SCOPE_TITLES = {
+    "identity": "Identity",
+    "address": "Address",
+    "phone": "Phone",
+    "email": "Email",
+    "bank_account": "Bank account",
+    "tax_notice": "Tax notice",
+}
+ERROR_TEXTS = {
+    "access_denied": "You chose not to share your data. Nothing was received.",
+    "unknown_state": "This answer does not belong to a request started in this browser.",
+    "unexpected_issuer": "The answer did not come from the expected Sharelock broker.",
+    "par_failed": "Sharelock refused to start the request. Try again later.",
+    "broker_unreachable": "Sharelock could not be reached. Try again later.",
+}
+OFFERS = (
+    {
+        "id": "share",
+        "scope": ALL_SCOPES,
+        "title": "Open your account",
+        "text": "To open your account we need your identity, your address and your bank details.",
+        "button": "Share my data with Sharelock",
+        "source": "from your bank",
+    },
+    {
+        "id": "share-tax",
+        "scope": TAX_SCOPES,
+        "title": "Check your loan eligibility",
+        "text": "To study a loan we need your identity and your latest tax notice.",
+        "button": "Share my tax notice with Sharelock",
+        "source": "from the tax office",
+    },
+)
 
 
 @dataclass(frozen=True)
@@ -40,7 +88,6 @@ class _Pending:
 @dataclass
 class PartnerState:
     pending: dict[str, _Pending] = field(default_factory=dict)
-    received: dict[str, dict[str, Any]] = field(default_factory=dict)
 
 
 def _pkce_pair() -> tuple[str, str]:
@@ -49,57 +96,112 @@ def _pkce_pair() -> tuple[str, str]:
     return verifier, challenge.rstrip(b"=").decode()
 
 
+def _received_rows(data: dict[str, Any]) -> list[dict[str, Any]]:
+    """The delivered data as titled groups of labelled values, in the order received."""
+    groups = []
+    for scope, values in data.get("data", {}).items():
+        groups.append(
+            {
+                "scope": scope,
+                "title": SCOPE_TITLES.get(scope, scope),
+                "fields": [
+                    {"name": name, "label": FIELD_LABELS.get(name, name), "value": value}
+                    for name, value in values.items()
+                ],
+            }
+        )
+    return groups
+
+
+def _error_code(response: httpx.Response) -> str:
+    try:
+        body = response.json()
+    except ValueError:
+        return f"http_{response.status_code}"
+    error = body.get("error") if isinstance(body, dict) else None
+    return error if isinstance(error, str) else f"http_{response.status_code}"
+
+
 def create_partner_app(config: PartnerConfig) -> FastAPI:
     app = FastAPI(title=config.name, docs_url=None, redoc_url=None)
     state = PartnerState()
     auth = (config.client_id, config.client_secret)
+    csp = (
+        "default-src 'self'; script-src 'none'; style-src 'self'; img-src 'self'; "
+        f"form-action 'self' {config.broker_url}; base-uri 'none'; frame-ancestors 'none'"
+    )
+    headers = {
+        "Content-Security-Policy": csp,
+        "Referrer-Policy": "no-referrer",
+        "X-Content-Type-Options": "nosniff",
+        "Cache-Control": "no-store",
+    }
 
-    def page(name: str, **context: Any) -> HTMLResponse:
+    def page(name: str, status_code: int = 200, **context: Any) -> HTMLResponse:
         html = _ENV.get_template(name).render(partner=config.name, **context)
-        return HTMLResponse(
-            html, headers={"Content-Security-Policy": "default-src 'self'; frame-ancestors 'none'"}
-        )
+        return HTMLResponse(html, status_code=status_code, headers=headers)
+
+    def failure(code: str, status_code: int = 200) -> HTMLResponse:
+        text = ERROR_TEXTS.get(code, "The share did not complete. Nothing was received.")
+        return page("result.html", status_code, error=code, error_text=text, groups=None)
 
     @app.get("/")
     async def home() -> HTMLResponse:
-        return page("home.html", scopes=ALL_SCOPES.split())
+        return page("home.html", offers=OFFERS)
 
     @app.post("/start")
-    async def start(request: Request) -> RedirectResponse:
+    async def start(request: Request) -> Response:
         form = parse_qs((await request.body()).decode("utf-8", "replace"))
         scope = form.get("scope", [ALL_SCOPES])[0]
+        if scope not in (ALL_SCOPES, TAX_SCOPES):
+            scope = ALL_SCOPES
         verifier, challenge = _pkce_pair()
         flow_state = secrets.token_urlsafe(16)
-        async with httpx.AsyncClient(base_url=config.broker_url, timeout=10) as client:
-            pushed = await client.post(
-                "/par",
-                auth=auth,
-                data={
-                    "response_type": "code",
-                    "redirect_uri": config.redirect_uri,
-                    "scope": scope,
-                    "state": flow_state,
-                    "code_challenge": challenge,
-                    "code_challenge_method": "S256",
-                },
-            )
-        pushed.raise_for_status()
+        try:
+            async with httpx.AsyncClient(base_url=config.broker_url, timeout=10) as client:
+                pushed = await client.post(
+                    "/par",
+                    auth=auth,
+                    data={
+                        "response_type": "code",
+                        "redirect_uri": config.redirect_uri,
+                        "scope": scope,
+                        "state": flow_state,
+                        "code_challenge": challenge,
+                        "code_challenge_method": "S256",
+                    },
+                )
+        except httpx.HTTPError:
+            return failure("broker_unreachable", 502)
+        if pushed.status_code != 201:
+            log.warning("PAR refused: %s", _error_code(pushed))
+            return failure("par_failed", 502)
+        if len(state.pending) >= MAX_PENDING:
+            state.pending.pop(next(iter(state.pending)))
         state.pending[flow_state] = _Pending(verifier, scope)
         query = urlencode(
             {"client_id": config.client_id, "request_uri": pushed.json()["request_uri"]}
         )
-        return RedirectResponse(f"{config.broker_url}/authorize?{query}", status_code=303)
+        response = RedirectResponse(f"{config.broker_url}/authorize?{query}", status_code=303)
+        response.set_cookie(
+            STATE_COOKIE, flow_state, max_age=3600, path="/", httponly=True, samesite="lax"
+        )
+        return response
 
     @app.get("/callback")
     async def callback(request: Request) -> HTMLResponse:
         params = request.query_params
-        pending = state.pending.pop(params.get("state", ""), None)
+        returned = params.get("state", "")
+        bound = request.cookies.get(STATE_COOKIE, "")
+        pending = None
+        if returned and hmac.compare_digest(returned.encode(), bound.encode()):
+            pending = state.pending.pop(returned, None)
         if pending is None:
-            return page("result.html", error="unknown or reused state", data=None)
+            return failure("unknown_state", 400)
         if params.get("iss") != config.broker_url:
-            return page("result.html", error="unexpected issuer", data=None)
+            return failure("unexpected_issuer", 400)
         if "error" in params:
-            return page("result.html", error=params["error"], data=None)
+            return failure(params["error"])
         async with httpx.AsyncClient(base_url=config.broker_url, timeout=10) as client:
             token = await client.post(
                 "/token",
@@ -112,12 +214,24 @@ def create_partner_app(config: PartnerConfig) -> FastAPI:
                 },
             )
             if token.status_code != 200:
-                return page("result.html", error=token.json().get("error"), data=None)
+                return failure(_error_code(token))
             shared = await client.get(
                 "/v1/share", headers={"Authorization": f"Bearer {token.json()['access_token']}"}
             )
         if shared.status_code != 200:
-            return page("result.html", error=shared.json().get("error"), data=None)
-        return page("result.html", error=None, data=shared.json())
+            return failure(_error_code(shared))
+        data = shared.json()
+        identity = data.get("data", {}).get("identity", {})
+        response = page(
+            "result.html",
+            error=None,
+            data=data,
+            groups=_received_rows(data),
+            given_name=identity.get("given_name"),
+        )
+        response.delete_cookie(STATE_COOKIE, path="/")
+        return response
 
+    static = resources.files("sharelock.demo").joinpath("static")
+    app.mount("/static", StaticFiles(directory=str(static)), name="static")
     return app

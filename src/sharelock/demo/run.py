@@ -78,6 +78,7 @@ def demo_partner(settings: Settings) -> PartnerConfig:
             redirect_uris=[redirect_uri],
             scopes=list(SCOPES),
             purpose="Open a customer account (demonstration)",
+            home_url=f"http://127.0.0.1:{settings.demo_partner_port}/",
         )
     finally:
         engine.dispose()

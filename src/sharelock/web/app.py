@@ -17,6 +17,7 @@ from sharelock.config import Settings, load_settings
 from sharelock.connectors.base import Connector
 from sharelock.flow import expiry
 from sharelock.keys import KeyLayer
+from sharelock.retention.periodic import retention_forever
 from sharelock.web import (
     audit_routes,
     consent_page,
@@ -83,15 +84,20 @@ def create_app(
         broker = Broker.assemble(settings, layer, connectors)
         app.state.broker = broker
         app.state.metrics.watch_hsm(lambda: layer.token.calls)
-        sweeper = asyncio.create_task(
-            expiry.sweep_forever(broker.store, broker.audit, settings.expiry_sweep_seconds)
-        )
+        jobs = [
+            asyncio.create_task(
+                expiry.sweep_forever(broker.store, broker.audit, settings.expiry_sweep_seconds)
+            ),
+            asyncio.create_task(retention_forever(broker.engine, layer, settings)),
+        ]
         try:
             yield
         finally:
-            sweeper.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await sweeper
+            for job in jobs:
+                job.cancel()
+            for job in jobs:
+                with contextlib.suppress(asyncio.CancelledError):
+                    await job
             await broker.close()
             if keys is None:
                 layer.close()

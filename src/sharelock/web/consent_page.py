@@ -1,11 +1,22 @@
-"""`GET /consent/{flow_id}`: the page a person sees. Its script talks to the JSON API."""
+"""`GET /consent/{flow_id}`: the page a person sees.
+
+The server renders everything it already knows (who asks, what, why, for how long, which data
+sources) in the person's language; the page's one script (`static/consent.js`) runs the steps
+that need the browser: it encrypts the credentials with Web Crypto and talks to the JSON API
+(`consent_routes`), reading its messages from the catalogue embedded in the page.
+"""
 
 from __future__ import annotations
+
+import time
+from typing import Any
+from urllib.parse import urlsplit
 
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse
 
 from sharelock.flow.errors import FlowError
+from sharelock.web import i18n
 from sharelock.web.deps import broker_of
 from sharelock.web.errors import NO_STORE, error_page
 from sharelock.web.session import read_session
@@ -20,12 +31,103 @@ PAGE_CSP = (
 )
 
 
+def language_of(request: Request) -> str:
+    return i18n.negotiate(request.query_params.get("lang"), request.headers.get("accept-language"))
+
+
+def language_links(request: Request, lang: str) -> list[dict[str, Any]]:
+    """The switch: the same page in each language (`?lang=`), no cookie."""
+    return [
+        {
+            "lang": code,
+            "name": i18n.LANGUAGE_NAMES[code],
+            "href": f"{request.url.path}?lang={code}",
+            "current": code == lang,
+        }
+        for code in i18n.SUPPORTED
+    ]
+
+
+def _site(url: str | None) -> dict[str, str] | None:
+    """A partner URL as shown: only http(s), and its host as the link text."""
+    if not url:
+        return None
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        return None
+    return {"url": url, "host": parts.netloc}
+
+
+def page_context(flow: dict[str, Any], t: i18n.Translator) -> dict[str, Any]:
+    """What the template needs from `ConsentService.describe()`, in the person's words."""
+    partner = flow["partner"]
+    name = partner["name"]
+    groups: dict[str, list[dict[str, Any]]] = {}
+    for item in flow["fields"]:
+        groups.setdefault(item["scope"], []).append(
+            {
+                "field": item["field"],
+                "label": t.get(f"field.{item['field']}", item["label"]),
+                "optional": item["optional"],
+            }
+        )
+    retention = flow["retention"]
+    sources = [
+        {
+            "id": source["id"],
+            "name": source["name"],
+            "login_label": t.get(f"login_label.{source['login_label']}", source["login_label"]),
+            "login_pattern": source.get("login_pattern") or "",
+        }
+        for source in flow["data_sources"]
+    ]
+    return {
+        "partner": {
+            "name": name,
+            "initial": (name.strip()[:1] or "?").upper(),
+            "purpose": partner.get("purpose") or "",
+            "site": _site(partner.get("home_url")),
+        },
+        "groups": [
+            {"scope": scope, "label": t.get(f"scope.{scope}", scope), "fields": fields}
+            for scope, fields in groups.items()
+        ],
+        "retention": {
+            "session": t.duration(retention["session"]),
+            "delivery": t.duration(retention["authorization_code"] + retention["access_token"]),
+            "audit": t.duration(retention["audit_trace"]),
+        },
+        "sources": sources,
+        "status": flow["status"],
+        "data_source": flow.get("data_source") or "",
+    }
+
+
 @router.get("/consent/{flow_id}", response_class=HTMLResponse)
 async def consent(flow_id: str, request: Request) -> HTMLResponse:
     broker = broker_of(request)
+    lang = language_of(request)
+    t = i18n.Translator(lang)
     try:
         flow = await broker.consent.load(flow_id, read_session(request))
+        described = await broker.consent.describe(flow)
     except FlowError as exc:
         return error_page(request, exc.status, exc.description)
-    html = render(request, "consent.html", {"flow_id": flow.flow_id})
-    return HTMLResponse(html, headers={**NO_STORE, "Content-Security-Policy": PAGE_CSP})
+    html = render(
+        request,
+        "consent.html",
+        {
+            "flow_id": flow.flow_id,
+            "lang": lang,
+            "t": t,
+            "languages": language_links(request, lang),
+            "messages": dict(t.messages),
+            # To the millisecond, so that the page's countdown ends with the session itself.
+            "expires_in_ms": max(0, int((flow.expires_at - time.time()) * 1000)),
+            **page_context(described, t),
+        },
+    )
+    return HTMLResponse(
+        html,
+        headers={**NO_STORE, "Content-Security-Policy": PAGE_CSP, "Content-Language": lang},
+    )

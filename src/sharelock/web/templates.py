@@ -7,6 +7,8 @@ from typing import Any
 from fastapi import Request
 from jinja2 import Environment, PackageLoader, select_autoescape
 
+from sharelock.web import i18n
+
 _ENV = Environment(
     loader=PackageLoader("sharelock.web", "templates"),
     autoescape=select_autoescape(["html"]),
@@ -15,4 +17,7 @@ _ENV = Environment(
 
 
 def render(request: Request, name: str, context: dict[str, Any]) -> str:
-    return _ENV.get_template(name).render({"request_path": request.url.path, **context})
+    """Render `name` in the person's language (`?lang=`, else `Accept-Language`)."""
+    lang = i18n.negotiate(request.query_params.get("lang"), request.headers.get("accept-language"))
+    base = {"request_path": request.url.path, "lang": lang, "t": i18n.Translator(lang)}
+    return _ENV.get_template(name).render({**base, **context})

@@ -1,1 +1,727 @@
-// placeholder
+/*
+ * Sharelock consent screen: the page's one script (no framework, no external resource, no
+ * inline code; it runs under `script-src 'self'`).
+ *
+ * Part 1 encrypts a small JSON payload (the person's credentials, or a one-time code) for the
+ * broker with the Web Crypto API, into a compact JWE (RFC 7516 §7.1):
+ *   alg  RSA-OAEP (SHA-1) or RSA-OAEP-256 (SHA-256), as the broker's JWKS says;
+ *   enc  A256GCM: a fresh 256-bit content key, a 96-bit random IV, a 128-bit tag, and the
+ *        ASCII of the base64url protected header as additional data (RFC 7518 §5.3).
+ * It is the code of tests/support/webcrypto_jwe.js, verbatim (the browser tests check that),
+ * which the interoperability tests prove the broker opens through the HSM.
+ *
+ * Part 2 runs the steps of the screen.
+ */
+"use strict";
+
+/** JWE `alg` -> Web Crypto RSA-OAEP hash. */
+const JWE_OAEP_HASH = Object.freeze({ "RSA-OAEP": "SHA-1", "RSA-OAEP-256": "SHA-256" });
+const JWE_ENC = "A256GCM";
+const GCM_IV_BYTES = 12;
+const GCM_TAG_BYTES = 16;
+
+/** Unpadded base64url of bytes. */
+function base64url(bytes) {
+  let binary = "";
+  for (let i = 0; i < bytes.length; i += 1) {
+    binary += String.fromCharCode(bytes[i]);
+  }
+  return btoa(binary).replace(/\+/g, "-").replace(/\//g, "_").replace(/=+$/, "");
+}
+
+/** The broker's key to encrypt for: the first RSA encryption key with a known alg and a kid
+ * (the broker lists its active key first). */
+function selectEncryptionKey(jwks) {
+  const keys = jwks && Array.isArray(jwks.keys) ? jwks.keys : [];
+  const key = keys.find(
+    (k) =>
+      k &&
+      k.kty === "RSA" &&
+      k.use === "enc" &&
+      Object.prototype.hasOwnProperty.call(JWE_OAEP_HASH, k.alg) &&
+      typeof k.kid === "string" &&
+      k.kid.length > 0,
+  );
+  if (!key) {
+    throw new Error("the broker publishes no usable encryption key");
+  }
+  return key;
+}
+
+/**
+ * Encrypt `payload` (any JSON value, e.g. {login, password}) into a compact JWE for the first
+ * usable key of `jwks` (the parsed /.well-known/jwks.json). Resolves to the compact string.
+ */
+async function encryptCredentials(jwks, payload) {
+  const jwk = selectEncryptionKey(jwks);
+  const oaep = { name: "RSA-OAEP", hash: JWE_OAEP_HASH[jwk.alg] };
+  const publicKey = await crypto.subtle.importKey(
+    "jwk",
+    { kty: "RSA", n: jwk.n, e: jwk.e, alg: jwk.alg, ext: true },
+    oaep,
+    false,
+    ["wrapKey"],
+  );
+
+  // Extractable only so that wrapKey may export it, encrypted, to the RSA key.
+  const cek = await crypto.subtle.generateKey({ name: "AES-GCM", length: 256 }, true, [
+    "encrypt",
+  ]);
+  const encryptedKey = new Uint8Array(await crypto.subtle.wrapKey("raw", cek, publicKey, oaep));
+
+  const encoder = new TextEncoder();
+  const header = { alg: jwk.alg, enc: JWE_ENC, kid: jwk.kid };
+  const protectedHeader = base64url(encoder.encode(JSON.stringify(header)));
+  const iv = crypto.getRandomValues(new Uint8Array(GCM_IV_BYTES));
+
+  const plaintext = encoder.encode(JSON.stringify(payload));
+  let sealed;
+  try {
+    sealed = new Uint8Array(
+      await crypto.subtle.encrypt(
+        {
+          name: "AES-GCM",
+          iv,
+          additionalData: encoder.encode(protectedHeader), // ASCII: base64url is ASCII
+          tagLength: GCM_TAG_BYTES * 8,
+        },
+        cek,
+        plaintext,
+      ),
+    );
+  } finally {
+    plaintext.fill(0);
+  }
+  const ciphertext = sealed.subarray(0, sealed.length - GCM_TAG_BYTES);
+  const tag = sealed.subarray(sealed.length - GCM_TAG_BYTES);
+
+  return [
+    protectedHeader,
+    base64url(encryptedKey),
+    base64url(iv),
+    base64url(ciphertext),
+    base64url(tag),
+  ].join(".");
+}
+
+/* ------------------------------------------------------------------------------------------
+ * The consent screen's steps. The page is rendered by the server in the person's language;
+ * this part shows one step at a time, encrypts what the person types, and talks JSON to the
+ * broker (`/api/flows/{flow_id}/...`, bound to the session cookie). Every text comes from the
+ * catalogue the server embedded in `#app[data-messages]`. No value is ever put into the page
+ * as HTML: text goes through `textContent` only.
+ * ---------------------------------------------------------------------------------------- */
+// Loaded in <head> (before the body is drawn): hides the "JavaScript is needed" message.
+document.documentElement.classList.add("js");
+
+function consentScreen() {
+  const app = document.getElementById("app");
+  if (!app) {
+    return;
+  }
+  const byId = (id) => document.getElementById(id);
+  const has = (object, key) => Object.prototype.hasOwnProperty.call(object, key);
+
+  let messages = {};
+  try {
+    messages = JSON.parse(app.dataset.messages || "{}");
+  } catch (_) {
+    messages = {};
+  }
+
+  /** The message `key`, with `{name}` replaced by `params.name`. */
+  function t(key, params) {
+    const text = has(messages, key) ? messages[key] : key;
+    return text.replace(/\{([a-z_]+)\}/g, (whole, name) =>
+      params && has(params, name) ? String(params[name]) : whole,
+    );
+  }
+
+  const flowPath = "/api/flows/" + encodeURIComponent(app.dataset.flowId || "");
+  const partner = app.dataset.partner || "";
+  const steps = {
+    request: byId("step-request"),
+    login: byId("step-login"),
+    progress: byId("step-progress"),
+    otp: byId("step-otp"),
+    review: byId("step-review"),
+    done: byId("step-done"),
+    expired: byId("step-expired"),
+    failure: byId("step-failure"),
+  };
+  // Which item of the step indicator each screen belongs to (none for the last screens).
+  const indicator = { request: "request", login: "signin", progress: "signin", otp: "signin", review: "review" };
+  const indicatorOrder = ["request", "signin", "review"];
+
+  const status = byId("status");
+  const countdown = byId("countdown");
+  const countdownValue = byId("countdown-value");
+  const sourceForm = byId("source-form");
+  const loginForm = byId("login-form");
+  const loginInput = byId("login");
+  const passwordInput = byId("password");
+  const otpForm = byId("otp-form");
+  const otpInput = byId("otp");
+  const reviewForm = byId("review-form");
+  const reviewFields = byId("review-fields");
+
+  let source = null; // {id, name, label, pattern}
+  let busy = false;
+  let expired = false;
+  let timer = null;
+
+  class ApiError extends Error {
+    constructor(code, httpStatus) {
+      super(code);
+      this.code = code;
+      this.httpStatus = httpStatus;
+    }
+  }
+
+  // -- small helpers ------------------------------------------------------------------
+
+  function announce(text) {
+    // Emptied first so that the same text said twice is announced twice.
+    status.textContent = "";
+    window.setTimeout(() => {
+      status.textContent = text;
+    }, 50);
+  }
+
+  function setNotice(element, text) {
+    element.textContent = text || "";
+    element.hidden = !text;
+  }
+
+  function setProblem(input, element, text) {
+    setNotice(element, text);
+    if (text) {
+      input.setAttribute("aria-invalid", "true");
+    } else {
+      input.removeAttribute("aria-invalid");
+    }
+  }
+
+  function clearProblems() {
+    setProblem(loginInput, byId("login-problem"), "");
+    setProblem(passwordInput, byId("password-problem"), "");
+    setProblem(otpInput, byId("otp-problem"), "");
+  }
+
+  function clearSecrets() {
+    loginInput.value = "";
+    passwordInput.value = "";
+    otpInput.value = "";
+  }
+
+  function show(name, focusTarget) {
+    if (expired && name !== "expired") {
+      return;
+    }
+    for (const key of Object.keys(steps)) {
+      if (steps[key]) {
+        steps[key].hidden = key !== name;
+      }
+    }
+    const list = byId("steps");
+    const active = has(indicator, name) ? indicator[name] : null;
+    list.hidden = active === null;
+    for (const item of list.querySelectorAll("[data-step]")) {
+      const position = indicatorOrder.indexOf(item.dataset.step);
+      if (item.dataset.step === active) {
+        item.setAttribute("aria-current", "step");
+      } else {
+        item.removeAttribute("aria-current");
+      }
+      item.classList.toggle("done", active !== null && position < indicatorOrder.indexOf(active));
+    }
+    const heading = steps[name].querySelector("h1");
+    document.title = (heading && heading.textContent ? heading.textContent + " · " : "") + "Sharelock";
+    if (focusTarget !== false) {
+      (focusTarget || heading).focus();
+    }
+  }
+
+  function sourceFromInput(input) {
+    return {
+      id: input.value,
+      name: input.dataset.name || input.value,
+      label: input.dataset.loginLabel || "",
+      pattern: input.dataset.loginPattern || "",
+    };
+  }
+
+  function sourceById(id) {
+    const inputs = sourceForm ? sourceForm.querySelectorAll('input[name="source"]') : [];
+    for (const input of inputs) {
+      if (input.value === id) {
+        return sourceFromInput(input);
+      }
+    }
+    return { id, name: id, label: "", pattern: "" };
+  }
+
+  function reasonText(reason) {
+    const key = "error." + reason;
+    return has(messages, key) ? t(key, { source: source.name }) : t("error.failed");
+  }
+
+  function problemText(error) {
+    const code = error instanceof ApiError ? error.code : "generic";
+    const key = "error." + code;
+    return has(messages, key) ? t(key, { source: source ? source.name : "" }) : t("error.generic");
+  }
+
+  // -- the JSON API -------------------------------------------------------------------
+
+  async function api(method, path, body) {
+    const init = {
+      method,
+      credentials: "same-origin",
+      cache: "no-store",
+      headers: { Accept: "application/json" },
+    };
+    if (body !== undefined) {
+      init.headers["Content-Type"] = "application/json";
+      init.body = JSON.stringify(body);
+    }
+    let response;
+    try {
+      response = await fetch(path, init);
+    } catch (_) {
+      throw new ApiError("network", 0);
+    }
+    let data = null;
+    try {
+      data = await response.json();
+    } catch (_) {
+      data = null;
+    }
+    if (!response.ok) {
+      const code = data && typeof data.error === "string" ? data.error : "generic";
+      throw new ApiError(code, response.status);
+    }
+    if (!data || typeof data !== "object") {
+      throw new ApiError("generic", response.status);
+    }
+    return data;
+  }
+
+  /** Errors no step can fix: an expired session, another tab, another browser. */
+  function fatal(error) {
+    if (error instanceof ApiError && (error.code === "session_expired" || error.httpStatus === 404)) {
+      expire();
+      return true;
+    }
+    if (error instanceof ApiError && (error.code === "conflict" || error.code === "forbidden")) {
+      setNotice(byId("failure-text"), problemText(error));
+      show("failure");
+      return true;
+    }
+    return false;
+  }
+
+  // -- step 1: the request and the choice of a source ------------------------------------
+
+  function chooseSource() {
+    clearSecrets();
+    clearProblems();
+    setNotice(byId("source-problem"), "");
+    const checked = sourceForm && sourceForm.querySelector('input[name="source"]:checked');
+    show("request", checked || undefined);
+  }
+
+  if (sourceForm) {
+    sourceForm.addEventListener("submit", (event) => {
+      event.preventDefault();
+      const picked = sourceForm.querySelector('input[name="source"]:checked');
+      if (!picked) {
+        setNotice(byId("source-problem"), t("source.missing"));
+        sourceForm.querySelector('input[name="source"]').focus();
+        return;
+      }
+      setNotice(byId("source-problem"), "");
+      source = sourceFromInput(picked);
+      openLogin("");
+    });
+  }
+
+  for (const button of document.querySelectorAll('[data-action="choose-source"]')) {
+    button.addEventListener("click", chooseSource);
+  }
+
+  // -- step 2: sign in, progress, one-time code ---------------------------------------
+
+  function openLogin(errorText) {
+    const params = { source: source.name };
+    byId("login-title").textContent = t("login.heading", params);
+    byId("login-intro").textContent = t("login.intro", params);
+    byId("login-label").textContent = source.label;
+    clearSecrets();
+    clearProblems();
+    const error = byId("login-error");
+    setNotice(error, errorText);
+    show("login", errorText ? error : undefined);
+  }
+
+  function openOtp(errorText) {
+    byId("otp-intro").textContent = t("otp.intro", { source: source.name });
+    clearSecrets();
+    clearProblems();
+    const error = byId("otp-error");
+    setNotice(error, errorText);
+    show("otp", errorText ? error : undefined);
+  }
+
+  /**
+   * Encrypt `payload` for the broker's current key and hand the compact JWE to `send`.
+   * The caller has already emptied the form fields; the payload's members are dropped here
+   * as soon as the JWE exists (JavaScript strings cannot be zeroed, only let go of).
+   */
+  async function collect(payload, send, backTo) {
+    busy = true;
+    const params = { source: source.name };
+    byId("progress-title").textContent = t("progress.heading", params);
+    byId("progress-text").textContent = t("progress.text", params);
+    show("progress");
+    announce(t("progress.announce", params));
+    let result;
+    try {
+      const jwks = await api("GET", "/.well-known/jwks.json");
+      let envelope;
+      try {
+        envelope = await encryptCredentials(jwks, payload);
+      } catch (_) {
+        throw new ApiError("crypto", 0);
+      } finally {
+        for (const key of Object.keys(payload)) {
+          payload[key] = "";
+        }
+      }
+      result = await send(envelope);
+    } catch (error) {
+      busy = false;
+      if (expired || fatal(error)) {
+        return;
+      }
+      if (backTo === "otp") {
+        openOtp(problemText(error));
+      } else {
+        openLogin(problemText(error));
+      }
+      return;
+    }
+    busy = false;
+    if (!expired) {
+      afterCollection(result);
+    }
+  }
+
+  function afterCollection(result) {
+    if (result.status === "collected") {
+      loadReview();
+    } else if (result.status === "otp_required") {
+      openOtp(result.reason ? reasonText(result.reason) : "");
+    } else {
+      openLogin(reasonText(result.reason || "failed"));
+    }
+  }
+
+  function patternMatches(pattern, value) {
+    try {
+      return new RegExp("^(?:" + pattern + ")$").test(value);
+    } catch (_) {
+      return true; // a pattern the browser cannot read is the server's to check
+    }
+  }
+
+  loginForm.addEventListener("submit", (event) => {
+    event.preventDefault();
+    if (busy || !source) {
+      return;
+    }
+    const login = loginInput.value.trim();
+    const password = passwordInput.value;
+    clearProblems();
+    let firstProblem = null;
+    if (!login) {
+      setProblem(loginInput, byId("login-problem"), t("login.missing_login", { label: source.label }));
+      firstProblem = loginInput;
+    } else if (source.pattern && !patternMatches(source.pattern, login.replace(/\s+/g, ""))) {
+      setProblem(loginInput, byId("login-problem"), t("login.bad_format", { label: source.label }));
+      firstProblem = loginInput;
+    }
+    if (!password) {
+      setProblem(passwordInput, byId("password-problem"), t("login.missing_password"));
+      firstProblem = firstProblem || passwordInput;
+    }
+    if (firstProblem) {
+      firstProblem.focus();
+      return;
+    }
+    // The clear values leave the form before anything is sent.
+    clearSecrets();
+    const chosen = source;
+    collect(
+      { login, password },
+      (credentials) => api("POST", flowPath + "/credentials", { data_source: chosen.id, credentials }),
+      "login",
+    );
+  });
+
+  otpForm.addEventListener("submit", (event) => {
+    event.preventDefault();
+    if (busy || !source) {
+      return;
+    }
+    const code = otpInput.value.replace(/\s+/g, "");
+    clearProblems();
+    if (!code) {
+      setProblem(otpInput, byId("otp-problem"), t("otp.missing"));
+      otpInput.focus();
+      return;
+    }
+    clearSecrets();
+    collect({ otp: code }, (otp) => api("POST", flowPath + "/otp", { otp }), "otp");
+  });
+
+  // -- step 3: review and decision ----------------------------------------------------
+
+  function element(tag, className, text) {
+    const node = document.createElement(tag);
+    if (className) {
+      node.className = className;
+    }
+    if (text !== undefined) {
+      node.textContent = text;
+    }
+    return node;
+  }
+
+  /** How a value is shown: an IBAN in groups of four (its print format); the value sent is
+   * unchanged. */
+  function shown(item) {
+    const value = String(item.value);
+    return item.field === "iban" ? value.replace(/\s+/g, "").replace(/(.{4})(?!$)/g, "$1 ") : value;
+  }
+
+  function renderReview(data) {
+    if (!source && data.data_source) {
+      source = sourceById(data.data_source);
+    }
+    byId("review-intro").textContent = t("review.intro", { source: source ? source.name : "" });
+    const groups = new Map();
+    for (const item of Array.isArray(data.fields) ? data.fields : []) {
+      if (!groups.has(item.scope)) {
+        groups.set(item.scope, []);
+      }
+      groups.get(item.scope).push(item);
+    }
+    const nodes = [];
+    for (const [scope, items] of groups) {
+      const group = element("fieldset", "review-group");
+      group.appendChild(element("legend", "", has(messages, "scope." + scope) ? t("scope." + scope) : scope));
+      const list = element("ul", "review-list");
+      for (const item of items) {
+        const label = has(messages, "field." + item.field) ? t("field." + item.field) : item.label;
+        const row = element("li", "review-row" + (item.optional ? " optional" : ""));
+        row.dataset.field = item.field;
+        const tag = element(
+          "span",
+          "tag " + (item.optional ? "tag-optional" : "tag-required"),
+          t(item.optional ? "field.optional" : "field.required"),
+        );
+        if (item.optional) {
+          const id = "share-" + item.scope + "-" + item.field;
+          const box = element("input", "");
+          box.type = "checkbox";
+          box.id = id;
+          box.checked = true;
+          box.dataset.field = item.field;
+          const text = element("label", "review-text");
+          text.htmlFor = id;
+          text.appendChild(element("span", "visually-hidden", t("review.share") + " "));
+          text.appendChild(element("span", "review-label", label));
+          text.appendChild(element("span", "review-value", shown(item)));
+          row.append(box, text, tag);
+        } else {
+          const text = element("span", "review-text");
+          text.appendChild(element("span", "review-label", label));
+          text.appendChild(element("span", "review-value", shown(item)));
+          row.append(element("span", "review-lock"), text, tag);
+        }
+        list.appendChild(row);
+      }
+      group.appendChild(list);
+      nodes.push(group);
+    }
+    reviewFields.replaceChildren(...nodes);
+  }
+
+  async function loadReview() {
+    let data;
+    try {
+      data = await api("GET", flowPath + "/data");
+    } catch (error) {
+      if (!fatal(error)) {
+        setNotice(byId("failure-text"), problemText(error));
+        show("failure");
+      }
+      return;
+    }
+    if (expired) {
+      return;
+    }
+    renderReview(data);
+    setNotice(byId("review-error"), "");
+    show("review");
+    announce(t("review.announce"));
+  }
+
+  function safeDestination(url) {
+    try {
+      const parsed = new URL(url, window.location.href);
+      return parsed.protocol === "https:" || parsed.protocol === "http:" ? parsed.href : null;
+    } catch (_) {
+      return null;
+    }
+  }
+
+  async function decide(approve) {
+    if (busy) {
+      return;
+    }
+    busy = true;
+    const buttons = reviewForm.querySelectorAll("button");
+    for (const button of buttons) {
+      button.disabled = true;
+    }
+    const omit = approve
+      ? Array.from(reviewForm.querySelectorAll("input[type=checkbox][data-field]"))
+          .filter((box) => !box.checked)
+          .map((box) => box.dataset.field)
+      : [];
+    let answer;
+    try {
+      answer = await api("POST", flowPath + "/decision", { approve, omit });
+    } catch (error) {
+      busy = false;
+      for (const button of buttons) {
+        button.disabled = false;
+      }
+      if (!expired && !fatal(error)) {
+        const notice = byId("review-error");
+        setNotice(notice, problemText(error));
+        notice.focus();
+      }
+      return;
+    }
+    const destination = safeDestination(answer.redirect_to);
+    if (!destination) {
+      setNotice(byId("failure-text"), t("error.generic"));
+      show("failure");
+      return;
+    }
+    stopCountdown();
+    countdown.hidden = true;
+    reviewFields.replaceChildren();
+    byId("done-title").textContent = t(approve ? "done.approved" : "done.refused", { partner });
+    byId("done-link").href = destination;
+    show("done");
+    window.location.assign(destination);
+  }
+
+  byId("approve").addEventListener("click", () => decide(true));
+  byId("refuse").addEventListener("click", () => decide(false));
+
+  // -- the session's countdown --------------------------------------------------------
+
+  const expiresIn = Math.max(0, Number(app.dataset.expiresInMs) || 0) / 1000;
+  const deadline = performance.now() + expiresIn * 1000;
+  let warnedFive = expiresIn <= 300;
+  let warnedOne = expiresIn <= 60;
+
+  function clock(seconds) {
+    const hours = Math.floor(seconds / 3600);
+    const minutes = Math.floor((seconds % 3600) / 60);
+    const rest = String(seconds % 60).padStart(2, "0");
+    return hours > 0 ? hours + ":" + String(minutes).padStart(2, "0") + ":" + rest : minutes + ":" + rest;
+  }
+
+  function stopCountdown() {
+    if (timer !== null) {
+      window.clearInterval(timer);
+      timer = null;
+    }
+  }
+
+  function tick() {
+    const left = Math.max(0, Math.ceil((deadline - performance.now()) / 1000));
+    countdownValue.textContent = clock(left);
+    if (left <= 300) {
+      countdown.classList.add("low");
+    }
+    if (!warnedFive && left <= 300) {
+      warnedFive = true;
+      announce(t("countdown.minutes_left", { count: 5 }));
+    }
+    if (!warnedOne && left <= 60) {
+      warnedOne = true;
+      announce(t("countdown.last_minute"));
+    }
+    if (left <= 0) {
+      expire();
+    }
+  }
+
+  function expire() {
+    if (expired) {
+      return;
+    }
+    show("expired");
+    expired = true;
+    stopCountdown();
+    countdownValue.textContent = clock(0);
+    countdown.classList.add("low");
+    clearSecrets();
+    reviewFields.replaceChildren();
+  }
+
+  // -- start ----------------------------------------------------------------------------
+
+  app.hidden = false;
+  countdown.hidden = false;
+  tick();
+  timer = window.setInterval(tick, 1000);
+  if (expired) {
+    return;
+  }
+  if (!window.crypto || !window.crypto.subtle) {
+    setNotice(byId("failure-text"), t("error.crypto"));
+    show("failure", false);
+    return;
+  }
+  const resumed = app.dataset.dataSource;
+  switch (app.dataset.status) {
+    case "otp_required":
+      source = sourceById(resumed);
+      openOtp("");
+      break;
+    case "collected":
+      source = resumed ? sourceById(resumed) : null;
+      loadReview();
+      break;
+    case "awaiting_credentials":
+      show("request", false);
+      break;
+    default:
+      setNotice(byId("failure-text"), t("error.conflict"));
+      show("failure", false);
+  }
+}
+
+if (document.readyState === "loading") {
+  document.addEventListener("DOMContentLoaded", consentScreen);
+} else {
+  consentScreen();
+}

@@ -1,0 +1,637 @@
+"""The consent screen as a person uses it, in Debian's headless Chromium (Playwright).
+
+A whole stack runs over real HTTP: the broker (real SoftHSM, Redis, SQLite, the sandbox data
+sources) and the demo partner site, registered in the broker's registry with its own callback.
+Each test starts where a person starts, on the partner's page, and ends where they end, back
+on the partner's page showing what it received (or that nothing was).
+
+Every test also proves, from what the browser itself recorded:
+- no request carried a clear login, password or one-time code (URL, headers, body);
+- the page talked to no host but the broker and the partner;
+- no console error, no uncaught exception (a CSP violation is a console error too);
+- axe-core finds no serious or critical violation on any step.
+
+The main journeys save screenshots at desktop and phone widths into docs/screenshots/, which
+docs/user-journey.md shows.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+from playwright.sync_api import Browser, Page, Route, expect, sync_playwright
+
+from sharelock.config import Retention, Settings
+from sharelock.demo.partner_site import PartnerConfig, create_partner_app
+from sharelock.keys import KeyLayer
+from sharelock.scopes import SCOPES
+from sharelock.web.consent_page import PAGE_CSP
+from tests.support.broker import Stack, broker_stack, sqlite_url
+from tests.support.browser import (
+    ROOT,
+    Screens,
+    Watch,
+    axe_violations,
+    ensure_axe,
+    launch_chromium,
+)
+from tests.support.redis_server import RedisServer
+from tests.support.server import LiveServer, serve_app
+
+pytestmark = pytest.mark.browser
+
+PARTNER_NAME = "Demo Shop"
+STEP_TIMEOUT_MS = 15_000
+BLOCKING = ("serious", "critical")
+AXE_REPORT = ROOT / "tests" / "artifacts" / "axe-consent.json"
+
+
+# -- the stack ----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Site:
+    """A running broker and the demo partner registered with it."""
+
+    stack: Stack
+    partner: LiveServer
+
+    @property
+    def broker(self) -> str:
+        return self.stack.url
+
+
+@contextmanager
+def partner_site(stack: Stack) -> Iterator[LiveServer]:
+    """The demo partner, registered once its port (hence its callback) is known."""
+
+    def build(url: str) -> Any:
+        partner, secret = stack.registry.add(
+            name=PARTNER_NAME,
+            redirect_uris=[f"{url}/callback"],
+            scopes=list(SCOPES),
+            purpose="Open a customer account (demonstration)",
+            home_url=f"{url}/",
+        )
+        config = PartnerConfig(
+            stack.url, partner.client_id, secret, f"{url}/callback", PARTNER_NAME
+        )
+        return create_partner_app(config)
+
+    with serve_app(build) as server:
+        yield server
+
+
+def _stack(
+    settings: Settings,
+    key_layer: KeyLayer,
+    redis_server: RedisServer,
+    sandbox_url: str,
+    directory: Path,
+    **overrides: Any,
+) -> Any:
+    return broker_stack(
+        settings,
+        key_layer,
+        redis_url=redis_server.url,
+        sandbox_url=sandbox_url,
+        database_url=sqlite_url(directory),
+        **overrides,
+    )
+
+
+@pytest.fixture(scope="module")
+def site(
+    settings: Settings,
+    key_layer: KeyLayer,
+    redis_server: RedisServer,
+    sandbox_url: str,
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[Site]:
+    directory = tmp_path_factory.mktemp("consent-db")
+    with (
+        _stack(settings, key_layer, redis_server, sandbox_url, directory) as stack,
+        partner_site(stack) as partner,
+    ):
+        yield Site(stack, partner)
+
+
+SHORT_CAP = timedelta(seconds=5)
+
+
+@pytest.fixture(scope="module")
+def short_site(
+    settings: Settings,
+    key_layer: KeyLayer,
+    redis_server: RedisServer,
+    sandbox_url: str,
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[Site]:
+    """A broker whose sessions last 5 seconds (the cap is configuration, like in production)."""
+    retention = Retention(
+        session=SHORT_CAP,
+        authorization_code=SHORT_CAP,
+        access_token=SHORT_CAP,
+        pushed_request=SHORT_CAP,
+    )
+    directory = tmp_path_factory.mktemp("consent-short-db")
+    with (
+        _stack(
+            settings, key_layer, redis_server, sandbox_url, directory, retention=retention
+        ) as stack,
+        partner_site(stack) as partner,
+    ):
+        yield Site(stack, partner)
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Browser]:
+    ensure_axe()
+    with sync_playwright() as playwright:
+        launched = launch_chromium(playwright)
+        try:
+            yield launched
+        finally:
+            launched.close()
+
+
+@pytest.fixture(scope="module")
+def screens() -> Screens:
+    return Screens()
+
+
+@pytest.fixture(scope="module")
+def axe_report() -> Iterator[dict[str, list[str]]]:
+    """Every step's axe findings, blocking or not, kept in tests/artifacts/ for review."""
+    report: dict[str, list[str]] = {}
+    yield report
+    AXE_REPORT.parent.mkdir(parents=True, exist_ok=True)
+    AXE_REPORT.write_text(json.dumps(report, indent=2, ensure_ascii=False), encoding="utf-8")
+
+
+# -- a person at the keyboard -----------------------------------------------------------
+
+
+class Person:
+    """One person in one browser context: drives the pages and checks each step."""
+
+    def __init__(
+        self,
+        site: Site,
+        page: Page,
+        watch: Watch,
+        screens: Screens,
+        axe_report: dict[str, list[str]],
+    ) -> None:
+        self.site = site
+        self.page = page
+        self.watch = watch
+        self.screens = screens
+        self.axe_report = axe_report
+
+    # checks made at every step
+
+    def check(self, step: str, screenshot: str | None = None) -> None:
+        found = axe_violations(self.page)
+        self.axe_report[step] = found
+        blocking = [v for v in found if any(f"({impact})" in v for impact in BLOCKING)]
+        assert not blocking, f"axe on step {step!r}: {blocking}"
+        if screenshot:
+            self.screens.take(self.page, screenshot)
+
+    def focused(self) -> str:
+        return str(self.page.evaluate("() => document.activeElement && document.activeElement.id"))
+
+    # the partner's side
+
+    def open_partner(self, screenshot: str | None = None) -> None:
+        self.page.goto(self.site.partner.url + "/")
+        expect(self.page.get_by_role("heading", level=1)).to_be_visible()
+        self.check("partner home", screenshot)
+
+    def start(self, button: str = "#share") -> None:
+        self.page.click(button)
+        self.page.wait_for_url(re.compile(re.escape(self.site.broker) + r"/consent/[\w-]+"))
+        expect(self.page.locator("#step-request")).to_be_visible()
+
+    # the consent screen
+
+    def pick(self, source: str) -> None:
+        self.page.check(f"#source-{source}")
+        self.page.click("#source-form button[type=submit]")
+        expect(self.page.locator("#step-login")).to_be_visible()
+        assert self.focused() == "login-title"
+
+    def sign_in(self, login: str, password: str) -> None:
+        self.page.fill("#login", login)
+        self.page.fill("#password", password)
+        self.page.click("#login-form button[type=submit]")
+
+    def wait_for(self, step: str) -> None:
+        expect(self.page.locator(f"#step-{step}")).to_be_visible(timeout=STEP_TIMEOUT_MS)
+
+    def enter_otp(self, code: str) -> None:
+        self.page.fill("#otp", code)
+        self.page.click("#otp-form button[type=submit]")
+
+    def approve(self) -> None:
+        self.page.click("#approve")
+        self.page.wait_for_url(re.compile(re.escape(self.site.partner.url) + r"/callback\?"))
+
+    def received(self) -> dict[str, str]:
+        expect(self.page.locator("#data")).to_be_visible()
+        cells = self.page.locator("#data dd[data-field]")
+        return {
+            str(cells.nth(i).get_attribute("data-field")): cells.nth(i).inner_text()
+            for i in range(cells.count())
+        }
+
+    # what every test proves at the end
+
+    def finish(self, secrets: list[str]) -> None:
+        self.watch.assert_no_secret_sent(secrets)
+        self.watch.assert_only_hosts(self.site.broker, self.site.partner.url)
+        self.watch.assert_clean()
+        for response in self.watch.broker_answers(self.site.broker, "/"):
+            set_cookie = response.headers.get("set-cookie")
+            if set_cookie:
+                names = {line.split("=", 1)[0].strip() for line in set_cookie.split("\n")}
+                assert names == {"sl_session"}, f"{response.url} sets cookies {names}"
+        for prefix in ("/consent/", "/api/"):
+            for response in self.watch.broker_answers(self.site.broker, prefix):
+                headers = response.headers
+                assert headers.get("cache-control") == "no-store", response.url
+                assert headers.get("referrer-policy") == "no-referrer", response.url
+                assert headers.get("x-content-type-options") == "nosniff", response.url
+                if prefix == "/consent/" and response.status == 200:
+                    assert headers.get("content-security-policy") == PAGE_CSP
+
+
+@pytest.fixture
+def person_factory(
+    browser: Browser, screens: Screens, axe_report: dict[str, list[str]]
+) -> Iterator[Callable[..., Person]]:
+    contexts = []
+
+    def make(site: Site, locale: str = "en-GB", **options: Any) -> Person:
+        context = browser.new_context(
+            locale=locale, viewport={"width": 1280, "height": 800}, **options
+        )
+        context.set_default_timeout(STEP_TIMEOUT_MS)
+        contexts.append(context)
+        watch = Watch()
+        watch.attach(context)
+        page = context.new_page()
+        return Person(site, page, watch, screens, axe_report)
+
+    yield make
+    for context in contexts:
+        context.close()
+
+
+@pytest.fixture
+def person(site: Site, person_factory: Callable[..., Person]) -> Person:
+    return person_factory(site)
+
+
+# -- the journeys -------------------------------------------------------------------------
+
+
+def tab_to(page: Page, selector: str, limit: int = 30) -> None:
+    """Press Tab until the element has the focus: proves it is reachable by keyboard."""
+    target = page.locator(selector)
+    for _ in range(limit):
+        if target.evaluate("(element) => element === document.activeElement"):
+            return
+        page.keyboard.press("Tab")
+    raise AssertionError(f"{selector} is not reachable with Tab")
+
+
+def test_bank_share_by_keyboard_from_button_to_received_data(person: Person, site: Site) -> None:
+    page = person.page
+    person.open_partner("01-partner-home")
+    tab_to(page, "#share")
+    page.keyboard.press("Enter")
+    page.wait_for_url(re.compile(re.escape(site.broker) + r"/consent/[\w-]+"))
+
+    # Who asks, what, why, how long; the only source able to give all of it, pre-selected.
+    request = page.locator("#step-request")
+    expect(request).to_be_visible()
+    expect(page.locator("#needs-js")).to_be_hidden()
+    expect(page.locator("#request-title")).to_have_text("Demo Shop asks for your data")
+    expect(request).to_contain_text("Open a customer account (demonstration)")
+    expect(request).to_contain_text("IBAN")
+    expect(request.locator(".fields li", has_text="Gender")).to_contain_text("Optional")
+    expect(request.locator(".fields li", has_text="Family name")).to_contain_text("Required")
+    expect(request).to_contain_text("kept encrypted for 1 hour at most")
+    expect(request).to_contain_text("kept 13 months for audits")
+    expect(page.locator("#source-sandbox-bank")).to_be_checked()
+    expect(page.locator("#countdown-value")).to_have_text(re.compile(r"^(1:00:00|59:\d\d)$"))
+    person.check("request", "02-request")
+
+    tab_to(page, "#source-form button[type=submit]")
+    page.keyboard.press("Enter")
+    expect(page.locator("#step-login")).to_be_visible()
+    assert person.focused() == "login-title"
+    expect(page.locator("#login-label")).to_have_text("Customer id")
+    person.check("login", "03-login")
+
+    tab_to(page, "#login")
+    page.keyboard.type("alice")
+    page.keyboard.press("Tab")
+    page.keyboard.type("alice-pass")
+    page.keyboard.press("Enter")
+    # The fields are emptied before anything is sent.
+    expect(page.locator("#login")).to_have_value("")
+    expect(page.locator("#password")).to_have_value("")
+
+    person.wait_for("review")
+    assert person.focused() == "review-title"
+    review = page.locator("#review-fields")
+    expect(review).to_contain_text("Martin")
+    expect(review).to_contain_text("FR76 9999 0000 0100 0123 4567 834")  # print format
+    expect(page.locator("#share-identity-gender")).to_be_checked()
+    assert page.locator("#review-fields input[type=checkbox]").count() == 3
+    expect(page.locator("#steps [aria-current=step]")).to_contain_text("Review")
+    person.check("review", "04-review")
+
+    # Space toggles an optional field; Enter on it decides nothing.
+    tab_to(page, "#share-identity-gender")
+    page.keyboard.press("Space")
+    expect(page.locator("#share-identity-gender")).not_to_be_checked()
+    page.keyboard.press("Space")
+    page.keyboard.press("Enter")
+    expect(page.locator("#share-identity-gender")).to_be_checked()
+    expect(page.locator("#step-review")).to_be_visible()
+    assert not [r for r in person.watch.requests if r.url.endswith("/decision")]
+
+    tab_to(page, "#approve")
+    page.keyboard.press("Enter")
+    page.wait_for_url(re.compile(re.escape(site.partner.url) + r"/callback\?"))
+    received = person.received()
+    assert received["identity.given_name"] == "Alice"
+    assert received["bank_account.iban"] == "FR7699990000010001234567834"
+    assert received["identity.gender"]  # optional, kept ticked
+    person.check("partner received", "05-partner-received")
+
+    # The credentials went out once, encrypted: one compact JWE, five base64url parts.
+    posts = [r for r in person.watch.requests if r.url.endswith("/credentials")]
+    assert len(posts) == 1
+    body = posts[0].post_data_json
+    assert body is not None and set(body) == {"data_source", "credentials"}
+    assert re.fullmatch(r"[\w-]+\.[\w-]+\.[\w-]+\.[\w-]+\.[\w-]+", body["credentials"])
+    jwks = [r for r in person.watch.requests if r.url.endswith("/.well-known/jwks.json")]
+    assert jwks and jwks[0].timing["startTime"] <= posts[0].timing["startTime"]
+    person.finish(["alice", "alice-pass"])
+
+
+def test_bank_with_one_time_code(person: Person) -> None:
+    page = person.page
+    person.open_partner()
+    person.start()
+    person.check("request")
+    person.pick("sandbox-bank")
+    person.sign_in("bob", "bob-pass")
+    person.wait_for("otp")
+    assert person.focused() == "otp-title"
+    expect(page.locator("#otp-intro")).to_contain_text("Banque Sandbox")
+    person.check("otp", "06-otp")
+
+    person.enter_otp("000000")
+    person.wait_for("otp")
+    expect(page.locator("#otp-error")).to_have_text(
+        "This code was not accepted. Check it and try again."
+    )
+    assert person.focused() == "otp-error"
+    expect(page.locator("#otp")).to_have_value("")
+    person.check("otp, wrong code")
+
+    person.enter_otp("123456")
+    person.wait_for("review")
+    expect(page.locator("#review-fields")).to_contain_text("Dubois")
+    person.check("review")
+    person.approve()
+    assert person.received()["identity.family_name"] == "Dubois"
+    otp_posts = [r for r in person.watch.requests if r.url.endswith("/otp")]
+    assert len(otp_posts) == 2 and all(set(r.post_data_json or {}) == {"otp"} for r in otp_posts)
+    person.finish(["bob", "bob-pass", "123456", "000000"])
+
+
+def test_tax_office_in_french_with_the_language_switch(
+    site: Site, person_factory: Callable[..., Person]
+) -> None:
+    person = person_factory(site, locale="fr-FR")
+    page = person.page
+    person.open_partner()
+    person.start("#share-tax")
+    assert page.evaluate("() => document.documentElement.lang") == "fr"
+    expect(page.locator("#request-title")).to_have_text("Demo Shop vous demande des données")
+    request = page.locator("#step-request")
+    expect(request).to_contain_text("Avis d’imposition")
+    expect(request).to_contain_text("Revenu fiscal de référence")
+    expect(request).to_contain_text("1 heure")
+    expect(page.locator("#source-sandbox-tax")).to_be_checked()
+    expect(page.locator("#countdown")).to_contain_text("Temps restant")
+    person.check("request (fr)", "07-request-fr")
+
+    # The switch reloads the same page in the other language, without a cookie of its own.
+    page.click(".languages a[lang=en]")
+    expect(page.locator("#request-title")).to_have_text("Demo Shop asks for your data")
+    assert page.evaluate("() => document.documentElement.lang") == "en"
+    page.click(".languages a[lang=fr]")
+    expect(page.locator("#request-title")).to_have_text("Demo Shop vous demande des données")
+    assert {c["name"] for c in page.context.cookies(site.broker)} <= {
+        "sl_session",
+        "demo_shop_state",  # the partner's, on the same loopback host
+    }
+
+    person.pick("sandbox-tax")
+    expect(page.locator("#login-label")).to_have_text("Numéro fiscal (13 chiffres)")
+    # A malformed tax number is caught in the page; nothing is sent.
+    person.sign_in("12345", "tax-pass")
+    expect(page.locator("#login-problem")).to_contain_text("Numéro fiscal (13 chiffres)")
+    assert person.focused() == "login"
+    assert not [r for r in person.watch.requests if r.url.endswith("/credentials")]
+    person.check("login (fr), format problem")
+
+    person.sign_in("1234567890123", "tax-pass")
+    person.wait_for("review")
+    expect(page.locator("#review-title")).to_have_text("Vérifiez ce que Demo Shop va recevoir")
+    expect(page.locator("#share-tax_notice-household_shares")).to_be_checked()
+    person.check("review (fr)", "08-review-fr")
+    person.approve()
+    received = person.received()
+    assert received["identity.family_name"] == "MOREAU"
+    assert received["tax_notice.reference_income"]
+    assert "bank_account.iban" not in received
+    person.finish(["1234567890123", "tax-pass", "12345"])
+
+
+def test_refusal_sends_nothing(person: Person) -> None:
+    page = person.page
+    person.open_partner()
+    person.start()
+    person.pick("sandbox-bank")
+    person.sign_in("alice", "alice-pass")
+    person.wait_for("review")
+    page.click("#refuse")
+    page.wait_for_url(re.compile(re.escape(person.site.partner.url) + r"/callback\?"))
+    expect(page.locator("#error")).to_contain_text("access_denied")
+    expect(page.locator("#error")).to_contain_text("You chose not to share your data")
+    assert not page.locator("#data").count()
+    person.check("partner refused", "09-partner-refused")
+    person.finish(["alice", "alice-pass"])
+
+
+def test_an_unticked_optional_field_never_reaches_the_partner(person: Person) -> None:
+    page = person.page
+    person.open_partner()
+    person.start()
+    person.pick("sandbox-bank")
+    person.sign_in("alice", "alice-pass")
+    person.wait_for("review")
+    # Switching language reloads the page; it picks the flow up where it was.
+    page.click(".languages a[lang=fr]")
+    expect(page.locator("#review-title")).to_have_text("Vérifiez ce que Demo Shop va recevoir")
+    expect(page.locator("#review-intro")).to_contain_text("Banque Sandbox a fourni ces valeurs")
+    page.uncheck("#share-identity-gender")
+    page.uncheck("#share-bank_account-bic")
+    person.check("review, fields unticked (fr)")
+    person.approve()
+    received = person.received()
+    assert "identity.gender" not in received
+    assert "bank_account.bic" not in received
+    assert received["identity.family_name"] == "Martin"
+    assert received["bank_account.iban"]
+    decision = next(r for r in person.watch.requests if r.url.endswith("/decision"))
+    assert decision.post_data_json == {"approve": True, "omit": ["gender", "bic"]}
+    person.finish(["alice", "alice-pass"])
+
+
+def test_wrong_password_locked_account_and_timeout_then_success(person: Person) -> None:
+    page = person.page
+    error = page.locator("#login-error")
+    person.open_partner()
+    person.start()
+    person.pick("sandbox-bank")
+
+    person.sign_in("alice", "wrong-pass")
+    person.wait_for("login")
+    expect(error).to_have_text(
+        "Banque Sandbox did not accept this login and password. Check them and try again, "
+        "or choose another service."
+    )
+    assert person.focused() == "login-error"
+    expect(page.locator("#login")).to_have_value("")
+    person.check("login, wrong password", "10-wrong-password")
+
+    person.sign_in("locked", "locked-pass")
+    person.wait_for("login")
+    expect(error).to_contain_text("says this account is locked")
+    person.check("login, locked account")
+
+    # The slow user outlasts the connector's timeout. The encrypted request is held in the
+    # browser while the progress step is checked, so the check never races the connector.
+    held: list[Route] = []
+    credentials = "**/api/flows/*/credentials"
+    page.route(credentials, lambda route: held.append(route))
+    person.sign_in("slow", "slow-pass")
+    expect(page.locator("#step-progress")).to_be_visible()
+    assert person.focused() == "progress-title"
+    expect(page.locator("#status")).to_contain_text("Signing in to Banque Sandbox")
+    person.check("progress", "11-progress")
+    page.wait_for_function("() => true")  # let the held request reach the handler
+    assert len(held) == 1
+    held[0].continue_()
+    page.unroute(credentials)
+    person.wait_for("login")
+    expect(error).to_contain_text("did not answer in time")
+
+    # Back to the choice of source, then a good password.
+    page.click("#login-form [data-action=choose-source]")
+    expect(page.locator("#step-request")).to_be_visible()
+    assert person.focused() == "source-sandbox-bank"
+    person.pick("sandbox-bank")
+    expect(error).to_be_hidden()
+    person.sign_in("alice", "alice-pass")
+    person.wait_for("review")
+    person.approve()
+    assert person.received()["identity.given_name"] == "Alice"
+    person.finish(["alice", "wrong-pass", "locked", "locked-pass", "slow-pass", "alice-pass"])
+
+
+def test_the_session_cap_expires_the_page(
+    short_site: Site, person_factory: Callable[..., Person]
+) -> None:
+    person = person_factory(short_site)
+    page = person.page
+    person.open_partner()
+    person.start()
+    expect(page.locator("#countdown-value")).to_have_text(re.compile(r"^0:0[0-5]$"))
+    person.pick("sandbox-bank")
+    page.fill("#login", "alice")  # typed, never sent
+    started = time.monotonic()
+    expired = page.locator("#step-expired")
+    expect(expired).to_be_visible(timeout=10_000)
+    assert time.monotonic() - started < 8
+    assert person.focused() == "expired-title"
+    expect(expired).to_contain_text("This request has expired")
+    expect(expired).to_contain_text("Nothing was shared with Demo Shop")
+    expect(page.locator("#step-login")).to_be_hidden()
+    expect(page.locator("#login")).to_have_value("")
+    expect(page.locator("#countdown-value")).to_have_text("0:00")
+    person.check("expired", "12-expired")
+
+    # The way back to the partner.
+    consent_url = page.url
+    back = page.locator("#expired-back")
+    expect(back).to_have_attribute("href", short_site.partner.url + "/")
+    back.click()
+    expect(page.locator("#share")).to_be_visible()
+
+    # The broker agrees: the page, loaded again, is a readable error page.
+    page.goto(consent_url)
+    expect(page.get_by_role("heading", level=1)).to_have_text("This request cannot continue")
+    expect(page.locator("[role=alert]")).to_contain_text("expired")
+    person.check("expired, loaded again")
+    assert not [r for r in person.watch.requests if r.url.endswith("/credentials")]
+    # The error page's own 404 status is the one error Chromium reports.
+    errors = person.watch.console_errors
+    assert all("404" in e for e in errors), errors
+    errors.clear()
+    person.finish(["alice"])
+
+
+def test_without_javascript_the_page_says_it_is_needed(
+    site: Site, person_factory: Callable[..., Person]
+) -> None:
+    person = person_factory(site, java_script_enabled=False)
+    page = person.page
+    page.goto(site.partner.url + "/")
+    page.click("#share")
+    page.wait_for_url(re.compile(re.escape(site.broker) + r"/consent/[\w-]+"))
+    message = page.locator("#needs-js")
+    expect(message).to_be_visible()
+    expect(message).to_contain_text("This page needs JavaScript")
+    expect(message.get_by_role("link")).to_have_attribute("href", site.partner.url + "/")
+    expect(page.locator("#app")).to_be_hidden()
+    expect(page.locator("#countdown")).to_be_hidden()
+    person.watch.assert_clean()
+
+
+def test_the_page_script_encrypts_with_the_interop_tested_code() -> None:
+    """consent.js carries tests/support/webcrypto_jwe.js verbatim: the code the Web Crypto
+    interoperability tests prove the HSM opens is the code the page runs."""
+    tested = (ROOT / "tests/support/webcrypto_jwe.js").read_text(encoding="utf-8")
+    page_script = (ROOT / "src/sharelock/web/static/consent.js").read_text(encoding="utf-8")
+    body = tested[tested.index("/** JWE `alg`") :]
+    assert body in page_script

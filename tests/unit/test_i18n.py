@@ -1,0 +1,102 @@
+"""The consent screen's catalogues and choice of language."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+
+from sharelock.connectors.base import Outcome
+from sharelock.connectors.sources import PORTALS
+from sharelock.scopes import FIELD_LABELS, SCOPES
+from sharelock.web import i18n
+
+WEB = Path(i18n.__file__).parent
+PLACEHOLDER = re.compile(r"\{([a-z_]+)\}")
+# t("key") / t('key') in templates, t("key") in the script.
+LITERAL_KEY = re.compile(r"""\bt\(\s*["']([a-z_]+(?:\.[A-Za-z_]+)+)["']""")
+
+
+def test_every_language_has_the_same_messages_with_the_same_placeholders() -> None:
+    english = i18n.catalogue("en")
+    for lang in i18n.SUPPORTED:
+        messages = i18n.catalogue(lang)
+        assert set(messages) == set(english), lang
+        for key, text in messages.items():
+            assert set(PLACEHOLDER.findall(text)) == set(PLACEHOLDER.findall(english[key])), key
+            assert text.strip() == text and text, key
+
+
+def test_every_message_the_page_asks_for_exists() -> None:
+    sources = [WEB / "static" / "consent.js", *sorted((WEB / "templates").glob("*.html"))]
+    used = {key for path in sources for key in LITERAL_KEY.findall(path.read_text("utf-8"))}
+    assert "review.approve" in used  # the pattern does find them
+    # Keys the script builds from what the API returns.
+    used |= {
+        f"error.{o.value}" for o in Outcome if o not in (Outcome.COLLECTED, Outcome.OTP_REQUIRED)
+    }
+    used |= {f"error.{code}" for code in ("network", "conflict", "forbidden", "crypto")}
+    used |= {f"error.{code}" for code in ("invalid_request", "temporarily_unavailable")}
+    used |= {f"field.{name}" for name in FIELD_LABELS}
+    used |= {f"scope.{scope}" for scope in SCOPES}
+    used |= {f"login_label.{spec.info.login_label}" for spec in PORTALS.values()}
+    for lang in i18n.SUPPORTED:
+        missing = used - set(i18n.catalogue(lang))
+        assert not missing, f"{lang}: {sorted(missing)}"
+
+
+@pytest.mark.parametrize(
+    ("query", "header", "expected"),
+    [
+        (None, None, "en"),
+        (None, "fr-FR,fr;q=0.9,en;q=0.8", "fr"),
+        (None, "de-DE,de;q=0.9,fr;q=0.5,en;q=0.4", "fr"),
+        (None, "en;q=0.3, fr;q=0.7", "fr"),
+        (None, "fr;q=0, en", "en"),
+        (None, "de, *", "en"),
+        (None, "fr-CA", "fr"),
+        (None, "garbage;;;, ;q=abc", "en"),
+        (None, "fr;q=2", "en"),
+        (None, "x" * 600, "en"),
+        ("en", "fr-FR", "en"),
+        ("fr", None, "fr"),
+        ("de", "fr", "fr"),
+        ("", "fr", "fr"),
+    ],
+)
+def test_language_from_the_switch_then_accept_language(
+    query: str | None, header: str | None, expected: str
+) -> None:
+    assert i18n.negotiate(query, header) == expected
+
+
+@pytest.mark.parametrize(
+    ("lang", "seconds", "expected"),
+    [
+        ("en", 3600, "1 hour"),
+        ("fr", 3600, "1 heure"),
+        ("en", 5, "5 seconds"),
+        ("en", 1, "1 second"),
+        ("en", 60, "1 minute"),
+        ("en", 360, "6 minutes"),
+        ("fr", 360, "6 minutes"),
+        ("en", 72 * 3600, "72 hours"),
+        ("en", 120 * 86400, "120 days"),
+        ("en", 396 * 86400, "13 months"),
+        ("fr", 396 * 86400, "13 mois"),
+        ("en", 90, "90 seconds"),
+    ],
+)
+def test_retention_limits_in_words(lang: str, seconds: int, expected: str) -> None:
+    assert i18n.Translator(lang).duration(seconds) == expected
+
+
+def test_a_missing_message_is_a_bug_not_a_blank() -> None:
+    t = i18n.Translator("en")
+    with pytest.raises(i18n.MissingMessage):
+        t("no.such.key")
+    assert t.get("field.unknown_new_field", "New field") == "New field"
+    assert t("request.heading", partner="Demo Shop") == "Demo Shop asks for your data"
+    # Placeholders are filled as text; escaping is the template's job (autoescape).
+    assert t("request.heading", partner="<b>") == "<b> asks for your data"
