@@ -133,6 +133,11 @@ class Settings(BaseSettings):
     expiry_sweep_seconds: float = Field(
         default=60.0, gt=0, description="How often `serve` records flows that Redis expired."
     )
+    retention_interval_seconds: float = Field(
+        default=6 * 3600,
+        gt=0,
+        description="How often `serve` purges past-retention audit rows and signs a checkpoint.",
+    )
     connector_timeout: float = Field(
         default=10.0, gt=0, le=120, description="Seconds before a data source is given up on."
     )
