@@ -319,8 +319,14 @@ def jwt_partner(stack: Stack, jwt_key: RSAKey) -> RegisteredPartner:
     )
 
 
+class Ago(int):
+    """A time claim given relative to when the assertion is made (parametrize runs at
+    collection, minutes before the test): `Ago(-120)` is two minutes in the future."""
+
+
 def assertion(stack: Stack, partner: RegisteredPartner, key: RSAKey, **overrides: Any) -> str:
     now = int(time.time())
+    overrides = {k: now - v if isinstance(v, Ago) else v for k, v in overrides.items()}
     claims: dict[str, Any] = {
         "iss": partner.client_id,
         "sub": partner.client_id,
@@ -361,12 +367,12 @@ def test_private_key_jwt_valid_assertion_works(
     [
         ("wrong-aud", {"aud": "https://elsewhere.example/token"}),
         ("no-aud", {"aud": None}),
-        ("expired", {"iat": int(time.time()) - 120, "exp": int(time.time()) - 1}),
-        ("iat-in-future", {"iat": int(time.time()) + 120, "exp": int(time.time()) + 180}),
+        ("expired", {"iat": Ago(120), "exp": Ago(1)}),
+        ("iat-in-future", {"iat": Ago(-120), "exp": Ago(-180)}),
         ("no-exp", {"exp": None}),
         ("no-jti", {"jti": None}),
         ("sub-differs", {"sub": "sl_someone_else"}),
-        ("lives-too-long", {"exp": int(time.time()) + 3600}),
+        ("lives-too-long", {"exp": Ago(-3600)}),
     ],
 )
 def test_private_key_jwt_bad_claims_are_invalid_client(

@@ -22,12 +22,16 @@ import sys
 from collections.abc import Iterator
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
+import os
 from functools import cache
 from pathlib import Path
 from typing import Any
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
-VECTORS_DIR = (REPO_ROOT / ".." / "shared" / "vectors").resolve()
+# SHARELOCK_VECTORS_DIR points elsewhere, e.g. for a checkout that is not beside `shared/`.
+VECTORS_DIR = Path(
+    os.environ.get("SHARELOCK_VECTORS_DIR") or REPO_ROOT / ".." / "shared" / "vectors"
+).resolve()
 
 # The label scheme of the key layer's encryption keys (`sharelock.keys.layer`): the newest
 # `sharelock-enc-<UTC time>` pair is the active key.
