@@ -18,11 +18,11 @@ import base64
 import binascii
 import hashlib
 import json
+import os
 import sys
 from collections.abc import Iterator
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
-import os
 from functools import cache
 from pathlib import Path
 from typing import Any
