@@ -11,6 +11,7 @@ import pytest
 
 from sharelock.config import Settings
 from sharelock.keys import KeyLayer, init_token
+from tests.support.broker import Stack, broker_stack, sqlite_url
 from tests.support.redis_server import RedisServer
 from tests.support.sandbox import serve_sandbox
 
@@ -63,3 +64,24 @@ def sandbox_url() -> Iterator[str]:
     """The sandbox data sources over real HTTP."""
     with serve_sandbox() as url:
         yield url
+
+
+@pytest.fixture(scope="module")
+def stack(
+    settings: Settings,
+    key_layer: KeyLayer,
+    redis_server: RedisServer,
+    sandbox_url: str,
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[Stack]:
+    """A whole broker over real HTTP (Redis, SQLite, SoftHSM, the sandbox) with two registered
+    partners, shared by the tests of one module. Tests that break or reconfigure a part build
+    their own with `broker_stack`."""
+    with broker_stack(
+        settings,
+        key_layer,
+        redis_url=redis_server.url,
+        sandbox_url=sandbox_url,
+        database_url=sqlite_url(tmp_path_factory.mktemp("db")),
+    ) as running:
+        yield running

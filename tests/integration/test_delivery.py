@@ -5,46 +5,22 @@ from __future__ import annotations
 
 import secrets
 import threading
-from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 
 import httpx
 import pytest
 
-from sharelock.config import Settings
 from sharelock.flow.consent import flow_ref
-from sharelock.keys import KeyLayer
 from sharelock.oauth.tokens import digest
 from tests.support.broker import (
     Share,
     Stack,
-    broker_stack,
     code_key,
     flow_keys,
-    sqlite_url,
     token_key,
 )
-from tests.support.redis_server import RedisServer
 
 IDENTITY_TTL_MS = 72 * 3600 * 1000
-
-
-@pytest.fixture(scope="module")
-def stack(
-    settings: Settings,
-    key_layer: KeyLayer,
-    redis_server: RedisServer,
-    sandbox_url: str,
-    tmp_path_factory: pytest.TempPathFactory,
-) -> Iterator[Stack]:
-    with broker_stack(
-        settings,
-        key_layer,
-        redis_url=redis_server.url,
-        sandbox_url=sandbox_url,
-        database_url=sqlite_url(tmp_path_factory.mktemp("db")),
-    ) as running:
-        yield running
 
 
 def token_for(stack: Stack, **collect: str) -> tuple[Share, str, str]:

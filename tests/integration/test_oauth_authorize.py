@@ -5,7 +5,6 @@ never redirected, PAR, and the user's refusal, over real HTTP, Redis, SQLite, So
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -26,24 +25,6 @@ from tests.support.broker import (
     sqlite_url,
 )
 from tests.support.redis_server import RedisServer
-
-
-@pytest.fixture(scope="module")
-def stack(
-    settings: Settings,
-    key_layer: KeyLayer,
-    redis_server: RedisServer,
-    sandbox_url: str,
-    tmp_path_factory: pytest.TempPathFactory,
-) -> Iterator[Stack]:
-    with broker_stack(
-        settings,
-        key_layer,
-        redis_url=redis_server.url,
-        sandbox_url=sandbox_url,
-        database_url=sqlite_url(tmp_path_factory.mktemp("db")),
-    ) as running:
-        yield running
 
 
 @pytest.fixture(scope="module")

@@ -7,7 +7,6 @@ from __future__ import annotations
 import secrets
 import threading
 import time
-from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 from typing import Any
@@ -32,24 +31,6 @@ from tests.support.broker import (
 from tests.support.redis_server import RedisServer
 
 ASSERTION_TYPE = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
-
-
-@pytest.fixture(scope="module")
-def stack(
-    settings: Settings,
-    key_layer: KeyLayer,
-    redis_server: RedisServer,
-    sandbox_url: str,
-    tmp_path_factory: pytest.TempPathFactory,
-) -> Iterator[Stack]:
-    with broker_stack(
-        settings,
-        key_layer,
-        redis_url=redis_server.url,
-        sandbox_url=sandbox_url,
-        database_url=sqlite_url(tmp_path_factory.mktemp("db")),
-    ) as running:
-        yield running
 
 
 def assert_oauth_error(response: httpx.Response, status: int, error: str) -> dict[str, Any]:

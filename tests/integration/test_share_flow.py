@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 
 import httpx
@@ -10,33 +9,14 @@ import pytest
 from sqlalchemy import Engine, text
 
 from sharelock.audit import AuditTrail, search
-from sharelock.config import Settings
 from sharelock.db import create_engine_for
 from sharelock.flow import expiry
 from sharelock.flow.consent import flow_ref
 from sharelock.flow.ports import AsyncAudit
 from sharelock.keys import KeyLayer
 from sharelock.store import SealedStore
-from tests.support.broker import Share, Stack, broker_stack, sqlite_url
+from tests.support.broker import Share, Stack
 from tests.support.redis_server import RedisServer
-
-
-@pytest.fixture(scope="module")
-def stack(
-    settings: Settings,
-    key_layer: KeyLayer,
-    redis_server: RedisServer,
-    sandbox_url: str,
-    tmp_path_factory: pytest.TempPathFactory,
-) -> Iterator[Stack]:
-    with broker_stack(
-        settings,
-        key_layer,
-        redis_url=redis_server.url,
-        sandbox_url=sandbox_url,
-        database_url=sqlite_url(tmp_path_factory.mktemp("db")),
-    ) as running:
-        yield running
 
 
 def test_bank_share_delivers_once(stack: Stack) -> None:

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import time
 import warnings
-from collections.abc import Iterator
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
@@ -16,10 +15,7 @@ import pytest
 from authlib.common.security import generate_token  # type: ignore[import-untyped]
 from joserfc.jwk import RSAKey
 
-from sharelock.config import Settings
-from sharelock.keys import KeyLayer
-from tests.support.broker import Share, Stack, broker_stack, sqlite_url
-from tests.support.redis_server import RedisServer
+from tests.support.broker import Share, Stack
 
 with warnings.catch_warnings():
     # Authlib announces a future move of its httpx integration; the API used here stays.
@@ -31,24 +27,6 @@ with warnings.catch_warnings():
     from authlib.oauth2.rfc7523 import PrivateKeyJWT  # type: ignore[import-untyped]
 
 SCOPE = "identity address bank_account"
-
-
-@pytest.fixture(scope="module")
-def stack(
-    settings: Settings,
-    key_layer: KeyLayer,
-    redis_server: RedisServer,
-    sandbox_url: str,
-    tmp_path_factory: pytest.TempPathFactory,
-) -> Iterator[Stack]:
-    with broker_stack(
-        settings,
-        key_layer,
-        redis_url=redis_server.url,
-        sandbox_url=sandbox_url,
-        database_url=sqlite_url(tmp_path_factory.mktemp("db")),
-    ) as running:
-        yield running
 
 
 @pytest.fixture(scope="module")

@@ -100,10 +100,6 @@ class ConsentService:
             raise FlowForbidden("this flow belongs to another browser session")
         return flow
 
-    async def _save(self, flow: FlowState) -> None:
-        if not await self.store.replace_json("flow", flow.flow_id, flow.to_json()):
-            raise FlowNotFound("the session has expired")
-
     async def _transition(
         self, flow: FlowState, allowed: frozenset[Status], **changes: Any
     ) -> FlowState:
