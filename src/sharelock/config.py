@@ -133,6 +133,11 @@ class Settings(BaseSettings):
     expiry_sweep_seconds: float = Field(
         default=60.0, gt=0, description="How often `serve` records flows that Redis expired."
     )
+    key_refresh_seconds: float = Field(
+        default=60.0,
+        gt=0,
+        description="How often `serve` re-reads the token's keys (rotation by another process).",
+    )
     retention_interval_seconds: float = Field(
         default=6 * 3600,
         gt=0,

@@ -15,6 +15,7 @@ Settings come from the `SHARELOCK_*` environment, exactly as for the `sharelock`
     python -m tests.support.hsm_worker duplicate-enc-label
     python -m tests.support.hsm_worker remove-token-dir
     python -m tests.support.hsm_worker two-layers
+    python -m tests.support.hsm_worker live-rotation
 """
 
 from __future__ import annotations
@@ -25,12 +26,15 @@ import json
 import os
 import shutil
 import signal
+import subprocess
 import sys
 import threading
 import time
 import traceback
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 from sharelock.config import load_settings
@@ -293,6 +297,46 @@ def remove_token_dir() -> int:
     return 0
 
 
+def _opens(layer: KeyLayer, jwk: dict[str, Any], message: dict[str, str]) -> bool:
+    try:
+        return _open_one(layer, jwk, message)
+    except EnvelopeRejected:
+        return False
+
+
+def live_rotation() -> int:
+    """A running layer sees a rotation made by another process once it refreshes (as `serve`
+    does on a timer), and stops opening the old key when its grace period ends, without any
+    further refresh."""
+    layer = _layer()
+    layer.ensure_keys()
+    old = layer.jwks()["keys"][0]
+    report: dict[str, Any] = {"old_opens_before": _opens(layer, old, _message(0, 0))}
+    rotated = subprocess.run(
+        [str(Path(sys.executable).parent / "sharelock"), "keys", "rotate"],
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=120,
+    )
+    report["rotate_exit"] = rotated.returncode
+    report["active_before_refresh"] = layer.jwks()["keys"][0]["kid"]
+    layer.refresh()
+    new = layer.jwks()["keys"][0]
+    report["active_after_refresh"] = new["kid"]
+    report["old_kid"] = old["kid"]
+    report["published_after_refresh"] = [k["kid"] for k in layer.jwks()["keys"]]
+    report["old_opens_in_grace"] = _opens(layer, old, _message(0, 1))
+    report["new_opens"] = _opens(layer, new, _message(0, 2))
+    retiring = next(k for k in layer.encryption_keys() if k.kid == old["kid"])
+    assert retiring.destroy_after is not None
+    time.sleep(max(0.0, (retiring.destroy_after - datetime.now(UTC)).total_seconds()) + 0.5)
+    report["old_opens_after_grace"] = _opens(layer, old, _message(0, 3))
+    report["published_after_grace"] = [k["kid"] for k in layer.jwks()["keys"]]
+    _emit(report)
+    return 0
+
+
 def main(argv: list[str]) -> int:
     command, *args = argv
     if command == "stress":
@@ -305,6 +349,7 @@ def main(argv: list[str]) -> int:
         "duplicate-enc-label": duplicate_enc_label,
         "remove-token-dir": remove_token_dir,
         "two-layers": two_layers,
+        "live-rotation": live_rotation,
     }
     return jobs[command]()
 

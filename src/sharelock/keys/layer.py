@@ -21,13 +21,14 @@ import asyncio
 import base64
 import hashlib
 import json
+import logging
 import os
 import secrets
 import threading
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import suppress
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from functools import partial
 from typing import Any, Literal, TypeVar
@@ -40,6 +41,7 @@ from sharelock.keys._token import HsmToken, OaepHash, RsaPublicNumbers
 from sharelock.keys.errors import (
     AmbiguousKey,
     DecryptionFailed,
+    KeyLayerError,
     KeyNotFound,
     UnsupportedAlgorithm,
 )
@@ -47,6 +49,7 @@ from sharelock.keys.jwk import public_jwk, thumbprint
 from sharelock.keys.softhsm import export_softhsm_conf
 
 T = TypeVar("T")
+log = logging.getLogger("sharelock.keys")
 
 ENC_PREFIX = "sharelock-enc-"
 HMAC_LABEL = "sharelock-audit-hmac"
@@ -70,6 +73,16 @@ KeyStatus = Literal["active", "retiring", "expired"]
 
 def _b64url(data: bytes) -> str:
     return base64.urlsafe_b64encode(data).rstrip(b"=").decode("ascii")
+
+
+def _status(
+    retired_at: datetime | None, destroy_after: datetime | None, now: datetime
+) -> KeyStatus:
+    if retired_at is None:
+        return "active"
+    if destroy_after is not None and now < destroy_after:
+        return "retiring"
+    return "expired"
 
 
 @dataclass(frozen=True, slots=True)
@@ -162,13 +175,7 @@ class KeyLayer:
         for index, label in enumerate(labels):
             retired_at = created[index + 1] if index + 1 < len(labels) else None
             destroy_after = retired_at + self._grace if retired_at else None
-            status: KeyStatus = (
-                "active"
-                if retired_at is None
-                else "retiring"
-                if destroy_after is not None and now < destroy_after
-                else "expired"
-            )
+            status = _status(retired_at, destroy_after, now)
             public = self.token.public_numbers(label)
             kid = thumbprint(public_jwk(public))
             if kid in keys:
@@ -183,7 +190,16 @@ class KeyLayer:
         with self._state_lock:
             if self._keys is None or refresh:
                 self._keys = self._load_keys()
-            return list(self._keys.values())
+            keys = list(self._keys.values())
+        # States move with the clock, not only when the token is listed: a key whose grace
+        # period ends while the process runs stops decrypting then.
+        now = datetime.now(UTC)
+        return [
+            replace(k, status=_status(k.retired_at, k.destroy_after, now))
+            if k.status != _status(k.retired_at, k.destroy_after, now)
+            else k
+            for k in keys
+        ]
 
     def active_key(self) -> EncryptionKey:
         active = [k for k in self.encryption_keys() if k.status == "active"]
@@ -379,3 +395,14 @@ class KeyLayer:
         if len(sealed) < 12 + 16:
             raise DecryptionFailed()
         return self.token.aes_gcm(STORAGE_LABEL, "decrypt", sealed[:12], aad, sealed[12:])
+
+
+async def refresh_forever(layer: KeyLayer, every_s: float) -> None:
+    """Re-read the token's keys on a timer, so a rotation made by `sharelock keys rotate` in
+    another process reaches a running broker without a restart."""
+    while True:
+        await asyncio.sleep(every_s)
+        try:
+            await layer.run_async(layer.refresh)
+        except KeyLayerError:
+            log.warning("key refresh postponed: the HSM did not answer")

@@ -17,6 +17,7 @@ from sharelock.config import Settings, load_settings
 from sharelock.connectors.base import Connector
 from sharelock.flow import expiry
 from sharelock.keys import KeyLayer
+from sharelock.keys.layer import refresh_forever
 from sharelock.retention.periodic import retention_forever
 from sharelock.web import (
     audit_routes,
@@ -89,6 +90,7 @@ def create_app(
                 expiry.sweep_forever(broker.store, broker.audit, settings.expiry_sweep_seconds)
             ),
             asyncio.create_task(retention_forever(broker.engine, layer, settings)),
+            asyncio.create_task(refresh_forever(layer, settings.key_refresh_seconds)),
         ]
         try:
             yield
