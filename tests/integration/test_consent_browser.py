@@ -27,11 +27,17 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
+from jwcrypto import jwk as jwcrypto_jwk
+from jwcrypto import jws as jwcrypto_jws
 from playwright.sync_api import Browser, Page, Route, expect, sync_playwright
+from sqlalchemy import select
 
 from sharelock.config import Retention, Settings
+from sharelock.db import MaintenanceCredentialsRow
 from sharelock.demo.partner_site import PartnerConfig, create_partner_app
+from sharelock.flow.consent import flow_ref
 from sharelock.keys import KeyLayer
 from sharelock.scopes import SCOPES
 from sharelock.web.consent_page import PAGE_CSP
@@ -45,6 +51,7 @@ from tests.support.browser import (
     launch_chromium,
 )
 from tests.support.redis_server import RedisServer
+from tests.support.sandbox import source_mode
 from tests.support.server import LiveServer, serve_app
 
 pytestmark = pytest.mark.browser
@@ -244,8 +251,26 @@ class Person:
         self.page.click("#otp-form button[type=submit]")
 
     def approve(self) -> None:
+        """Approve, see the final step, then continue to the partner."""
         self.page.click("#approve")
+        self.shared()
+        self.page.click("#done-link")
         self.page.wait_for_url(re.compile(re.escape(self.site.partner.url) + r"/callback\?"))
+
+    def shared(self) -> None:
+        """The final step after an approval: the receipt to keep, the way on to the partner,
+        and no navigation until the person chooses."""
+        expect(self.page.locator("#step-done")).to_be_visible(timeout=STEP_TIMEOUT_MS)
+        assert self.focused() == "done-title"
+        expect(self.page.locator("#done-receipt")).to_be_visible()
+        link = self.page.locator("#receipt-download")
+        expect(link).to_have_attribute("href", re.compile(r"^blob:"))
+        filename = re.compile(r"^sharelock-receipt-\d{4}-\d{2}-\d{2}\.jws$")
+        expect(link).to_have_attribute("download", filename)
+        expect(self.page.locator("#done-link")).to_have_attribute(
+            "href", re.compile(re.escape(self.site.partner.url) + r"/callback\?code=")
+        )
+        assert self.page.url.startswith(self.site.broker)
 
     def received(self) -> dict[str, str]:
         expect(self.page.locator("#data")).to_be_visible()
@@ -304,6 +329,21 @@ def person(site: Site, person_factory: Callable[..., Person]) -> Person:
 
 
 # -- the journeys -------------------------------------------------------------------------
+
+
+def verify_receipt_with_jwcrypto(site: Site, receipt: str) -> dict[str, Any]:
+    """The receipt's claims, checked by jwcrypto against the broker's published `use: sig`
+    key (fetched like any client would); raises if the signature does not verify."""
+    published = httpx.get(site.broker + "/.well-known/jwks.json", timeout=10).json()
+    signing = [key for key in published["keys"] if key.get("use") == "sig"]
+    assert len(signing) == 1, published
+    token = jwcrypto_jws.JWS()
+    token.deserialize(receipt)
+    token.verify(jwcrypto_jwk.JWK(**signing[0]), alg="ES256")
+    assert token.jose_header["typ"] == "sharelock-consent-receipt"
+    claims: dict[str, Any] = json.loads(token.payload)
+    assert claims["iss"] == site.broker
+    return claims
 
 
 def tab_to(page: Page, selector: str, limit: int = 30) -> None:
@@ -376,12 +416,33 @@ def test_bank_share_by_keyboard_from_button_to_received_data(person: Person, sit
 
     tab_to(page, "#approve")
     page.keyboard.press("Enter")
+    # The last step: "Shared with Demo Shop", the receipt, then on to the partner by choice.
+    person.shared()
+    expect(page.locator("#done-title")).to_have_text("Shared with Demo Shop")
+    person.check("shared, receipt", "13-shared")
+    tab_to(page, "#receipt-download")
+    with page.expect_download() as downloading:
+        page.keyboard.press("Enter")
+    download = downloading.value
+    assert re.fullmatch(r"sharelock-receipt-\d{4}-\d{2}-\d{2}\.jws", download.suggested_filename)
+    receipt = Path(download.path()).read_text(encoding="utf-8")
+    claims = verify_receipt_with_jwcrypto(site, receipt)
+    assert claims["consent"]["partner"]["name"] == PARTNER_NAME
+    assert "gender" in claims["consent"]["shared"]["identity"]
+    assert "iban" in claims["consent"]["shared"]["bank_account"]
+    clear = json.dumps(claims)
+    for value in ("FR7699990000010001234567834", "Martin", "1985-03-14", "alice"):
+        assert value not in clear
+    tab_to(page, "#done-link")
+    page.keyboard.press("Enter")
     page.wait_for_url(re.compile(re.escape(site.partner.url) + r"/callback\?"))
     received = person.received()
     assert received["identity.given_name"] == "Alice"
     assert received["bank_account.iban"] == "FR7699990000010001234567834"
     assert received["identity.gender"]  # optional, kept ticked
     person.check("partner received", "05-partner-received")
+    # The receipt stayed in the page: no request carried it, to the partner or anywhere.
+    person.watch.assert_no_secret_sent([receipt, receipt.rsplit(".", 1)[1]])
 
     # The credentials went out once, encrypted: one compact JWE, five base64url parts.
     posts = [r for r in person.watch.requests if r.url.endswith("/credentials")]
@@ -392,6 +453,79 @@ def test_bank_share_by_keyboard_from_button_to_received_data(person: Person, sit
     jwks = [r for r in person.watch.requests if r.url.endswith("/.well-known/jwks.json")]
     assert jwks and jwks[0].timing["startTime"] <= posts[0].timing["startTime"]
     person.finish(["alice", "alice-pass"])
+
+
+def test_the_receipt_opens_the_rights_page_in_french(
+    site: Site, person_factory: Callable[..., Person]
+) -> None:
+    """A share in French, its receipt downloaded, then the person's rights page: the traces
+    of the share, a copy of everything held, and the erasure of the identity data kept."""
+    person = person_factory(site, locale="fr-FR")
+    page = person.page
+    person.open_partner()
+    person.start()
+    flow_id = page.url.split("?")[0].rsplit("/", 1)[-1]
+    person.pick("sandbox-bank")
+    person.sign_in("alice", "alice-pass")
+    person.wait_for("review")
+    page.click("#approve")
+    person.shared()
+    expect(page.locator("#done-title")).to_have_text("Partagé avec Demo Shop")
+    with page.expect_download() as downloading:
+        page.click("#receipt-download")
+    receipt_file = downloading.value.path()
+    page.click("#done-link")
+    page.wait_for_url(re.compile(re.escape(site.partner.url) + r"/callback\?"))
+    assert person.received()["identity.family_name"] == "Martin"
+    kept = f"sl:identity:{flow_ref(flow_id)}"
+    assert site.stack.raw_redis().exists(kept) == 1  # identity data kept 72 h after delivery
+
+    page.goto(site.broker + "/rights")
+    expect(page.get_by_role("heading", level=1)).to_have_text("Vos données chez Sharelock")
+    person.check("rights (fr)")
+    page.set_input_files("#receipt-file", receipt_file)
+    page.click("#receipt-form button[type=submit]")
+    result = page.locator("#result")
+    expect(result).to_be_visible()
+    assert person.focused() == "result-title"
+    traces = page.locator("#traces tbody")
+    expect(traces).to_contain_text("Vous avez accepté le partage")
+    expect(traces).to_contain_text("Données transmises au service en ligne")
+    expect(traces).to_contain_text("Demo Shop")
+    expect(traces).to_contain_text("Banque Sandbox")  # the source's name, not its id
+    expect(page.locator("#kept")).to_contain_text("doit conserver ces traces jusqu’au")
+    person.check("rights, traces (fr)", "15-rights-fr")
+
+    with page.expect_download() as exporting:
+        page.click("#export")
+    assert re.fullmatch(
+        r"sharelock-export-\d{4}-\d{2}-\d{2}\.json", exporting.value.suggested_filename
+    )
+    document = json.loads(Path(exporting.value.path()).read_text(encoding="utf-8"))
+    assert document["identity_data"]["identity"]["family_name"] == "Martin"
+    assert "data_delivered" in {t["event"] for t in document["traces"]}
+
+    page.click("#erase")
+    erased = page.locator("#erase-result")
+    expect(erased).to_contain_text("C’est fait")
+    expect(erased).to_contain_text("la loi oblige Sharelock à les conserver")
+    expect(erased).to_contain_text("Ce que Demo Shop a reçu est détenu par Demo Shop")
+    assert person.focused() == "erase-result"
+    assert site.stack.raw_redis().exists(kept) == 0
+    person.check("rights, erased (fr)")
+
+    # With the login only: the traces, but no erasure on offer.
+    page.fill("#login", "alice")
+    page.click("#login-form button[type=submit]")
+    expect(page.locator("#result-summary")).to_contain_text("Banque Sandbox")
+    expect(page.locator("#erase")).to_be_hidden()
+    rights_posts = [r for r in person.watch.requests if "/api/rights/" in r.url]
+    assert {r.url.rsplit("/", 1)[-1] for r in rights_posts} == {"traces", "export", "erasure"}
+    # The login went to the rights API only, in a body, never in a URL.
+    sent_login = [r for r in person.watch.requests if (r.post_data or "").find('"alice"') >= 0]
+    assert sent_login and all(r.url.endswith("/api/rights/traces") for r in sent_login)
+    assert not [r for r in person.watch.requests if "alice" in r.url]
+    person.finish(["alice-pass"])
 
 
 def test_bank_with_one_time_code(person: Person) -> None:
@@ -553,8 +687,18 @@ def test_wrong_password_locked_account_and_timeout_then_success(person: Person) 
     assert len(held) == 1
     held[0].continue_()
     page.unroute(credentials)
+    # A timeout is the source's problem, not the person's: they are asked whether the
+    # credentials may be kept to fix it. "No" erases them and leads back to signing in.
+    person.wait_for("maintenance")
+    expect(page.locator("#maintenance-reason")).to_contain_text("did not answer in time")
+    page.click("#maintenance-no")
     person.wait_for("login")
     expect(error).to_contain_text("did not answer in time")
+    expect(page.locator("#login-info")).to_have_text(
+        "Your login and password have been erased: Sharelock keeps nothing."
+    )
+    answers = [r for r in person.watch.requests if r.url.endswith("/maintenance")]
+    assert [r.post_data_json for r in answers] == [{"keep": False}]
 
     # Back to the choice of source, then a good password.
     page.click("#login-form [data-action=choose-source]")
@@ -567,6 +711,81 @@ def test_wrong_password_locked_account_and_timeout_then_success(person: Person) 
     person.approve()
     assert person.received()["identity.given_name"] == "Alice"
     person.finish(["alice", "wrong-pass", "locked", "locked-pass", "slow-pass", "alice-pass"])
+
+
+def test_source_down_the_person_lets_the_engineers_keep_the_credentials(
+    person: Person, site: Site, sandbox_url: str
+) -> None:
+    """The bank is down; the page asks, in plain words, whether Sharelock may keep the login
+    and password, encrypted, for 120 days at most to fix it; the person says yes. One sealed
+    row is kept, and no request ever carried the clear password (the answer is a bare yes)."""
+    page = person.page
+    login, password = "maintenance-person-7d41", "Maint-Pass-2c9e51a0f3"
+    engine = site.stack.engine
+    assert engine is not None
+    with engine.connect() as connection:
+        before = set(connection.scalars(select(MaintenanceCredentialsRow.id)))
+    person.open_partner()
+    person.start()
+    person.pick("sandbox-bank")
+    with source_mode(sandbox_url, "sandbox-bank", "down"):
+        person.sign_in(login, password)
+        person.wait_for("maintenance")
+    step = page.locator("#step-maintenance")
+    assert person.focused() == "maintenance-title"
+    expect(page.locator("#maintenance-title")).to_have_text(
+        "May Sharelock keep your login and password to fix this?"
+    )
+    expect(page.locator("#maintenance-reason")).to_contain_text(
+        "Banque Sandbox is not available right now"
+    )
+    expect(page.locator("#maintenance-intro")).to_contain_text("Banque Sandbox")
+    expect(page.locator("#maintenance-question")).to_have_text(
+        "Do you allow Sharelock to keep your login and password, encrypted, for 120 days at "
+        "most, so that its engineers can fix the connection?"
+    )
+    expect(step).to_contain_text("erased after 120 days at the latest")
+    expect(step).to_contain_text("each opening is recorded")
+    expect(step).to_contain_text("Demo Shop never sees them")
+    expect(page.locator("#status")).to_contain_text("is not available right now")
+    expect(page.locator("#steps [aria-current=step]")).to_contain_text("Sign in")
+    expect(page.locator("#login")).to_have_value("")
+    expect(page.locator("#password")).to_have_value("")
+    # Both answers are plain buttons of the same weight, reachable by keyboard.
+    yes, no = page.locator("#maintenance-yes"), page.locator("#maintenance-no")
+    expect(yes).to_have_text("Yes, keep them for 120 days at most")
+    expect(no).to_have_text("No, erase them now")
+    assert yes.get_attribute("class") == no.get_attribute("class")
+    person.check("maintenance offer", "15-maintenance-offer")
+    tab_to(page, "#maintenance-no")
+    tab_to(page, "#maintenance-yes")
+    page.keyboard.press("Enter")
+
+    # Back to signing in, told what was kept and until when.
+    person.wait_for("login")
+    info = page.locator("#login-info")
+    expect(info).to_contain_text("Sharelock keeps your login and password, encrypted, until")
+    expect(info).to_contain_text("only to fix the connection to Banque Sandbox")
+    expect(page.locator("#login-error")).to_contain_text("is not available right now")
+    expect(page.locator("#status")).to_contain_text("Thank you.")
+    person.check("login after maintenance yes")
+
+    answers = [r for r in person.watch.requests if r.url.endswith("/maintenance")]
+    assert [r.post_data_json for r in answers] == [{"keep": True}]
+    with engine.connect() as connection:
+        new = select(MaintenanceCredentialsRow.__table__).where(
+            MaintenanceCredentialsRow.id.not_in(before)
+        )
+        (row,) = connection.execute(new).mappings().all()
+    sealed = bytes(row["sealed"])
+    assert login.encode() not in sealed and password.encode() not in sealed
+    assert row["expires_at"] - row["created_at"] == timedelta(days=120)
+
+    # The bank back up: the same page goes on with a good password.
+    person.sign_in("alice", "alice-pass")
+    person.wait_for("review")
+    expect(page.locator("#login-info")).to_be_hidden()
+    person.finish([login, password, "alice", "alice-pass"])
 
 
 def test_the_session_cap_expires_the_page(

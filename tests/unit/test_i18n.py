@@ -7,8 +7,10 @@ from pathlib import Path
 
 import pytest
 
+from sharelock.audit import EventType
 from sharelock.connectors.base import Outcome
 from sharelock.connectors.sources import PORTALS
+from sharelock.rights.service import HIDDEN_EVENTS
 from sharelock.scopes import FIELD_LABELS, SCOPES
 from sharelock.web import i18n
 
@@ -29,7 +31,8 @@ def test_every_language_has_the_same_messages_with_the_same_placeholders() -> No
 
 
 def test_every_message_the_page_asks_for_exists() -> None:
-    sources = [WEB / "static" / "consent.js", *sorted((WEB / "templates").glob("*.html"))]
+    scripts = [WEB / "static" / "consent.js", WEB / "static" / "rights.js"]
+    sources = [*scripts, *sorted((WEB / "templates").glob("*.html"))]
     used = {key for path in sources for key in LITERAL_KEY.findall(path.read_text("utf-8"))}
     assert "review.approve" in used  # the pattern does find them
     # Keys the script builds from what the API returns.
@@ -41,6 +44,8 @@ def test_every_message_the_page_asks_for_exists() -> None:
     used |= {f"field.{name}" for name in FIELD_LABELS}
     used |= {f"scope.{scope}" for scope in SCOPES}
     used |= {f"login_label.{spec.info.login_label}" for spec in PORTALS.values()}
+    # The rights page names every kind of row a person may see.
+    used |= {f"rights.event.{event.value}" for event in EventType if event not in HIDDEN_EVENTS}
     for lang in i18n.SUPPORTED:
         missing = used - set(i18n.catalogue(lang))
         assert not missing, f"{lang}: {sorted(missing)}"

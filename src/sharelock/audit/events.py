@@ -34,6 +34,17 @@ class EventType(StrEnum):
     AUDITOR_QUERY = "auditor_query"
     AUDITOR_ADDED = "auditor_added"
     AUDITOR_REVOKED = "auditor_revoked"
+    # A person exercising their rights without an account (`/api/rights/…`): actor
+    # `person`, outcome how they were identified (`receipt` or `login`).
+    RIGHTS_ACCESS = "rights_access"
+    RIGHTS_ERASURE = "rights_erasure"
+    RIGHTS_EXPORT = "rights_export"
+    # Corrective maintenance: the person's answer to the offer made after a failed collection,
+    # and each use an operator makes of the kept credentials (`sharelock maintenance`).
+    MAINTENANCE_CONSENT_GIVEN = "maintenance_consent_given"
+    MAINTENANCE_CONSENT_REFUSED = "maintenance_consent_refused"
+    MAINTENANCE_ACCESS = "maintenance_access"
+    MAINTENANCE_DELETED = "maintenance_deleted"
 
 
 CODE = re.compile(r"[a-z_]{1,40}")
@@ -41,7 +52,8 @@ CLIENT_ID = re.compile(r"[A-Za-z0-9_-]{1,64}")
 DATA_SOURCE = re.compile(r"[a-z0-9][a-z0-9_-]{0,39}")
 LOGIN_HASH = re.compile(r"hmac-sha256:[0-9a-f]{64}")
 REFERENCE = re.compile(r"[A-Za-z0-9_:.-]{1,128}")
-# Who acted, for rows about the trail's own use: `auditor:<auditor id>` or `operator`.
+# Who acted, for rows about the trail's own use: `auditor:<auditor id>`, `operator`, or
+# `person` (the data subject, through the rights API).
 ACTOR = re.compile(r"[a-z]{1,12}(?::[A-Za-z0-9_-]{1,64})?")
 # What was asked, as `name=value&…` built from validated filters (never free text).
 QUERY = re.compile(r"[A-Za-z0-9_:.=&+-]{1,400}")
@@ -54,7 +66,7 @@ _PATTERNS: dict[str, tuple[re.Pattern[str], str]] = {
     "outcome": (CODE, "a short code ([a-z_], at most 40)"),
     "detail_code": (CODE, "a short code ([a-z_], at most 40)"),
     "delivery_key": (REFERENCE, "a reference such as the code's SHA-256 (at most 128)"),
-    "actor": (ACTOR, "'auditor:<id>' or 'operator'"),
+    "actor": (ACTOR, "'auditor:<id>', 'operator' or 'person'"),
     "query": (QUERY, "name=value pairs joined by '&' ([A-Za-z0-9_:.=&+-], at most 400)"),
 }
 

@@ -16,6 +16,7 @@ from rich.table import Table
 
 from sharelock.cli.audit import app as audit_app
 from sharelock.cli.auditors import app as auditors_app
+from sharelock.cli.maintenance import app as maintenance_app
 from sharelock.cli.partners import app as partners_app
 from sharelock.cli.records import records as records_command
 from sharelock.cli.retention import app as retention_app
@@ -34,6 +35,7 @@ app.add_typer(partners_app, name="partners")
 app.add_typer(audit_app, name="audit")
 app.add_typer(auditors_app, name="auditors")
 app.add_typer(retention_app, name="retention")
+app.add_typer(maintenance_app, name="maintenance")
 app.command("records")(records_command)
 
 err = Console(stderr=True)

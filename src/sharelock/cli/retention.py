@@ -19,7 +19,8 @@ out = Console()
 @app.command("run")
 @friendly
 def run(as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False) -> None:
-    """Purge audit rows older than the audit_trace limit, sign a checkpoint; idempotent."""
+    """Purge audit rows older than the audit_trace limit and maintenance credentials past
+    their expiry, sign a checkpoint; idempotent."""
     settings = load_settings()
     with database(settings) as engine, key_layer(settings) as keys:
         report = run_retention(engine, keys, retention=settings.retention, issuer=settings.issuer)
@@ -34,6 +35,9 @@ def run(as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = F
         )
     else:
         out.print(f"audit trace: nothing older than {report.audit_cutoff:%Y-%m-%d %H:%M:%S} UTC")
+    out.print(
+        f"maintenance credentials: removed {report.maintenance_rows_purged} past their expiry"
+    )
     out.print(f"checkpoint {report.checkpoint.id} signed (head row {report.checkpoint.last_id})")
     for limit in report.limits:
         if limit["name"] != "audit_trace":

@@ -22,6 +22,7 @@ from sharelock.db.models import (
     AuditEventRow,
     AuditorRow,
     Base,
+    MaintenanceCredentialsRow,
     PartnerRow,
 )
 
@@ -36,6 +37,7 @@ __all__ = [
     "Base",
     "DatabaseError",
     "DatabaseUnavailable",
+    "MaintenanceCredentialsRow",
     "PartnerRow",
     "create_engine_for",
     "current_revision",

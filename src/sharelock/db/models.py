@@ -1,5 +1,5 @@
-"""The tables: partners, the audit trail, the audit chain's head, its signed checkpoints, and
-the auditors' credentials.
+"""The tables: partners, the audit trail, the audit chain's head, its signed checkpoints, the
+auditors' credentials, and the credentials kept for corrective maintenance.
 
 These classes are the storage shape only. Other packages hand out frozen dataclasses built
 from them (`sharelock.registry.Partner`, `sharelock.audit.AuditRecord`), so an ORM row, with
@@ -21,6 +21,7 @@ from sqlalchemy import (
     CheckConstraint,
     Index,
     Integer,
+    LargeBinary,
     MetaData,
     String,
     Text,
@@ -161,3 +162,25 @@ class AuditorRow(Base):
     token_hash: Mapped[str] = mapped_column(String(64), unique=True)
     created_at: Mapped[datetime]
     revoked_at: Mapped[datetime | None]
+
+
+class MaintenanceCredentialsRow(Base):
+    """Credentials a person allowed the broker to keep after a failed collection, so that
+    engineers can repair the connector (SPEC, "Retention": 120 days at most).
+
+    `sealed` is AES-GCM inside the HSM under the token's storage key, with additional data
+    binding the row's id, data source, partner and expiry (`sharelock.maintenance`): never the
+    clear credentials, never the browser's JWE (whose RSA key rotation destroys after its
+    grace period). The other columns are pseudonymous, for listing and retention."""
+
+    __tablename__ = "maintenance_credentials"
+    __table_args__ = (Index("ix_maintenance_credentials_expires_at", "expires_at"),)
+
+    id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    created_at: Mapped[datetime]
+    expires_at: Mapped[datetime]
+    data_source: Mapped[str] = mapped_column(String(40))
+    login_hash: Mapped[str] = mapped_column(String(80))
+    client_id: Mapped[str] = mapped_column(String(64))
+    flow_ref: Mapped[str] = mapped_column(String(128))
+    sealed: Mapped[bytes] = mapped_column(LargeBinary)

@@ -4,20 +4,26 @@ decision.
 Every personal value lives in Redis only sealed, under keys that expire no later than the
 session (`FlowState.expires_at`, fixed at creation). The credential JWE is stored as received and
 opened only right before the connector logs in; the clear credentials exist inside that call.
+After a failure that repairing the connector could fix, the same JWE waits (kind
+`maintenance-offer`, within the session) for the person's answer to keeping the credentials for
+maintenance (`answer_maintenance`; `sharelock.maintenance`).
 """
 
 from __future__ import annotations
 
+import asyncio
 import hmac
 import logging
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from functools import partial
 from typing import Any
 from urllib.parse import urlencode
 
 from sharelock.audit import EventType, describe_user_agent, login_hash_input
+from sharelock.audit.receipts import issue_receipt
 from sharelock.config import Settings
 from sharelock.connectors.base import CollectionResult, Connector, Outcome
 from sharelock.envelope import EnvelopeRejected, OpenedSecret, open_envelope
@@ -32,6 +38,7 @@ from sharelock.flow.state import (
     Status,
 )
 from sharelock.keys import KeyLayer
+from sharelock.maintenance import MaintenanceVault, new_maintenance_id, offers_maintenance
 from sharelock.oauth.authorization import AuthorizationRequest
 from sharelock.oauth.tokens import digest, new_handle
 from sharelock.scopes import FIELD_LABELS, OPTIONAL_FIELDS, SCOPE_FIELDS
@@ -40,6 +47,8 @@ from sharelock.store import SealedStore
 log = logging.getLogger("sharelock.flow")
 
 CREDENTIAL_MEMBERS = {"login": 256, "password": 1024}
+# Redis kind of the JWE kept, within the session, for the answer to the maintenance offer.
+MAINTENANCE_OFFER = "maintenance-offer"
 OTP_MEMBERS = {"otp": 32}
 _FAILED_MESSAGES = {
     Outcome.INVALID_CREDENTIALS: "The data source did not accept these credentials.",
@@ -72,6 +81,7 @@ class ConsentService:
         partners: AsyncPartners,
         audit: AsyncAudit,
         connectors: Mapping[str, Connector],
+        maintenance: MaintenanceVault | None = None,
     ) -> None:
         self.settings = settings
         self.store = store
@@ -79,6 +89,8 @@ class ConsentService:
         self.partners = partners
         self.audit = audit
         self.connectors = connectors
+        # Without a vault, no failure offers to keep the credentials for maintenance.
+        self.maintenance = maintenance
 
     # -- helpers ------------------------------------------------------------------------
 
@@ -134,7 +146,7 @@ class ConsentService:
         )
 
     async def _erase(self, flow_id: str) -> None:
-        for kind in ("credentials", "resume", "data"):
+        for kind in ("credentials", "resume", "data", MAINTENANCE_OFFER):
             await self.store.delete(kind, flow_id)
 
     # -- start --------------------------------------------------------------------------
@@ -201,6 +213,7 @@ class ConsentService:
             "data_sources": eligible_sources(self.connectors, scopes),
             "data_source": flow.data_source,
             "last_outcome": flow.last_outcome,
+            "maintenance_offer": await self.store.exists(MAINTENANCE_OFFER, flow.flow_id),
             "created_at": datetime.fromtimestamp(flow.created_at, UTC).isoformat(),
             "expires_at": self._expiry(flow).isoformat(),
             "expires_in": max(0, int(flow.expires_at - time.time())),
@@ -229,6 +242,8 @@ class ConsentService:
             raise FlowError("this data source cannot provide the requested data")
         if flow.status not in ACCEPTS_CREDENTIALS and not self._stale_collection(flow):
             raise FlowConflict(f"not possible while the flow is {flow.status.value}")
+        # Trying again (here or at another source) is the answer "no" to a pending offer.
+        await self.store.delete(MAINTENANCE_OFFER, flow.flow_id)
         await self._remember_envelope(flow, envelope)
         # Stored as received; from here on the only clear copy is made inside `_collect`.
         await self.store.put(
@@ -286,7 +301,9 @@ class ConsentService:
                 result = CollectionResult(Outcome.SOURCE_UNAVAILABLE)
             finally:
                 credentials.clear()
-        return await self._after_collection(flow.with_(login_hash=login_hash), connector, result)
+        return await self._after_collection(
+            flow.with_(login_hash=login_hash), connector, result, envelope=stored
+        )
 
     async def submit_otp(self, flow: FlowState, envelope: str) -> dict[str, Any]:
         if flow.status not in ACCEPTS_OTP:
@@ -322,7 +339,11 @@ class ConsentService:
         return await self._after_collection(flow, connector, result)
 
     async def _after_collection(
-        self, flow: FlowState, connector: Connector, result: CollectionResult
+        self,
+        flow: FlowState,
+        connector: Connector,
+        result: CollectionResult,
+        envelope: bytes | None = None,
     ) -> dict[str, Any]:
         common = {
             "client_id": flow.request.client_id,
@@ -367,6 +388,7 @@ class ConsentService:
             )
             return {"status": "collected"}
         await self.audit.record(EventType.COLLECTION_FAILED, outcome=result.outcome.value, **common)
+        offer = await self._offer_maintenance(flow, connector, result, envelope)
         await self._transition(
             flow,
             collecting,
@@ -378,7 +400,88 @@ class ConsentService:
             "status": "failed",
             "reason": result.outcome.value,
             "message": _FAILED_MESSAGES.get(result.outcome, "The collection failed."),
+            "maintenance_offer": offer,
         }
+
+    # -- corrective maintenance -----------------------------------------------------------
+
+    async def _offer_maintenance(
+        self,
+        flow: FlowState,
+        connector: Connector,
+        result: CollectionResult,
+        envelope: bytes | None,
+    ) -> bool:
+        """After a failure that repairing the connector could fix (SPEC, "Retention", 120
+        days), keep the JWE as received, sealed in Redis until the session ends, so that the
+        person can be asked whether the broker may keep their credentials. The answer, a
+        retry, a decision or the session's end erases it."""
+        if (
+            envelope is None
+            or self.maintenance is None
+            or flow.login_hash is None
+            or not offers_maintenance(result.outcome)
+        ):
+            return False
+        await self.store.put_json(
+            MAINTENANCE_OFFER,
+            flow.flow_id,
+            {
+                "envelope": envelope.decode("ascii", "replace"),
+                "data_source": connector.info.id,
+                "login_hash": flow.login_hash,
+                "outcome": result.outcome.value,
+            },
+            expire_at=self._expiry(flow),
+        )
+        return True
+
+    async def answer_maintenance(self, flow: FlowState, keep: bool) -> dict[str, Any]:
+        """The person's answer to the offer. The offer is taken (GETDEL) whatever the answer:
+        no erases it; yes opens the JWE through the HSM, seals the credentials again under the
+        token's storage key (the JWE's RSA key may be destroyed by rotation long before 120
+        days), wipes the clear copy, writes the audit row, then stores the sealed row in SQL."""
+        offer = await self.store.take_json(MAINTENANCE_OFFER, flow.flow_id)
+        vault = self.maintenance
+        if offer is None or vault is None:
+            raise FlowConflict("no offer to keep credentials is pending for this flow")
+        reference = flow_ref(flow.flow_id)
+        common = {
+            "client_id": flow.request.client_id,
+            "data_source": offer["data_source"],
+            "login_hash": offer["login_hash"],
+            "flow_ref": reference,
+            "browser_family": flow.browser_family,
+            "device_type": flow.device_type,
+        }
+        if not keep:
+            await self.audit.record(
+                EventType.MAINTENANCE_CONSENT_REFUSED, outcome="refused", **common
+            )
+            return {"kept": False}
+        maintenance_id = new_maintenance_id()
+        opened = await self._open(str(offer.pop("envelope")).encode("ascii", "replace"))
+        with opened:  # wiped when the block ends, sealed or not
+            opened.json_object(CREDENTIAL_MEMBERS).clear()  # the shape a login accepts
+            sealed = await self.keys.run_async(
+                lambda: vault.seal(
+                    maintenance_id,
+                    bytes(opened.view()),
+                    data_source=offer["data_source"],
+                    login_hash=offer["login_hash"],
+                    client_id=flow.request.client_id,
+                    flow_ref=reference,
+                )
+            )
+        # Written before the row is stored; if it cannot be, nothing is kept (fail closed).
+        await self.audit.record(
+            EventType.MAINTENANCE_CONSENT_GIVEN,
+            outcome="kept",
+            query=f"maintenance_id={maintenance_id}",
+            **common,
+        )
+        kept = await asyncio.to_thread(vault.store, sealed)
+        return {"kept": True, "expires_at": kept.expires_at.isoformat()}
 
     async def review(self, flow: FlowState) -> dict[str, Any]:
         if flow.status is not Status.COLLECTED:
@@ -441,6 +544,8 @@ class ConsentService:
             scope: {k: v for k, v in values.items() if k not in omitted}
             for scope, values in data.items()
         }
+        # Signed before anything changes: if the HSM cannot sign, the flow stays as it was.
+        receipt = await self._receipt(flow, released)
         await self._transition(flow, ACCEPTS_DECISION, status=Status.APPROVED)
         await self.audit.record(EventType.CONSENT_GIVEN, outcome="approved", **common)
         code = new_handle(32)
@@ -477,4 +582,27 @@ class ConsentService:
             expire_at=datetime.fromtimestamp(code_expiry, UTC),
         )
         await self.store.delete("data", flow.flow_id)
-        return {"redirect_to": self._redirect(flow.request, code=code)}
+        return {"redirect_to": self._redirect(flow.request, code=code), "receipt": receipt}
+
+    async def _receipt(self, flow: FlowState, released: Mapping[str, Mapping[str, str]]) -> str:
+        """The consent receipt (`sharelock.audit.receipts`), signed in the HSM: which fields
+        of which scopes went to whom, when, why, from where, and the flow's audit reference
+        and login pseudonym. Field names only: no value ever goes into it."""
+        partner = await self.partners.get(flow.request.client_id)
+        if partner is None:
+            raise FlowNotFound("the partner of this flow is no longer registered")
+        shared = {scope: sorted(values) for scope, values in released.items()}
+        issue = partial(
+            issue_receipt,
+            self.keys,
+            issuer=self.settings.issuer,
+            client_id=partner.client_id,
+            partner_name=partner.name,
+            purpose=partner.purpose,
+            data_source=flow.data_source or "",
+            shared=shared,
+            flow_ref=flow_ref(flow.flow_id),
+            login_hash=flow.login_hash,
+            valid_for=self.settings.retention.audit_trace,
+        )
+        return await self.keys.run_async(issue)

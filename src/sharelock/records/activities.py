@@ -121,10 +121,23 @@ def broker_record() -> list[Activity]:
             purpose="Repair a connector after a failed collection",
             legal_basis="Consent (Art. 6(1)(a)), asked after the failure, never presumed",
             data_subjects="people whose collection failed and who agreed",
-            categories=(CREDENTIALS,),
-            recipients=("the broker's maintenance staff",),
+            categories=(Category("connection credentials", ("login", "password")), PSEUDONYM),
+            recipients=(
+                "the broker's maintenance staff, through 'sharelock maintenance show' (each "
+                "opening is recorded in the audit trail first, with a reason code)",
+            ),
             retention=("maintenance_credentials",),
-            notes=("Not offered by this version: no credential is kept after a login.",),
+            notes=(
+                "Offered only when the data source was unavailable, too slow, or sent data that "
+                "failed validation: failures that repairing the connector could fix. Never after "
+                "a wrong password, a locked account or a wrong one-time code.",
+                "Until the person answers, the credentials stay as received (the browser's JWE, "
+                "sealed in Redis) within the session; a no, a new attempt or the session's end "
+                "erases them.",
+                "On a yes they are sealed with an AES key held in the HSM (not the encryption "
+                "key, which rotation destroys) and kept in SQL with an expiry; "
+                "'sharelock retention run' deletes them when it has passed.",
+            ),
         ),
     ]
 

@@ -27,6 +27,10 @@ async def retention_forever(engine: Engine, keys: KeyLayer, settings: Settings) 
                 retention=settings.retention,
                 issuer=settings.issuer,
             )
-            log.info("retention: %d audit rows purged", report.audit_rows_purged)
+            log.info(
+                "retention: %d audit rows, %d maintenance credentials purged",
+                report.audit_rows_purged,
+                report.maintenance_rows_purged,
+            )
         except ServiceUnavailable:
             log.warning("retention postponed: a backing service is unavailable")

@@ -1,11 +1,16 @@
 """One retention run.
 
 Every limit of `Retention` (config.py) is enforced somewhere; `enforcement()` says where, and
-`run_retention` does the part that needs a sweep: the pseudonymised audit trace, kept
-`Retention.audit_trace` (13 months). Rows older than that are deleted and a checkpoint signed
-by the HSM records which ones, in the same transaction, so that verification tells this purge
-from tampering; if the HSM cannot sign, nothing is deleted. Running it again at once deletes
-nothing and signs a new checkpoint of the unchanged chain: it is idempotent.
+`run_retention` does the parts that need a sweep:
+- the credentials kept for corrective maintenance (`Retention.maintenance_credentials`, 120
+  days, only with the person's consent): rows past the expiry set when they were kept are
+  deleted first, on their own, so that no failure of the audit part keeps them longer;
+- the pseudonymised audit trace, kept `Retention.audit_trace` (13 months). Rows older than
+  that are deleted and a checkpoint signed by the HSM records which ones, in the same
+  transaction, so that verification tells this purge from tampering; if the HSM cannot sign,
+  nothing is deleted.
+Running it again at once deletes nothing and signs a new checkpoint of the unchanged chain: it
+is idempotent.
 
 The other limits are TTLs set when the value is written (Redis expires it by itself), or the
 life of a function call (credentials in clear); the report lists them so an operator sees
@@ -24,6 +29,7 @@ from sharelock.audit import Checkpoint, Checkpointer
 from sharelock.audit.jws import Signer
 from sharelock.config import Retention
 from sharelock.errors import ConfigError
+from sharelock.maintenance import purge_expired
 
 # Where each limit of `Retention` is enforced, besides this run.
 _ENFORCED_BY: dict[str, str] = {
@@ -33,7 +39,10 @@ _ENFORCED_BY: dict[str, str] = {
     "pushed_request": "Redis expiry; deleted on first use",
     "identity_data": "Redis expiry set when the data is kept",
     "audit_trace": "sharelock retention run (rows deleted, signed checkpoint)",
-    "maintenance_credentials": "not kept: the broker does not keep credentials after a login",
+    "maintenance_credentials": (
+        "only with the person's yes after a failed collection, sealed in the HSM; expiry set "
+        "when kept, rows deleted by sharelock retention run (and sharelock maintenance purge)"
+    ),
 }
 
 
@@ -60,6 +69,7 @@ class RetentionReport:
     purged_through_id: int | None
     checkpoint: Checkpoint
     limits: list[dict[str, Any]]
+    maintenance_rows_purged: int = 0
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -70,6 +80,7 @@ class RetentionReport:
                 "purged_from_id": self.purged_from_id,
                 "purged_through_id": self.purged_through_id,
             },
+            "maintenance_credentials": {"rows_purged": self.maintenance_rows_purged},
             "checkpoint": {
                 "id": self.checkpoint.id,
                 "last_id": self.checkpoint.last_id,
@@ -87,10 +98,12 @@ def run_retention(
     issuer: str,
     now: datetime | None = None,
 ) -> RetentionReport:
-    """Purge the audit rows older than `retention.audit_trace` and sign a checkpoint."""
+    """Purge the maintenance credentials past their expiry, then the audit rows older than
+    `retention.audit_trace`, and sign a checkpoint."""
     if retention.audit_trace <= timedelta(0):
         raise ConfigError("SHARELOCK_RETENTION__AUDIT_TRACE: must be a positive duration")
     now = now or datetime.now(UTC)
+    maintenance_purged = purge_expired(engine, now)
     cutoff = now - retention.audit_trace
     checkpoint, purged = Checkpointer(engine, signer, issuer).purge(cutoff)
     return RetentionReport(
@@ -101,4 +114,5 @@ def run_retention(
         purged_through_id=None if purged is None else purged.through_id,
         checkpoint=checkpoint,
         limits=enforcement(retention),
+        maintenance_rows_purged=maintenance_purged,
     )

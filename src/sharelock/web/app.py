@@ -28,6 +28,7 @@ from sharelock.web import (
     health,
     metrics,
     oauth_routes,
+    rights_routes,
 )
 from sharelock.web.deps import Broker
 from sharelock.web.forms import BodyTooLarge
@@ -128,6 +129,7 @@ def create_app(
     app.include_router(consent_routes.router)
     app.include_router(consent_page.router)
     app.include_router(audit_routes.router)
+    app.include_router(rights_routes.router)
     static = resources.files("sharelock.web").joinpath("static")
     app.mount("/static", StaticFiles(directory=str(static)), name="static")
     return app

@@ -96,10 +96,15 @@ def page_context(flow: dict[str, Any], t: i18n.Translator) -> dict[str, Any]:
             "session": t.duration(retention["session"]),
             "delivery": t.duration(retention["authorization_code"] + retention["access_token"]),
             "audit": t.duration(retention["audit_trace"]),
+            "code": t.duration(retention["authorization_code"]),
+            "maintenance": t.duration(retention["maintenance_credentials"]),
         },
         "sources": sources,
         "status": flow["status"],
         "data_source": flow.get("data_source") or "",
+        # A failure's offer still unanswered (the page was reloaded): the page asks again.
+        "maintenance_offer": bool(flow.get("maintenance_offer")),
+        "last_outcome": flow.get("last_outcome") or "",
     }
 
 

@@ -35,6 +35,11 @@ class DecisionBody(BaseModel):
     omit: list[Annotated[str, Field(max_length=64)]] = Field(default_factory=list, max_length=32)
 
 
+class MaintenanceBody(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True)
+    keep: bool
+
+
 async def current_flow(flow_id: str, request: Request) -> FlowState:
     return await broker_of(request).consent.load(flow_id, read_session(request))
 
@@ -70,3 +75,10 @@ async def data(flow: Flow, request: Request) -> JSONResponse:
 @router.post("/{flow_id}/decision")
 async def decision(flow: Flow, body: DecisionBody, request: Request) -> JSONResponse:
     return _json(await broker_of(request).consent.decide(flow, body.approve, body.omit))
+
+
+@router.post("/{flow_id}/maintenance")
+async def maintenance(flow: Flow, body: MaintenanceBody, request: Request) -> JSONResponse:
+    """The answer to the offer made after a failed collection: may the broker keep the
+    credentials, sealed in the HSM, for the connector's maintenance (120 days at most)?"""
+    return _json(await broker_of(request).consent.answer_maintenance(flow, body.keep))

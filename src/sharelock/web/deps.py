@@ -21,6 +21,7 @@ from sharelock.flow.consent import ConsentService
 from sharelock.flow.delivery import DeliveryService
 from sharelock.flow.ports import AsyncAudit, AsyncPartners
 from sharelock.keys import KeyLayer
+from sharelock.maintenance import MaintenanceVault
 from sharelock.oauth.tokens import digest
 from sharelock.registry import PartnerRegistry
 from sharelock.store import SealedStore
@@ -63,7 +64,15 @@ class Broker:
             store=store,
             partners=partners,
             audit=audit,
-            consent=ConsentService(settings, store, keys, partners, audit, sources),
+            consent=ConsentService(
+                settings,
+                store,
+                keys,
+                partners,
+                audit,
+                sources,
+                maintenance=MaintenanceVault(engine, keys, settings.retention),
+            ),
             delivery=DeliveryService(settings, store, audit),
             connectors=sources,
         )

@@ -148,9 +148,17 @@ function consentScreen() {
     done: byId("step-done"),
     expired: byId("step-expired"),
     failure: byId("step-failure"),
+    maintenance: byId("step-maintenance"),
   };
   // Which item of the step indicator each screen belongs to (none for the last screens).
-  const indicator = { request: "request", login: "signin", progress: "signin", otp: "signin", review: "review" };
+  const indicator = {
+    request: "request",
+    login: "signin",
+    progress: "signin",
+    otp: "signin",
+    maintenance: "signin",
+    review: "review",
+  };
   const indicatorOrder = ["request", "signin", "review"];
 
   const status = byId("status");
@@ -352,13 +360,14 @@ function consentScreen() {
 
   // -- step 2: sign in, progress, one-time code ---------------------------------------
 
-  function openLogin(errorText) {
+  function openLogin(errorText, infoText) {
     const params = { source: source.name };
     byId("login-title").textContent = t("login.heading", params);
     byId("login-intro").textContent = t("login.intro", params);
     byId("login-label").textContent = source.label;
     clearSecrets();
     clearProblems();
+    setNotice(byId("login-info"), infoText || "");
     const error = byId("login-error");
     setNotice(error, errorText);
     show("login", errorText ? error : undefined);
@@ -422,10 +431,90 @@ function consentScreen() {
       loadReview();
     } else if (result.status === "otp_required") {
       openOtp(result.reason ? reasonText(result.reason) : "");
+    } else if (result.maintenance_offer === true) {
+      openMaintenance(result.reason || "failed");
     } else {
       openLogin(reasonText(result.reason || "failed"));
     }
   }
+
+  // -- after a failure the engineers could fix: keep the credentials for them? -------------
+
+  let maintenanceReason = "failed";
+
+  function dateText(iso) {
+    const when = new Date(iso);
+    if (Number.isNaN(when.getTime())) {
+      return String(iso);
+    }
+    try {
+      const lang = document.documentElement.lang || undefined;
+      return new Intl.DateTimeFormat(lang, { dateStyle: "long" }).format(when);
+    } catch (_) {
+      return when.toISOString().slice(0, 10);
+    }
+  }
+
+  function maintenanceButtons(disabled) {
+    byId("maintenance-yes").disabled = disabled;
+    byId("maintenance-no").disabled = disabled;
+  }
+
+  function openMaintenance(reason) {
+    maintenanceReason = reason;
+    clearSecrets();
+    clearProblems();
+    const why = reasonText(reason);
+    byId("maintenance-reason").textContent = why;
+    byId("maintenance-intro").textContent = t("maintenance.intro", { source: source.name });
+    setNotice(byId("maintenance-error"), "");
+    maintenanceButtons(false);
+    show("maintenance");
+    announce(why);
+  }
+
+  /** The person's answer; either way, back to signing in (try again, or another service). */
+  async function answerMaintenance(keep) {
+    if (busy) {
+      return;
+    }
+    busy = true;
+    maintenanceButtons(true);
+    let answer;
+    try {
+      answer = await api("POST", flowPath + "/maintenance", { keep });
+    } catch (error) {
+      busy = false;
+      maintenanceButtons(false);
+      if (expired) {
+        return;
+      }
+      if (error instanceof ApiError && error.code === "conflict") {
+        // Already answered or moved on in another tab: the offer is gone, nothing is kept.
+        openLogin(reasonText(maintenanceReason));
+        return;
+      }
+      if (!fatal(error)) {
+        const notice = byId("maintenance-error");
+        setNotice(notice, problemText(error));
+        notice.focus();
+      }
+      return;
+    }
+    busy = false;
+    if (expired) {
+      return;
+    }
+    const info =
+      answer.kept === true
+        ? t("maintenance.kept", { date: dateText(answer.expires_at), source: source.name })
+        : t("maintenance.erased");
+    openLogin(reasonText(maintenanceReason), info);
+    announce(info);
+  }
+
+  byId("maintenance-yes").addEventListener("click", () => answerMaintenance(true));
+  byId("maintenance-no").addEventListener("click", () => answerMaintenance(false));
 
   function patternMatches(pattern, value) {
     try {
@@ -627,8 +716,31 @@ function consentScreen() {
     reviewFields.replaceChildren();
     byId("done-title").textContent = t(approve ? "done.approved" : "done.refused", { partner });
     byId("done-link").href = destination;
+    if (!approve) {
+      show("done");
+      window.location.assign(destination);
+      return;
+    }
+    // Approved: the receipt to keep, then the person goes on when they choose.
+    offerReceipt(answer.receipt);
+    byId("done-hurry").hidden = false;
+    byId("done-rights").hidden = false;
     show("done");
-    window.location.assign(destination);
+    announce(t("done.approved", { partner }));
+  }
+
+  /** The signed receipt (a compact JWS) as a download made in the page: a blob: URL, so the
+   * receipt travels in no further request. */
+  function offerReceipt(receipt) {
+    const box = byId("done-receipt");
+    if (typeof receipt !== "string" || !/^[\w-]+\.[\w-]+\.[\w-]+$/.test(receipt)) {
+      box.hidden = true;
+      return;
+    }
+    const link = byId("receipt-download");
+    link.href = URL.createObjectURL(new Blob([receipt], { type: "application/jose" }));
+    link.download = "sharelock-receipt-" + new Date().toISOString().slice(0, 10) + ".jws";
+    box.hidden = false;
   }
 
   byId("approve").addEventListener("click", () => decide(true));
@@ -712,7 +824,13 @@ function consentScreen() {
       loadReview();
       break;
     case "awaiting_credentials":
-      show("request", false);
+      if (app.dataset.maintenanceOffer === "true" && resumed) {
+        // Reloaded while the offer made after a failure was unanswered: ask again.
+        source = sourceById(resumed);
+        openMaintenance(app.dataset.lastOutcome || "failed");
+      } else {
+        show("request", false);
+      }
       break;
     default:
       setNotice(byId("failure-text"), t("error.conflict"));

@@ -1,0 +1,487 @@
+"""Consent receipts and the person's rights without an account, over the real stack: uvicorn
+on loopback, SoftHSM, Redis, SQLite, the sandbox data sources.
+
+A receipt comes back with every approval, verifies with an independent JOSE library (joserfc)
+against the key the broker publishes, and names fields, never values. With it (or with the
+login they used) a person sees exactly their own traces; with it they erase the identity data
+still kept and download everything held. Every request leaves its audit row first, and none
+is answered when that row cannot be written.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import re
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import httpx
+import pytest
+from cryptography.hazmat.primitives.asymmetric import ec
+from joserfc import jws
+from joserfc.errors import BadSignatureError
+from joserfc.jwk import ECKey, KeySet
+from sqlalchemy import text
+
+from sharelock.audit import AuditRecord
+from sharelock.audit.jws import b64url
+from sharelock.audit.receipts import RECEIPT_TYP, issue_receipt
+from sharelock.auditors import AuditorRegistry
+from sharelock.config import Settings
+from sharelock.flow.consent import flow_ref
+from sharelock.keys import KeyLayer
+from sharelock.web.consent_page import PAGE_CSP
+from tests.support.broker import Share, Stack, broker_stack, sqlite_url
+from tests.support.redis_server import RedisServer
+
+ALICE_VALUES = (
+    "FR7699990000010001234567834",
+    "FR76 9999",
+    "Martin",
+    "1985-03-14",
+    "Lyon",
+    "rue de la R",
+    "69002",
+    "SBOXFRPP",
+    "alice-pass",
+)
+# Used only as a login on the rights API: it must reach no log line and no audit row.
+PLANTED_LOGIN = "Planted.Rights-9Wq@Example.org"
+AUDITOR_EVENTS = {"auditor_query", "auditor_added", "auditor_revoked"}
+THIRTEEN_MONTHS = 396 * 86400
+
+
+# -- helpers ------------------------------------------------------------------------------
+
+
+def published_keys(stack: Stack) -> KeySet:
+    """The broker's JWKS as any client gets it, over HTTP."""
+    jwks = httpx.get(stack.url + "/.well-known/jwks.json", timeout=10).json()
+    assert [k for k in jwks["keys"] if k["use"] == "sig"], jwks
+    return KeySet.import_key_set(jwks)
+
+
+def joserfc_claims(stack: Stack, receipt: str) -> tuple[dict[str, Any], dict[str, Any]]:
+    """(header, claims) of a receipt verified by joserfc against the published key set."""
+    verified = jws.deserialize_compact(receipt, published_keys(stack), algorithms=["ES256"])
+    claims: dict[str, Any] = json.loads(verified.payload)
+    return dict(verified.protected), claims
+
+
+def decoded(receipt: str) -> str:
+    head, payload, _ = receipt.split(".")
+    return "".join(
+        base64.urlsafe_b64decode(part + "=" * (-len(part) % 4)).decode("utf-8")
+        for part in (head, payload)
+    )
+
+
+def approve(share: Share, omit: list[str] | None = None) -> tuple[str, str]:
+    """Approve the collected share: (its receipt, the code in `redirect_to`)."""
+    decision = share.decide(True, omit)
+    assert decision.status_code == 200, decision.text
+    body = decision.json()
+    code = re.search(r"[?&]code=([^&]+)", body["redirect_to"])
+    assert code is not None
+    return body["receipt"], code.group(1)
+
+
+def approved(stack: Stack, **collect: str) -> tuple[Share, str]:
+    """A share collected and approved: (the share, its receipt); the code left unused."""
+    share = Share(stack)
+    share.collect(**collect)
+    return share, approve(share)[0]
+
+
+def share_and_deliver(stack: Stack, **collect: str) -> tuple[Share, str, dict[str, Any]]:
+    """A share approved and fetched: (the share, its receipt, what the partner received)."""
+    share = Share(stack)
+    share.collect(**collect)
+    receipt, code = approve(share)
+    token = share.exchange(code)
+    assert token.status_code == 200, token.text
+    fetched = share.fetch(token.json()["access_token"])
+    assert fetched.status_code == 200, fetched.text
+    received: dict[str, Any] = fetched.json()
+    return share, receipt, received
+
+
+def rights(stack: Stack, what: str, body: dict[str, str]) -> httpx.Response:
+    return httpx.post(f"{stack.url}/api/rights/{what}", json=body, timeout=30)
+
+
+def rights_rows(stack: Stack) -> list[AuditRecord]:
+    return [r for r in stack.audit_rows() if r.event.startswith("rights_")]
+
+
+def identity_key(share: Share) -> str:
+    return f"sl:identity:{flow_ref(share.flow_id)}"
+
+
+# -- receipts -----------------------------------------------------------------------------
+
+
+def test_approval_returns_a_signed_receipt_that_names_fields_never_values(stack: Stack) -> None:
+    share = Share(stack)
+    share.collect()
+    review = share.review().json()["fields"]
+    assert {"gender", "iban", "family_name"} <= {f["field"] for f in review}
+    decision = share.decide(True, ["gender"])
+    assert decision.status_code == 200, decision.text
+    assert set(decision.json()) == {"redirect_to", "receipt"}
+    receipt = decision.json()["receipt"]
+
+    header, claims = joserfc_claims(stack, receipt)
+    assert header["alg"] == "ES256" and header["typ"] == RECEIPT_TYP
+    assert claims["iss"] == stack.url
+    consent = claims["consent"]
+    assert consent["partner"] == {"client_id": stack.partner.client_id, "name": "Partner A"}
+    assert consent["purpose"] == "Partner A tests"
+    assert consent["data_source"] == "sandbox-bank"
+    expected: dict[str, list[str]] = {}
+    for item in review:
+        if item["field"] != "gender":
+            expected.setdefault(item["scope"], []).append(item["field"])
+    assert consent["shared"] == {scope: sorted(names) for scope, names in expected.items()}
+    assert abs(claims["iat"] - datetime.now(UTC).timestamp()) < 60
+    assert claims["exp"] - claims["iat"] == THIRTEEN_MONTHS
+    assert re.fullmatch(r"[\w-]{20,}", claims["jti"])
+    credentials_row = stack.audit_rows("credentials_received", flow_id=share.flow_id)[0]
+    assert claims["trace"] == {
+        "flow_ref": flow_ref(share.flow_id),
+        "login_hash": credentials_row.login_hash,
+    }
+
+    # Field names, never values: not one of the values reviewed, nor the login or password.
+    clear = decoded(receipt)
+    planted = [str(f["value"]) for f in review if len(str(f["value"])) >= 4]
+    assert "FR7699990000010001234567834" in planted and "Martin" in planted
+    for value in [*planted, *ALICE_VALUES]:
+        assert value.lower() not in clear.lower(), value
+    assert not re.search(r"(?<![a-z_])alice(?![a-z_])", clear.lower())
+
+    # The share goes on as before: the code in `redirect_to` still delivers.
+    code = re.search(r"[?&]code=([^&]+)", decision.json()["redirect_to"])
+    assert code is not None
+    token = share.exchange(code.group(1))
+    assert token.status_code == 200 and share.fetch(token.json()["access_token"]).status_code == 200
+
+
+def test_a_refusal_gets_no_receipt(stack: Stack) -> None:
+    share = Share(stack)
+    share.collect()
+    refused = share.decide(False)
+    assert refused.status_code == 200 and set(refused.json()) == {"redirect_to"}
+
+
+def test_receipts_that_are_not_the_brokers_are_refused(stack: Stack, key_layer: KeyLayer) -> None:
+    _, receipt = approved(stack)
+    head, payload, signature = receipt.split(".")
+    claims = json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
+    claims["consent"]["shared"]["bank_account"] = ["account_holder", "bic", "iban", "extra"]
+    tampered = ".".join((head, b64url(json.dumps(claims).encode()), signature))
+    with pytest.raises(BadSignatureError):
+        joserfc_claims(stack, tampered)
+
+    # Signed by another P-256 key that claims the broker's kid.
+    kid = next(k for k in published_keys(stack).keys if k.get("use") == "sig").kid
+    impostor = ECKey.import_key(ec.generate_private_key(ec.SECP256R1()))
+    forged = jws.serialize_compact(
+        {"alg": "ES256", "kid": kid, "typ": RECEIPT_TYP}, json.dumps(claims), impostor
+    )
+
+    def issued(**overrides: Any) -> str:
+        fields: dict[str, Any] = {
+            "issuer": stack.url,
+            "client_id": stack.partner.client_id,
+            "partner_name": "Partner A",
+            "purpose": "tests",
+            "data_source": "sandbox-bank",
+            "shared": {"identity": ["family_name"]},
+            "flow_ref": "0123456789abcdef0123456789abcdef",
+            "valid_for": timedelta(days=396),
+            **overrides,
+        }
+        return issue_receipt(key_layer, **fields)
+
+    old = datetime.now(UTC) - timedelta(days=400)
+    refused = {
+        "tampered": tampered,
+        "forged": forged,
+        "expired": issued(at=old),
+        "expired, no exp": issued(at=old, valid_for=None),
+        "exp beyond the audit retention": issued(at=old, valid_for=timedelta(days=800)),
+        "from the future": issued(at=datetime.now(UTC) + timedelta(hours=1)),
+        "another issuer": issued(issuer="https://other-broker.example"),
+        "not a JWS": "a.b.c",
+        "a JWE": "a.b.c.d.e",
+    }
+    before = len(rights_rows(stack))
+    for label, bad in refused.items():
+        for what in ("traces", "erasure", "export"):
+            answer = rights(stack, what, {"receipt": bad})
+            assert answer.status_code == 400, (label, what, answer.text)
+            assert answer.json()["error"] == "invalid_receipt", (label, what)
+    assert len(rights_rows(stack)) == before  # a refused receipt discloses and records nothing
+
+    # The same helper, unchanged, makes a receipt the API accepts: the refusals above are
+    # each about the one thing changed.
+    accepted = rights(stack, "traces", {"receipt": issued()})
+    assert accepted.status_code == 200, accepted.text
+    assert rights(stack, "traces", {"receipt": receipt}).status_code == 200
+
+
+# -- access: exactly this person's rows -------------------------------------------------------
+
+
+@pytest.fixture
+def own_stack(
+    settings: Settings,
+    key_layer: KeyLayer,
+    redis_server: RedisServer,
+    sandbox_url: str,
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[Stack]:
+    """A broker with a trail of its own, so the test knows every row in it."""
+    with broker_stack(
+        settings,
+        key_layer,
+        redis_url=redis_server.url,
+        sandbox_url=sandbox_url,
+        database_url=sqlite_url(tmp_path_factory.mktemp("rights-db")),
+    ) as running:
+        yield running
+
+
+def test_the_traces_listed_are_exactly_this_persons_rows(own_stack: Stack) -> None:
+    stack = own_stack
+    first, receipt, _ = share_and_deliver(stack)
+    second = Share(stack)  # alice again, same bank login: a wrong password, then a refusal
+    assert second.start().status_code == 303
+    assert second.send_credentials("alice", "wrong-pass").json()["status"] == "failed"
+    second.collect_started()
+    assert second.decide(False).status_code == 200
+    bob = Share(stack)  # other people, and alice's name at another source
+    assert bob.start().status_code == 303
+    assert bob.send_credentials("bob", "bob-pass").json()["status"] == "otp_required"
+    assert bob.send_otp("123456").json()["status"] == "collected"
+    carol = Share(stack, scope="identity phone")
+    carol.collect(login="carol", password="carol-pass", data_source="sandbox-telecom")
+    elsewhere = Share(stack, scope="identity phone")
+    assert elsewhere.start().status_code == 303
+    assert elsewhere.send_credentials("alice", "x", "sandbox-telecom").json()["status"] == "failed"
+    # An auditor looks alice up: that question is about her login, and stays hidden from her.
+    assert stack.engine is not None
+    _, token = AuditorRegistry(stack.engine).add("Inquiry")
+    asked = httpx.post(
+        stack.url + "/audit/hash",
+        json={"data_source": "sandbox-bank", "login": "alice"},
+        headers={"Authorization": f"Bearer {token}"},
+        timeout=10,
+    )
+    assert asked.status_code == 200
+    alice = asked.json()["login_hash"]
+
+    answer = rights(stack, "traces", {"receipt": receipt})
+    assert answer.status_code == 200, answer.text
+    body = answer.json()
+    listed = [t["id"] for t in body["traces"]]
+
+    rows = stack.audit_rows()
+    hers = {flow_ref(first.flow_id), flow_ref(second.flow_id)}
+    expected = [
+        r.id
+        for r in rows
+        if r.event not in AUDITOR_EVENTS
+        and (r.login_hash == alice or (r.login_hash is None and r.flow_ref in hers))
+    ]
+    assert listed == expected
+    by_id = {r.id: r for r in rows}
+    assert {by_id[i].flow_ref for i in listed} == hers
+    others = {flow_ref(s.flow_id) for s in (bob, carol, elsewhere)}
+    assert not others & {by_id[i].flow_ref for i in listed}
+    events = [t["event"] for t in body["traces"]]
+    assert events.count("flow_started") == 2  # both of her flows, though they carry no hash
+    assert {"collection_failed", "consent_given", "consent_refused", "data_delivered"} <= set(
+        events
+    )
+    assert events[-1] == "rights_access"  # this very request, recorded before the answer
+    assert not AUDITOR_EVENTS & set(events)
+    assert body["traces"][0]["partner"] == {
+        "client_id": stack.partner.client_id,
+        "name": "Partner A",
+    }
+    # No login hash goes out: the login route must not become a way to compute them.
+    assert alice not in answer.text and "hmac-sha256" not in answer.text
+    assert body["kept"][0]["rows"] == len(listed)
+    assert "13 months" in body["kept"][0]["reason"]
+
+    # By login: the same rows (plus this second request), the same shape as for a stranger.
+    by_login = rights(stack, "traces", {"data_source": "sandbox-bank", "login": " Alice "})
+    assert by_login.status_code == 200
+    again = [t["id"] for t in by_login.json()["traces"]]
+    assert again[: len(listed)] == listed and len(again) == len(listed) + 1
+    assert "hmac-sha256" not in by_login.text
+    stranger = rights(stack, "traces", {"data_source": "sandbox-bank", "login": "nobody-here"})
+    assert stranger.status_code == 200
+    # A login never used: nothing but the request itself, recorded like any other.
+    assert [t["event"] for t in stranger.json()["traces"]] == ["rights_access"]
+    assert set(stranger.json()) == set(by_login.json())
+    assert set(stranger.json()["kept"][0]) == set(by_login.json()["kept"][0])
+
+
+# -- erasure and portability ------------------------------------------------------------------
+
+
+def test_erasure_removes_the_kept_identity_and_says_why_the_trace_stays(stack: Stack) -> None:
+    share, receipt, received = share_and_deliver(stack)
+    redis = stack.raw_redis()
+    assert redis.exists(identity_key(share)) == 1
+    ref = flow_ref(share.flow_id)
+    trail_before = stack.audit_rows(flow_id=share.flow_id)
+
+    # Export, while the identity data is held: the traces and the identity data.
+    export = rights(stack, "export", {"receipt": receipt})
+    assert export.status_code == 200, export.text
+    assert "sharelock-export-" in export.headers["content-disposition"]
+    document = export.json()
+    assert document["format"] == "sharelock-rights-export/1"
+    assert document["identity_data"]["identity"] == received["data"]["identity"]
+    assert document["identity_data"]["flow_ref"] == ref
+    assert {t["id"] for t in document["traces"]} >= {r.id for r in trail_before}
+    assert document["receipt"]["consent"]["partner"]["name"] == "Partner A"
+    row = rights_rows(stack)[-1]
+    assert (row.event, row.actor, row.outcome, row.flow_ref) == (
+        "rights_export",
+        "person",
+        "receipt",
+        ref,
+    )
+    assert row.login_hash == trail_before[-1].login_hash is not None
+
+    # By login: the traces, never the identity data.
+    by_login = rights(stack, "export", {"data_source": "sandbox-bank", "login": "alice"})
+    assert by_login.status_code == 200
+    assert by_login.json()["identity_data"] is None and by_login.json()["identity_data_note"]
+    assert "Martin" not in by_login.text
+    assert rights_rows(stack)[-1].outcome == "login"
+
+    # Erasure needs the receipt.
+    refused = rights(stack, "erasure", {"data_source": "sandbox-bank", "login": "alice"})
+    assert refused.status_code == 400 and refused.json()["error"] == "receipt_required"
+    assert redis.exists(identity_key(share)) == 1
+
+    erased = rights(stack, "erasure", {"receipt": receipt})
+    assert erased.status_code == 200, erased.text
+    assert redis.exists(identity_key(share)) == 0
+    answer = erased.json()
+    assert answer["erased"] == {"identity_data": True}
+    kept = answer["kept"][0]
+    assert kept["what"] == "audit_trace" and kept["retention_days"] == 396
+    assert "13 months" in kept["reason"] and "Art. 17(3)" in kept["reason"]
+    until = datetime.fromisoformat(kept["until"])
+    assert timedelta(days=395) < until - datetime.now(UTC) < timedelta(days=397)
+    assert "Partner A" in answer["recipient"]["note"]
+    row = rights_rows(stack)[-1]
+    assert (row.event, row.detail_code, row.flow_ref) == ("rights_erasure", "identity_held", ref)
+    # The trail itself is untouched: every row of the share is still there, as it was.
+    assert stack.audit_rows(flow_id=share.flow_id)[: len(trail_before)] == trail_before
+
+    again = rights(stack, "erasure", {"receipt": receipt})
+    assert again.status_code == 200 and again.json()["erased"] == {"identity_data": False}
+    assert rights_rows(stack)[-1].detail_code == "nothing_held"
+    after = rights(stack, "export", {"receipt": receipt}).json()
+    assert after["identity_data"] is None and "Martin" not in json.dumps(after)
+
+
+def test_every_rights_request_is_audited_first_and_fails_closed(stack: Stack) -> None:
+    share, receipt, _ = share_and_deliver(stack)
+    redis = stack.raw_redis()
+    assert redis.exists(identity_key(share)) == 1
+    assert stack.engine is not None
+    before = len(rights_rows(stack))
+    with stack.engine.begin() as connection:
+        connection.execute(
+            text(
+                "CREATE TRIGGER refuse_rights BEFORE INSERT ON audit_events "
+                "BEGIN SELECT RAISE(ABORT, 'refused'); END"
+            )
+        )
+    try:
+        for what, body in (
+            ("traces", {"receipt": receipt}),
+            ("traces", {"data_source": "sandbox-bank", "login": "alice"}),
+            ("export", {"receipt": receipt}),
+            ("export", {"data_source": "sandbox-bank", "login": "alice"}),
+            ("erasure", {"receipt": receipt}),
+        ):
+            answer = rights(stack, what, body)
+            assert answer.status_code == 503, (what, answer.text)
+            assert answer.headers["retry-after"]
+            assert set(answer.json()) == {"error", "error_description"}
+            for disclosed in ("flow_started", "Partner A", "Martin", "sandbox-bank", "hmac"):
+                assert disclosed not in answer.text, (what, disclosed)
+        assert redis.exists(identity_key(share)) == 1  # the erasure did not happen
+    finally:
+        with stack.engine.begin() as connection:
+            connection.execute(text("DROP TRIGGER refuse_rights"))
+    assert len(rights_rows(stack)) == before
+    for what in ("traces", "export", "erasure"):
+        assert rights(stack, what, {"receipt": receipt}).status_code == 200
+    assert [r.event for r in rights_rows(stack)[before:]] == [
+        "rights_access",
+        "rights_export",
+        "rights_erasure",
+    ]
+    assert redis.exists(identity_key(share)) == 0
+
+
+def test_bad_requests_are_clear_and_a_planted_login_leaks_nowhere(
+    stack: Stack, all_logs: pytest.LogCaptureFixture
+) -> None:
+    _, receipt = approved(stack)
+    for body in (
+        {},
+        {"receipt": receipt, "login": "alice", "data_source": "sandbox-bank"},
+        {"login": "alice"},
+        {"data_source": "sandbox-bank"},
+        {"data_source": "not-a-source", "login": PLANTED_LOGIN},
+        {"data_source": "sandbox-bank", "login": "   "},
+    ):
+        answer = rights(stack, "traces", body)
+        assert answer.status_code == 400, (body, answer.text)
+        assert PLANTED_LOGIN not in answer.text and receipt not in answer.text
+    too_long = rights(stack, "traces", {"data_source": "sandbox-bank", "login": "y" * 300})
+    assert too_long.status_code == 400 and "y" * 300 not in too_long.text
+    planted = rights(stack, "traces", {"data_source": "sandbox-bank", "login": PLANTED_LOGIN})
+    assert planted.status_code == 200 and planted.json()["traces"][-1]["event"] == "rights_access"
+    exported = rights(stack, "export", {"data_source": "sandbox-bank", "login": PLANTED_LOGIN})
+    assert exported.status_code == 200
+    assert rights(stack, "traces", {"receipt": receipt}).status_code == 200
+
+    assert stack.engine is not None
+    with stack.engine.connect() as connection:
+        dump = repr(connection.execute(text("SELECT * FROM audit_events")).all())
+    logged = "\n".join(record.getMessage() for record in all_logs.records)
+    assert logged  # the server's log lines were captured
+    for form in (PLANTED_LOGIN, PLANTED_LOGIN.lower(), "planted.rights"):
+        assert form.lower() not in dump.lower() and form.lower() not in logged.lower()
+    assert receipt not in logged and receipt.split(".")[2] not in dump
+    for value in ALICE_VALUES:
+        assert value not in logged and value not in dump
+
+
+def test_the_rights_page_is_served_in_both_languages_under_a_strict_policy(stack: Stack) -> None:
+    for lang, title in (("en", "Your data at Sharelock"), ("fr", "Vos données chez Sharelock")):
+        page = httpx.get(f"{stack.url}/rights?lang={lang}", timeout=10)
+        assert page.status_code == 200
+        assert page.headers["content-security-policy"] == PAGE_CSP
+        assert page.headers["cache-control"] == "no-store"
+        assert f'<html lang="{lang}">' in page.text and title in page.text
+        assert '<script src="/static/rights.js"></script>' in page.text
+        assert "<script>" not in page.text and " style=" not in page.text
+        assert 'value="sandbox-bank"' in page.text
+    script = httpx.get(f"{stack.url}/static/rights.js", timeout=10)
+    assert script.status_code == 200 and "/api/rights/traces" in script.text
