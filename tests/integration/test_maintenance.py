@@ -25,6 +25,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 from sqlalchemy import Engine, func, select, text, update
 
@@ -600,3 +601,32 @@ def test_a_configured_limit_reaches_the_broker_and_the_purge(
         assert report["maintenance_credentials"] == {"rows_purged": 1}
         assert kept_rows(short.engine) == []
         run("maintenance", "show", row["id"], "--reason", "connector_repair", expect=2)
+
+
+def test_the_persons_receipt_exports_and_erases_what_is_kept(
+    stack: Stack, sandbox: CountingSandbox
+) -> None:
+    """Kept credentials are part of what a person can see (without the secret) and erase."""
+    flow = fail_with_offer(stack, sandbox, "alice", "alice-pass")
+    assert answer(flow, True).json()["kept"] is True
+    assert stack.engine is not None
+    before = count_rows(stack.engine)
+
+    share = started(stack)
+    assert share.send_credentials("alice", "alice-pass").json()["status"] == "collected"
+    receipt = share.decide(True).json()["receipt"]
+
+    exported = httpx.post(f"{stack.url}/api/rights/export", json={"receipt": receipt}, timeout=30)
+    assert exported.status_code == 200, exported.text
+    kept = exported.json()["maintenance_credentials"]
+    assert len(kept) >= 1
+    assert {k["data_source"] for k in kept} == {"sandbox-bank"}
+    assert "alice-pass" not in exported.text
+    assert all("login_hash" not in k for k in kept)
+
+    erased = httpx.post(f"{stack.url}/api/rights/erasure", json={"receipt": receipt}, timeout=30)
+    assert erased.status_code == 200, erased.text
+    assert erased.json()["erased"]["maintenance_credentials"] == len(kept)
+    assert count_rows(stack.engine) == before - len(kept)
+    again = httpx.post(f"{stack.url}/api/rights/export", json={"receipt": receipt}, timeout=30)
+    assert again.json()["maintenance_credentials"] == []

@@ -32,6 +32,7 @@ from sharelock.config import Settings
 from sharelock.db.models import AuditEventRow
 from sharelock.flow.ports import AsyncAudit, AsyncPartners
 from sharelock.keys import KeyLayer
+from sharelock.maintenance import delete_for_login_hash, list_kept
 from sharelock.store import SealedStore
 
 IDENTITY_KIND = "identity"  # `DeliveryService._keep_identity`: sealed, 72 h, by flow_ref
@@ -150,9 +151,16 @@ class RightsService:
             EventType.RIGHTS_ERASURE, detail_code=detail, **subject.audit_fields()
         )
         erased = await self.store.delete(IDENTITY_KIND, receipt.flow_ref) > 0
+        # Credentials kept for maintenance with this person's consent go too: consent to keep
+        # them is withdrawn by asking for erasure.
+        kept_erased = 0
+        if subject.login_hash is not None:
+            kept_erased = await asyncio.to_thread(
+                delete_for_login_hash, self.engine, subject.login_hash
+            )
         view = await self._view(subject)
         return {
-            "erased": {"identity_data": erased},
+            "erased": {"identity_data": erased, "maintenance_credentials": kept_erased},
             "kept": view["kept"],
             "recipient": {
                 "client_id": receipt.client_id,
@@ -177,8 +185,16 @@ class RightsService:
                     "identity": held.get("identity", {}),
                     "erased_at_the_latest": _time(expires) if expires is not None else None,
                 }
+        kept: list[dict[str, Any]] = []
+        if subject.receipt is not None and subject.login_hash is not None:
+            # What is kept and until when; never the credentials themselves.
+            kept = [
+                {k: v for k, v in row.to_json().items() if k != "login_hash"}
+                for row in await asyncio.to_thread(list_kept, self.engine, subject.login_hash)
+            ]
         return {
             "format": EXPORT_FORMAT,
+            "maintenance_credentials": kept,
             "issuer": self.settings.issuer,
             "generated_at": _time(datetime.now(UTC)),
             **view,
