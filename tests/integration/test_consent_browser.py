@@ -845,12 +845,3 @@ def test_without_javascript_the_page_says_it_is_needed(
     expect(page.locator("#app")).to_be_hidden()
     expect(page.locator("#countdown")).to_be_hidden()
     person.watch.assert_clean()
-
-
-def test_the_page_script_encrypts_with_the_interop_tested_code() -> None:
-    """consent.js carries tests/support/webcrypto_jwe.js verbatim: the code the Web Crypto
-    interoperability tests prove the HSM opens is the code the page runs."""
-    tested = (ROOT / "tests/support/webcrypto_jwe.js").read_text(encoding="utf-8")
-    page_script = (ROOT / "src/sharelock/web/static/consent.js").read_text(encoding="utf-8")
-    body = tested[tested.index("/** JWE `alg`") :]
-    assert body in page_script

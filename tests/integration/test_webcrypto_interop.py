@@ -1,7 +1,8 @@
 """Interoperability of the credential envelope with the JWE producers the broker will meet.
 
 - Headless Chromium (Debian's `chromium`, driven by Playwright) runs
-  `tests/support/webcrypto_jwe.js` (the consent screen's encryption code) in a page served by
+  the consent screen's own script (`src/sharelock/web/static/consent.js`, whose first part
+  encrypts) in a page served by
   the running broker: it fetches `/.well-known/jwks.json` over real HTTP, encrypts with Web
   Crypto, and the broker opens the result through the real SoftHSM token.
 - Two independent JOSE libraries (jwcrypto, joserfc) encrypt with the JWK as published over
@@ -48,9 +49,10 @@ CHROMIUM_ARGS = [
     "--disable-sync",
     "--no-first-run",
 ]
-SCRIPT = Path(__file__).resolve().parents[1] / "support" / "webcrypto_jwe.js"
+# The consent screen's own script, as shipped: its first part is the encryption code.
+SCRIPT = Path(__file__).resolve().parents[2] / "src" / "sharelock" / "web" / "static" / "consent.js"
 PAGE_PATH = "/__test__/webcrypto.html"
-SCRIPT_PATH = "/__test__/webcrypto_jwe.js"
+SCRIPT_PATH = "/__test__/consent.js"
 PAGE_HTML = (
     '<!doctype html><html lang="en"><head><meta charset="utf-8"><title>webcrypto</title>'
     f'<script src="{SCRIPT_PATH}"></script></head><body></body></html>'

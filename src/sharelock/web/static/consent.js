@@ -7,8 +7,8 @@
  *   alg  RSA-OAEP (SHA-1) or RSA-OAEP-256 (SHA-256), as the broker's JWKS says;
  *   enc  A256GCM: a fresh 256-bit content key, a 96-bit random IV, a 128-bit tag, and the
  *        ASCII of the base64url protected header as additional data (RFC 7518 §5.3).
- * It is the code of tests/support/webcrypto_jwe.js, verbatim (the browser tests check that),
- * which the interoperability tests prove the broker opens through the HSM.
+ * The interoperability tests (tests/integration/test_webcrypto_interop.py) load this very file
+ * in Chromium and prove the broker opens what it makes through the HSM.
  *
  * Part 2 runs the steps of the screen.
  */
