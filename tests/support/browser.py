@@ -9,11 +9,13 @@
   `ensure_axe`) in the page as it is, under the page's own Content-Security-Policy: the script
   is evaluated through the DevTools protocol, which CSP does not govern, so the page keeps its
   real policy for everything else.
-- `Screens` saves a step's screenshot at desktop and phone widths into `docs/screenshots/`.
+- `Screens` saves a step's screenshot at desktop and phone widths (into `docs/screenshots/` with
+  `SHARELOCK_UPDATE_SCREENSHOTS=1`).
 """
 
 from __future__ import annotations
 
+import os
 import re
 import shutil
 import subprocess
@@ -48,7 +50,14 @@ CHROMIUM_ARGS = [
 ]
 NPM_DIR = ROOT / "tests" / "browser"
 AXE_JS = NPM_DIR / "node_modules" / "axe-core" / "axe.min.js"
-SCREENSHOTS = ROOT / "docs" / "screenshots"
+# The run refreshes the screenshots of docs/user-journey.md when asked
+# (`SHARELOCK_UPDATE_SCREENSHOTS=1 make test`); otherwise it writes them under tests/artifacts/
+# (git-ignored), so an ordinary run leaves the work tree clean.
+SCREENSHOTS = (
+    ROOT / "docs" / "screenshots"
+    if os.environ.get("SHARELOCK_UPDATE_SCREENSHOTS") == "1"
+    else ROOT / "tests" / "artifacts" / "screenshots"
+)
 DESKTOP: ViewportSize = {"width": 1280, "height": 800}
 PHONE: ViewportSize = {"width": 390, "height": 844}
 # base64url's alphabet: a secret found inside a run of these is part of some random token
