@@ -377,7 +377,7 @@ def test_erasure_removes_the_kept_identity_and_says_why_the_trace_stays(stack: S
     assert erased.status_code == 200, erased.text
     assert redis.exists(identity_key(share)) == 0
     answer = erased.json()
-    assert answer["erased"] == {"identity_data": True}
+    assert answer["erased"] == {"identity_data": True, "maintenance_credentials": 0}
     kept = answer["kept"][0]
     assert kept["what"] == "audit_trace" and kept["retention_days"] == 396
     assert "13 months" in kept["reason"] and "Art. 17(3)" in kept["reason"]
