@@ -390,7 +390,10 @@ def test_erasure_removes_the_kept_identity_and_says_why_the_trace_stays(stack: S
     assert stack.audit_rows(flow_id=share.flow_id)[: len(trail_before)] == trail_before
 
     again = rights(stack, "erasure", {"receipt": receipt})
-    assert again.status_code == 200 and again.json()["erased"] == {"identity_data": False, "maintenance_credentials": 0}
+    assert again.status_code == 200 and again.json()["erased"] == {
+        "identity_data": False,
+        "maintenance_credentials": 0,
+    }
     assert rights_rows(stack)[-1].detail_code == "nothing_held"
     after = rights(stack, "export", {"receipt": receipt}).json()
     assert after["identity_data"] is None and "Martin" not in json.dumps(after)
