@@ -8,10 +8,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from sqlalchemy import Engine
 
 from sharelock.config import Settings
+from sharelock.db import create_engine_for, migrate
 from sharelock.keys import KeyLayer, init_token
 from tests.support.broker import Stack, broker_stack, sqlite_url
+from tests.support.databases import backends, fresh_database
 from tests.support.redis_server import RedisServer
 from tests.support.sandbox import serve_sandbox
 
@@ -85,3 +88,20 @@ def stack(
         database_url=sqlite_url(tmp_path_factory.mktemp("db")),
     ) as running:
         yield running
+
+
+@pytest.fixture(params=backends())
+def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """A fresh SQL database per test: SQLite always, PostgreSQL too when
+    SHARELOCK_TEST_POSTGRES_URL is set (CI sets it)."""
+    with fresh_database(request.param, tmp_path) as url:
+        yield url
+
+
+@pytest.fixture
+def engine(database_url: str) -> Iterator[Engine]:
+    """The migrated database of `database_url` (a module may override `database_url`)."""
+    engine = create_engine_for(database_url)
+    migrate(engine)
+    yield engine
+    engine.dispose()

@@ -12,7 +12,7 @@ import os
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -22,7 +22,6 @@ from sqlalchemy import Engine, text
 from sharelock.audit import AuditEvent, AuditTrail, EventType, login_hash_input
 from sharelock.audit.records import COLUMNS
 from sharelock.config import Settings
-from sharelock.db import create_engine_for, migrate
 from sharelock.keys import KeyLayer
 
 SHARELOCK = Path(sys.executable).parent / "sharelock"
@@ -34,14 +33,6 @@ Run = Callable[..., subprocess.CompletedProcess[str]]
 @pytest.fixture
 def database_url(tmp_path: Path) -> str:
     return f"sqlite:///{tmp_path / 'sharelock.db'}"
-
-
-@pytest.fixture
-def engine(database_url: str) -> Iterator[Engine]:
-    engine = create_engine_for(database_url)
-    migrate(engine)
-    yield engine
-    engine.dispose()
 
 
 @pytest.fixture

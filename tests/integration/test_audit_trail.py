@@ -8,7 +8,6 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -30,27 +29,13 @@ from sharelock.audit import (
     verify_chain,
 )
 from sharelock.audit.chain import row_hash
-from sharelock.db import AuditChainHead, AuditEventRow, create_engine_for, migrate
+from sharelock.db import AuditChainHead, AuditEventRow, create_engine_for
 from sharelock.errors import ServiceUnavailable
 from sharelock.keys import KeyLayer
-from tests.support.databases import backends, fresh_database, unreachable_postgres_url
+from tests.support.databases import unreachable_postgres_url
 
 LOGIN_HASH = "hmac-sha256:" + "ab" * 32
 OTHER_HASH = "hmac-sha256:" + "cd" * 32
-
-
-@pytest.fixture(params=backends())
-def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
-    with fresh_database(request.param, tmp_path) as url:
-        yield url
-
-
-@pytest.fixture
-def engine(database_url: str) -> Iterator[Engine]:
-    engine = create_engine_for(database_url)
-    migrate(engine)
-    yield engine
-    engine.dispose()
 
 
 @pytest.fixture

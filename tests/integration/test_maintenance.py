@@ -31,7 +31,7 @@ from sqlalchemy import Engine, func, select, text, update
 
 from sharelock.audit import login_hash_input
 from sharelock.config import Retention, Settings
-from sharelock.db import MaintenanceCredentialsRow, create_engine_for, migrate
+from sharelock.db import MaintenanceCredentialsRow
 from sharelock.flow.consent import flow_ref
 from sharelock.keys import KeyLayer
 from sharelock.maintenance import (
@@ -52,7 +52,6 @@ from tests.support.broker import (
     counting_sandbox,
     sqlite_url,
 )
-from tests.support.databases import backends, fresh_database
 from tests.support.redis_server import RedisServer
 from tests.support.sandbox import source_mode
 
@@ -431,20 +430,6 @@ def test_list_and_show_through_the_cli(
         assert kept["login"] not in repr(record) and kept["password"] not in repr(record)
     verified = run("audit", "verify", "--json")
     assert json.loads(verified.stdout)["ok"] is True
-
-
-@pytest.fixture(params=backends())
-def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
-    with fresh_database(request.param, tmp_path) as url:
-        yield url
-
-
-@pytest.fixture
-def engine(database_url: str) -> Iterator[Engine]:
-    engine = create_engine_for(database_url)
-    migrate(engine)
-    yield engine
-    engine.dispose()
 
 
 def keep_directly(

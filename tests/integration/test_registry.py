@@ -33,24 +33,10 @@ from sharelock.db import (
 )
 from sharelock.errors import ConfigError, SharelockError
 from sharelock.registry import InvalidPartner, Partner, PartnerRegistry
-from tests.support.databases import backends, fresh_database, unreachable_postgres_url
+from tests.support.databases import unreachable_postgres_url
 
 REDIRECT = "https://partner.example/callback"
 CLIENT_ID = re.compile(r"sl_[A-Za-z0-9_-]{22}")
-
-
-@pytest.fixture(params=backends())
-def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
-    with fresh_database(request.param, tmp_path) as url:
-        yield url
-
-
-@pytest.fixture
-def engine(database_url: str) -> Iterator[Engine]:
-    engine = create_engine_for(database_url)
-    migrate(engine)
-    yield engine
-    engine.dispose()
 
 
 @pytest.fixture

@@ -10,9 +10,7 @@ import json
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -36,29 +34,12 @@ from sharelock.db import (
     AuditChainHead,
     AuditCheckpointRow,
     AuditEventRow,
-    create_engine_for,
-    migrate,
 )
 from sharelock.keys import KeyLayer
 from sharelock.keys.layer import SIGN_LABEL
 from sharelock.retention import run_retention
-from tests.support.databases import backends, fresh_database
 
 ISSUER = "https://broker.example"
-
-
-@pytest.fixture(params=backends())
-def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
-    with fresh_database(request.param, tmp_path) as url:
-        yield url
-
-
-@pytest.fixture
-def engine(database_url: str) -> Iterator[Engine]:
-    engine = create_engine_for(database_url)
-    migrate(engine)
-    yield engine
-    engine.dispose()
 
 
 @pytest.fixture
