@@ -1,26 +1,31 @@
 """The partner registry and `sharelock partners`, on SQLite and (when configured) PostgreSQL.
 
 Client secrets must exist only in the caller's hands: the database, its files and the
-registry's objects hold an Argon2id hash at most.
+registry's objects hold a SHA-256 digest at most (or, for partners registered before that form,
+an Argon2id hash until their next successful authentication). What a refusal costs is checked
+by counting the work done, never by timing it; `tests/bench/bench_client_auth.py` measures it.
 """
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import json
 import os
 import re
-import statistics
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import pytest
+from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
-from sqlalchemy import Engine, func, inspect, select, text
+from argon2 import PasswordHasher
+from sqlalchemy import JSON, Engine, column, func, insert, inspect, select, table, text
 
 from sharelock.db import (
     AuditChainHead,
@@ -31,8 +36,11 @@ from sharelock.db import (
     head_revision,
     migrate,
 )
+from sharelock.db.migrate import alembic_config
+from sharelock.db.types import UTCDateTime
 from sharelock.errors import ConfigError, SharelockError
-from sharelock.registry import InvalidPartner, Partner, PartnerRegistry
+from sharelock.registry import InvalidPartner, Partner, PartnerRegistry, UnknownPartner
+from sharelock.registry import partners as partners_module
 from tests.support.databases import unreachable_postgres_url
 
 REDIRECT = "https://partner.example/callback"
@@ -51,6 +59,31 @@ def sqlite_registry(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Partne
     migrate(engine)
     yield PartnerRegistry(engine)
     engine.dispose()
+
+
+def _stored(engine: Engine, client_id: str) -> str:
+    """The stored form of a partner's client secret, read from the table itself."""
+    with engine.connect() as connection:
+        value = connection.scalar(
+            text("SELECT client_secret_hash FROM partners WHERE client_id = :id"), {"id": client_id}
+        )
+    assert isinstance(value, str)
+    return value
+
+
+def _set_column(engine: Engine, client_id: str, name: str, value: object) -> None:
+    """Write one column of a partner row directly, as an older version (or an operator's SQL)
+    would have left it."""
+    with engine.begin() as connection:
+        changed = connection.execute(
+            text(f"UPDATE partners SET {name} = :value WHERE client_id = :id"),
+            {"value": value, "id": client_id},
+        ).rowcount
+    assert changed == 1
+
+
+def _sha256_form(secret: str) -> str:
+    return "sha256:" + hashlib.sha256(secret.encode()).hexdigest()
 
 
 def _add(registry: PartnerRegistry, **overrides: Any) -> tuple[Partner, str]:
@@ -124,6 +157,49 @@ def test_models_match_migrations(engine: Engine) -> None:
         assert compare_metadata(context, Base.metadata) == []
 
 
+def test_migration_0004_adds_par_exempt_false_to_existing_partners(database_url: str) -> None:
+    engine = create_engine_for(database_url)
+    try:
+        config = alembic_config()
+        with engine.begin() as connection:
+            config.attributes["connection"] = connection
+            command.upgrade(config, "0003")
+        # A partner as revision 0003 stored it: no par_exempt column yet.
+        partners_0003 = table(
+            "partners",
+            *(column(name) for name in ("client_id", "name", "client_secret_hash")),
+            *(column(name) for name in ("purpose", "role", "disabled")),
+            column("redirect_uris", JSON()),
+            column("scopes", JSON()),
+            column("created_at", UTCDateTime()),
+        )
+        with engine.begin() as connection:
+            assert "par_exempt" not in {
+                c["name"] for c in inspect(connection).get_columns("partners")
+            }
+            connection.execute(
+                insert(partners_0003).values(
+                    client_id="sl_before0004",
+                    name="Older Partner",
+                    client_secret_hash=_sha256_form("s"),
+                    purpose="",
+                    role="controller",
+                    disabled=False,
+                    redirect_uris=[REDIRECT],
+                    scopes=["identity"],
+                    created_at=datetime.now(UTC),
+                )
+            )
+        migrate(engine)
+        assert current_revision(engine) == head_revision()
+        with engine.connect() as connection:
+            assert connection.scalar(text("SELECT par_exempt FROM partners")) in (False, 0)
+        partner = PartnerRegistry(engine).get("sl_before0004")
+        assert partner is not None and partner.par_exempt is False
+    finally:
+        engine.dispose()
+
+
 # -- add, get, list, authenticate ----------------------------------------------------------
 
 
@@ -161,44 +237,74 @@ def test_authenticate(registry: PartnerRegistry) -> None:
     assert registry.authenticate(other.client_id, other_secret) == other
 
 
-def test_unknown_client_costs_an_argon2_verification(tmp_path: Path) -> None:
-    """Response time must not reveal which client ids exist."""
-    engine = create_engine_for(f"sqlite:///{tmp_path / 'timing.db'}")
-    migrate(engine)
-    registry = PartnerRegistry(engine)
-    partner, _ = _add(registry)
-    registry.authenticate("sl_warmup", "x")  # the dummy hash is made once, lazily
-
-    def timed(client_id: str) -> float:
-        samples = []
-        for _ in range(3):
-            started = time.perf_counter()
-            registry.authenticate(client_id, "wrong-secret")
-            samples.append(time.perf_counter() - started)
-        return statistics.median(samples)
-
-    known, unknown = timed(partner.client_id), timed("sl_doesnotexist0000000000")
-    engine.dispose()
-    assert unknown > known * 0.5, (known, unknown)
+def test_disabled_partner_does_not_authenticate(registry: PartnerRegistry, engine: Engine) -> None:
+    partner, secret = _add(registry)
+    _set_column(engine, partner.client_id, "disabled", True)
+    assert registry.authenticate(partner.client_id, secret) is None
+    _set_column(engine, partner.client_id, "disabled", False)
+    assert registry.authenticate(partner.client_id, secret) == partner
 
 
-def test_secret_is_stored_only_as_argon2id(
+def test_every_outcome_costs_one_digest_and_one_comparison(
+    registry: PartnerRegistry, engine: Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A wrong secret, an unknown client and a disabled one do exactly the work a right
+    secret does: one SHA-256 and one constant-time comparison of equal lengths, and never
+    Argon2. Counted, not timed, so the test means the same on any machine."""
+    partner, secret = _add(registry)
+    disabled, disabled_secret = _add(registry, name="Disabled")
+    _set_column(engine, disabled.client_id, "disabled", True)
+
+    work: list[object] = []
+    real_digest, real_compare = partners_module.secret_digest, hmac.compare_digest
+
+    def digest(value: str) -> str:
+        work.append("sha256")
+        return real_digest(value)
+
+    def compare(a: bytes, b: bytes) -> bool:
+        work.append(("compare_digest", len(a), len(b)))
+        return real_compare(a, b)
+
+    def no_argon2(*_: object) -> bool:
+        raise AssertionError("Argon2 ran for a partner in the current form")
+
+    monkeypatch.setattr(partners_module, "secret_digest", digest)
+    monkeypatch.setattr(hmac, "compare_digest", compare)
+    monkeypatch.setattr(PasswordHasher, "verify", no_argon2)
+    one_of_each = ["sha256", ("compare_digest", 71, 71)]  # len("sha256:") + 64 hex digits
+    cases = [
+        (partner.client_id, secret, partner),
+        (partner.client_id, secret[:-1] + ("A" if secret[-1] != "A" else "B"), None),
+        (partner.client_id, "", None),
+        (partner.client_id, "x" * 100_000, None),
+        ("sl_doesnotexist0000000000", secret, None),
+        (disabled.client_id, disabled_secret, None),
+    ]
+    for client_id, candidate, expected in cases:
+        work.clear()
+        assert registry.authenticate(client_id, candidate) == expected
+        assert work == one_of_each, (client_id, candidate[:10])
+
+
+def test_secret_is_stored_only_as_sha256(
     registry: PartnerRegistry, engine: Engine, database_url: str, all_logs: pytest.LogCaptureFixture
 ) -> None:
     partner, secret = _add(registry)
     registry.authenticate(partner.client_id, secret)
-    assert secret not in repr(partner) and "argon2" not in repr(partner)
+    stored = _stored(engine, partner.client_id)
+    assert stored == _sha256_form(secret)
+    assert re.fullmatch(r"sha256:[0-9a-f]{64}", stored)
+    assert secret not in repr(partner) and stored[7:] not in repr(partner)
     assert not hasattr(partner, "client_secret_hash")
 
     dumped: list[str] = []
     with engine.connect() as connection:
-        for table in inspect(connection).get_table_names():
-            rows = connection.execute(text(f"SELECT * FROM {table}")).all()
+        for name in inspect(connection).get_table_names():
+            rows = connection.execute(text(f"SELECT * FROM {name}")).all()
             dumped.extend(repr(tuple(row)) for row in rows)
-        stored = connection.scalar(text("SELECT client_secret_hash FROM partners"))
     assert all(secret not in line for line in dumped)
-    assert stored.startswith("$argon2id$")
-    assert secret not in all_logs.text
+    assert secret not in all_logs.text and stored not in all_logs.text
 
     if database_url.startswith("sqlite"):
         engine.dispose()  # checkpoint the WAL; then read every file SQLite wrote
@@ -207,6 +313,128 @@ def test_secret_is_stored_only_as_argon2id(
         assert files
         for file in files:
             assert secret.encode() not in file.read_bytes(), file
+
+
+# -- partners registered with an Argon2id hash (before the sha256: form) --------------------
+
+
+@pytest.fixture
+def legacy(registry: PartnerRegistry, engine: Engine) -> tuple[Partner, str, str]:
+    """A partner whose row still holds an Argon2id hash of its secret, written into the table
+    directly with argon2-cffi's defaults, as earlier versions stored it."""
+    partner, _ = _add(registry)
+    secret = partners_module.new_client_secret()
+    argon2_hash = PasswordHasher().hash(secret)
+    _set_column(engine, partner.client_id, "client_secret_hash", argon2_hash)
+    return partner, secret, argon2_hash
+
+
+def test_legacy_argon2_partner_is_verified_then_upgraded(
+    registry: PartnerRegistry,
+    engine: Engine,
+    legacy: tuple[Partner, str, str],
+    all_logs: pytest.LogCaptureFixture,
+) -> None:
+    partner, secret, argon2_hash = legacy
+    assert argon2_hash.startswith("$argon2id$")
+
+    assert registry.authenticate(partner.client_id, secret + "x") is None
+    assert registry.authenticate(partner.client_id, "") is None
+    assert registry.authenticate(partner.client_id, "x" * 100_000) is None
+    assert _stored(engine, partner.client_id) == argon2_hash  # wrong secrets upgrade nothing
+
+    assert registry.authenticate(partner.client_id, secret) == partner
+    assert _stored(engine, partner.client_id) == _sha256_form(secret)
+    assert registry.authenticate(partner.client_id, secret) == partner  # now the cheap path
+    assert registry.authenticate(partner.client_id, secret + "x") is None
+    assert secret not in all_logs.text
+
+
+def test_legacy_verifications_run_one_at_a_time(
+    registry: PartnerRegistry, engine: Engine, legacy: tuple[Partner, str, str]
+) -> None:
+    """While another legacy verification holds the slot, a legacy row is refused at once,
+    right secret or not, and stays as it is; once the slot is free it works again."""
+    partner, secret, argon2_hash = legacy
+    with partners_module._LEGACY_SLOT:
+        assert registry.authenticate(partner.client_id, secret) is None
+    assert _stored(engine, partner.client_id) == argon2_hash
+    assert registry.authenticate(partner.client_id, secret) == partner
+    assert _stored(engine, partner.client_id) == _sha256_form(secret)
+
+
+def test_disabled_legacy_partner_costs_no_argon2(
+    registry: PartnerRegistry,
+    engine: Engine,
+    legacy: tuple[Partner, str, str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    partner, secret, argon2_hash = legacy
+    _set_column(engine, partner.client_id, "disabled", True)
+
+    def no_argon2(*_: object) -> bool:
+        raise AssertionError("Argon2 ran for a disabled partner")
+
+    monkeypatch.setattr(PasswordHasher, "verify", no_argon2)
+    assert registry.authenticate(partner.client_id, secret) is None
+    assert _stored(engine, partner.client_id) == argon2_hash
+
+
+def test_upgrade_does_not_undo_a_rotation(
+    registry: PartnerRegistry, engine: Engine, legacy: tuple[Partner, str, str]
+) -> None:
+    """A legacy verification that finishes after the operator rotated the secret must not
+    write the old secret back."""
+    partner, secret, argon2_hash = legacy
+    new_secret = registry.rotate_secret(partner.client_id)
+    registry._upgrade(partner.client_id, argon2_hash, secret)  # the late half of a verification
+    assert _stored(engine, partner.client_id) == _sha256_form(new_secret)
+    assert registry.authenticate(partner.client_id, secret) is None
+
+
+# -- rotating a secret ---------------------------------------------------------------------
+
+
+def test_rotate_secret(registry: PartnerRegistry, engine: Engine) -> None:
+    partner, old = _add(registry)
+    other, other_secret = _add(registry, name="Other")
+    new = registry.rotate_secret(partner.client_id)
+    assert new != old and len(new) == 43
+    assert _stored(engine, partner.client_id) == _sha256_form(new)
+    assert registry.authenticate(partner.client_id, old) is None
+    assert registry.authenticate(partner.client_id, new) == partner
+    assert registry.authenticate(other.client_id, other_secret) == other  # untouched
+
+
+def test_rotate_secret_moves_a_legacy_partner_off_argon2(
+    registry: PartnerRegistry, engine: Engine, legacy: tuple[Partner, str, str]
+) -> None:
+    partner, old, _ = legacy
+    new = registry.rotate_secret(partner.client_id)
+    assert _stored(engine, partner.client_id) == _sha256_form(new)
+    assert registry.authenticate(partner.client_id, old) is None
+    assert registry.authenticate(partner.client_id, new) == partner
+
+
+@pytest.mark.parametrize("client_id", ["sl_doesnotexist0000000000", "", "sl_" + "x" * 100])
+def test_rotate_secret_of_unknown_partner_is_refused(
+    registry: PartnerRegistry, client_id: str
+) -> None:
+    _add(registry)
+    with pytest.raises(UnknownPartner, match="no partner with that client id"):
+        registry.rotate_secret(client_id)
+
+
+# -- the PAR exception ---------------------------------------------------------------------
+
+
+def test_par_exempt_is_stored_and_off_by_default(registry: PartnerRegistry) -> None:
+    plain, _ = _add(registry)
+    exempt, _ = _add(registry, name="Legacy Shop", par_exempt=True)
+    assert plain.par_exempt is False and exempt.par_exempt is True
+    assert [p.par_exempt for p in registry.list()] == [False, True]
+    found = registry.get(exempt.client_id)
+    assert found is not None and found.par_exempt is True
 
 
 # -- refused registrations -----------------------------------------------------------------
@@ -351,8 +579,9 @@ def test_cli_partners_add_and_list(database_url: str, tmp_path: Path) -> None:
     assert listed.returncode == 0, listed.stderr
     partners = json.loads(listed.stdout)
     assert [p["client_id"] for p in partners] == [shown["client_id"]]
-    assert secret not in listed.stdout and "argon2" not in listed.stdout
+    assert secret not in listed.stdout and "sha256:" not in listed.stdout
     assert "client_secret" not in partners[0]
+    assert partners[0]["par_exempt"] is False
 
     table = _sharelock(env, "partners", "list")
     assert table.returncode == 0, table.stderr

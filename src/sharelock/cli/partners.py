@@ -1,8 +1,11 @@
-"""`sharelock partners`: register partners (online services) and list them.
+"""`sharelock partners`: register partners (online services), list them, rotate secrets.
 
-`add` prints the client secret once, in JSON, beside the client id; it is stored only as an
-Argon2id hash and cannot be shown again. `list` never prints secrets or hashes. Both bring
-the database schema up to date first (idempotent), so they work on a fresh state directory.
+`add` and `rotate-secret` print the client secret once, in JSON, beside the client id; it is
+stored only as its SHA-256 (`sha256:…`) and cannot be shown again. `rotate-secret` is also
+how to move a partner registered before that form (an Argon2id hash) off Argon2 at once,
+rather than at its next successful authentication. `list` never prints secrets or their
+digests. Each command brings the database schema up to date first (idempotent), so they work
+on a fresh state directory.
 """
 
 from __future__ import annotations
@@ -72,6 +75,7 @@ def _public(partner: Partner) -> dict[str, Any]:
         "has_jwks": partner.jwks is not None,
         "created_at": partner.created_at.isoformat(),
         "disabled": partner.disabled,
+        "par_exempt": partner.par_exempt,
     }
 
 
@@ -109,6 +113,16 @@ def add(
     role: Annotated[
         str, typer.Option(help=f"GDPR role of the partner: {', '.join(ROLES)}.")
     ] = "controller",
+    allow_plain_authorize: Annotated[
+        bool,
+        typer.Option(
+            "--allow-plain-authorize",
+            help=(
+                "registered as an exception to PAR-required: may send plain /authorize"
+                " requests; FAPI 2.0 forbids this, use only for legacy partners"
+            ),
+        ),
+    ] = False,
 ) -> None:
     """Register a partner; prints its client_id and client_secret (shown only this once)."""
     jwks = _read_jwks(jwks_file)
@@ -123,6 +137,7 @@ def add(
             jwks=jwks,
             jwks_uri=jwks_uri,
             role=role,
+            par_exempt=allow_plain_authorize,
         )
     payload = {**_public(partner), "client_secret": secret}
     typer.echo(json.dumps(payload, indent=2))
@@ -149,6 +164,7 @@ def list_partners(
     table.add_column("redirect URIs", overflow="fold")
     table.add_column("role")
     table.add_column("created (UTC)")
+    table.add_column("PAR")
     table.add_column("status")
     for p in partners:
         table.add_row(
@@ -158,6 +174,19 @@ def list_partners(
             "\n".join(p.redirect_uris),
             p.role,
             p.created_at.strftime("%Y-%m-%d %H:%M"),
+            "exempt" if p.par_exempt else "required",
             "disabled" if p.disabled else "active",
         )
     out.print(table)
+
+
+@app.command("rotate-secret")
+@_friendly
+def rotate_secret(
+    client_id: Annotated[str, typer.Argument(help="The partner's client_id.")],
+) -> None:
+    """Give a partner a new client secret and print it (shown only this once); the old one
+    stops working at once. Also moves a partner still on a legacy Argon2 hash to SHA-256."""
+    with _registry() as registry:
+        secret = registry.rotate_secret(client_id)
+    typer.echo(json.dumps({"client_id": client_id, "client_secret": secret}, indent=2))

@@ -57,8 +57,9 @@ class Base(DeclarativeBase):
 
 
 class PartnerRow(Base):
-    """A partner (online service) allowed to ask for data. Only the Argon2id hash of its
-    client secret is stored; the secret itself is shown once, when the partner is added."""
+    """A partner (online service) allowed to ask for data. Only the SHA-256 of its client
+    secret is stored (`sha256:<hex>`; rows from before hold an Argon2id hash until the partner
+    next authenticates); the secret itself is shown once, when added or rotated."""
 
     __tablename__ = "partners"
     __table_args__ = (CheckConstraint("role IN ('controller', 'processor', 'joint')", name="role"),)
@@ -77,6 +78,9 @@ class PartnerRow(Base):
     role: Mapped[str] = mapped_column(String(16), default="controller")
     created_at: Mapped[datetime]
     disabled: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+    # PAR is required (FAPI 2.0): only a partner the operator registered as an exception may
+    # send a plain authorization request to `/authorize`.
+    par_exempt: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
 
 
 class AuditEventRow(Base):

@@ -4,7 +4,7 @@ Public surface: `PartnerRegistry`, the frozen `Partner` it hands out, and the er
 """
 
 from sharelock.registry.errors import InvalidPartner, RegistryError, RegistryUnavailable
-from sharelock.registry.partners import Partner, PartnerRegistry
+from sharelock.registry.partners import Partner, PartnerRegistry, UnknownPartner
 
 __all__ = [
     "InvalidPartner",
@@ -12,4 +12,5 @@ __all__ = [
     "PartnerRegistry",
     "RegistryError",
     "RegistryUnavailable",
+    "UnknownPartner",
 ]

@@ -1,42 +1,65 @@
 """The partner registry: who may ask for data, where answers may go, and what they may ask.
 
-A client secret is 32 random bytes shown once, when the partner is added; only its Argon2id
-hash is stored, so a copy of the database does not let anyone act as a partner.
-`authenticate` does the same Argon2 work whether or not the client exists, so response times
-do not tell which client ids are registered.
+A client secret is 256 random bits (`secrets.token_urlsafe(32)`), shown once: when the partner
+is added or its secret rotated. Only its SHA-256 is stored, as `sha256:<64 hex digits>`, so a
+copy of the database does not let anyone act as a partner. Salt and stretching would add
+nothing: they slow down guessing a low-entropy, human-chosen password from its hash, and
+nobody can guess 256 random bits, fast hash or not. A memory-hard password hash would only
+make every wrong guess, from anyone, cost the broker tens of MiB and hundreds of milliseconds
+of CPU. (Argon2 stays the tool for anything a human chooses; nothing here is.)
+
+`authenticate` costs one SHA-256 and one constant-time comparison whatever the outcome:
+for an unknown or disabled client it compares against a dummy digest, so neither response
+times nor CPU use tell which client ids are registered.
+
+Partners registered before this form hold an Argon2id hash (`$argon2id$…`). The first time
+such a partner authenticates, its secret is verified with Argon2 once and its row rewritten in
+the new form (verify-and-upgrade); `rotate_secret` (`sharelock partners rotate-secret`) moves
+a partner off Argon2 at once. Legacy verifications run one at a time per process, and until a
+partner is upgraded its slower answers do show that its client id is registered.
 """
 
 from __future__ import annotations
 
 import builtins
+import hashlib
+import hmac
 import logging
 import secrets
+import threading
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from functools import cached_property
 from typing import Any
 
+# argon2-cffi is a dependency for the legacy verify-and-upgrade path only (see `_verify_legacy`).
 from argon2 import PasswordHasher
-from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
-from sqlalchemy import Engine, select
+from argon2.exceptions import InvalidHashError, VerificationError
+from sqlalchemy import Engine, select, update
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
 from sharelock.db.models import PartnerRow
 from sharelock.registry import validation
-from sharelock.registry.errors import RegistryUnavailable
+from sharelock.registry.errors import RegistryError, RegistryUnavailable
 
 log = logging.getLogger(__name__)
 
 CLIENT_ID_PREFIX = "sl_"
 MAX_CLIENT_ID_LENGTH = 64
+# Real secrets are 43 characters; the cap keeps a hostile megabyte from being hashed at all.
 MAX_SECRET_LENGTH = 512
+DIGEST_PREFIX = "sha256:"
+LEGACY_PREFIX = "$argon2"
+
+
+class UnknownPartner(RegistryError, LookupError):
+    """No partner has this client id."""
 
 
 @dataclass(frozen=True, slots=True)
 class Partner:
-    """A registered partner as the rest of the broker sees it: no secret, no hash."""
+    """A registered partner as the rest of the broker sees it: no secret, no digest."""
 
     client_id: str
     name: str
@@ -50,6 +73,9 @@ class Partner:
     jwks: Mapping[str, Any] | None = field(default=None, hash=False)
     jwks_uri: str | None = None
     disabled: bool = False
+    # Registered by the operator as an exception to "PAR required" (`partners add
+    # --allow-plain-authorize`): may send a plain authorization request.
+    par_exempt: bool = False
 
     @classmethod
     def from_row(cls, row: PartnerRow) -> Partner:
@@ -66,6 +92,7 @@ class Partner:
             jwks=row.jwks,
             jwks_uri=row.jwks_uri,
             disabled=row.disabled,
+            par_exempt=row.par_exempt,
         )
 
 
@@ -77,21 +104,36 @@ def new_client_secret() -> str:
     return secrets.token_urlsafe(32)
 
 
+def secret_digest(secret: str) -> str:
+    """The stored form of a client secret: `sha256:` and the SHA-256 of its UTF-8, in hex."""
+    # "surrogatepass": a candidate taken from a hostile request may hold lone surrogates; this
+    # still encodes it (one-to-one) instead of raising, and no real secret contains one.
+    return DIGEST_PREFIX + hashlib.sha256(secret.encode("utf-8", "surrogatepass")).hexdigest()
+
+
+def _matches(stored: str, candidate: str) -> bool:
+    """One digest and one constant-time comparison, on every path through `authenticate`."""
+    return hmac.compare_digest(secret_digest(candidate).encode(), stored.encode())
+
+
+# What an unknown or disabled client's candidate is compared with, so that case costs the same
+# digest and comparison as a registered one. Random per process: no candidate can match it.
+_DUMMY_DIGEST = secret_digest(secrets.token_urlsafe(32))
+
+# Verifies legacy rows only: `verify` takes its parameters from the stored hash.
+_LEGACY_HASHER = PasswordHasher()
+# At most one legacy Argon2 verification in flight per process (see `_verify_legacy`).
+_LEGACY_SLOT = threading.BoundedSemaphore(1)
+
+
 class PartnerRegistry:
     """Partners in the SQL database. Synchronous; safe to share between threads."""
 
-    def __init__(self, engine: Engine, hasher: PasswordHasher | None = None) -> None:
+    def __init__(self, engine: Engine) -> None:
         self._engine = engine
-        # argon2-cffi's default is Argon2id with RFC 9106's low-memory parameters.
-        self._hasher = hasher or PasswordHasher()
 
     def __repr__(self) -> str:
         return f"PartnerRegistry(engine={self._engine!r})"
-
-    @cached_property
-    def _dummy_hash(self) -> str:
-        """Verified against when the client is unknown, to spend the same time."""
-        return self._hasher.hash(secrets.token_urlsafe(32))
 
     def add(
         self,
@@ -105,6 +147,7 @@ class PartnerRegistry:
         jwks: Mapping[str, Any] | None = None,
         jwks_uri: str | None = None,
         role: str = "controller",
+        par_exempt: bool = False,
     ) -> tuple[Partner, str]:
         """Register a partner; returns it and its client secret, which is never shown again.
         Raises `InvalidPartner` naming the first field that is wrong."""
@@ -127,15 +170,39 @@ class PartnerRegistry:
             role=validation.role(role),
             created_at=datetime.now(UTC),
             disabled=False,
+            par_exempt=par_exempt,
         )
         secret = new_client_secret()
-        row.client_secret_hash = self._hasher.hash(secret)
+        row.client_secret_hash = secret_digest(secret)
         try:
             with Session(self._engine, expire_on_commit=False) as session, session.begin():
                 session.add(row)
         except SQLAlchemyError as exc:
             raise RegistryUnavailable(f"cannot store the partner: {type(exc).__name__}") from exc
         return Partner.from_row(row), secret
+
+    def rotate_secret(self, client_id: str) -> str:
+        """A new client secret for this partner (disabled or not), stored in the current form
+        and returned: it is never shown again. The old secret, legacy Argon2 or not, stops
+        working at once. Raises `UnknownPartner`."""
+        secret = new_client_secret()
+        changed = 0
+        if client_id and len(client_id) <= MAX_CLIENT_ID_LENGTH:
+            try:
+                with self._engine.begin() as connection:
+                    changed = connection.execute(
+                        update(PartnerRow)
+                        .where(PartnerRow.client_id == client_id)
+                        .values(client_secret_hash=secret_digest(secret))
+                    ).rowcount
+            except SQLAlchemyError as exc:
+                raise RegistryUnavailable(
+                    f"cannot store the new secret: {type(exc).__name__}"
+                ) from exc
+        if not changed:
+            raise UnknownPartner("no partner with that client id (see 'sharelock partners list')")
+        log.info("client secret rotated for partner %s", client_id)
+        return secret
 
     def _row(self, client_id: str) -> PartnerRow | None:
         if not client_id or len(client_id) > MAX_CLIENT_ID_LENGTH:
@@ -167,32 +234,75 @@ class PartnerRegistry:
         return [Partner.from_row(row) for row in rows]
 
     def authenticate(self, client_id: str, secret: str) -> Partner | None:
-        """The partner if this secret is its client secret, else None. Unknown and disabled
-        clients cost one Argon2 verification too."""
+        """The partner if this secret is its client secret, else None. A wrong secret, an
+        unknown client and a disabled one all cost the same: one SHA-256 and one comparison.
+        A partner still on a legacy Argon2 hash is verified with Argon2 and upgraded."""
         row = self._row(client_id)
-        usable = row is not None and not row.disabled
-        stored = row.client_secret_hash if row is not None and usable else self._dummy_hash
         candidate = secret if isinstance(secret, str) and len(secret) <= MAX_SECRET_LENGTH else ""
-        if not self._verify(stored, candidate) or row is None or not usable:
+        if row is None or row.disabled:
+            _matches(_DUMMY_DIGEST, candidate)  # the same work as below; the answer is no
             return None
-        if self._hasher.check_needs_rehash(stored):
-            self._rehash(row.client_id, candidate)
+        stored = row.client_secret_hash
+        if stored.startswith(LEGACY_PREFIX):
+            return self._authenticate_legacy(row, candidate)
+        # An empty candidate (none given, or over the cap) is refused after the same work.
+        if not _matches(stored, candidate) or not candidate:
+            return None
         return Partner.from_row(row)
 
-    def _verify(self, stored: str, secret: str) -> bool:
-        try:
-            return self._hasher.verify(stored, secret)
-        except (VerifyMismatchError, VerificationError, InvalidHashError):
-            return False
+    def _authenticate_legacy(self, row: PartnerRow, candidate: str) -> Partner | None:
+        """Verify-and-upgrade: a row still holding an Argon2 hash is verified with Argon2, and
+        on success rewritten in the current form, so this partner's next call is cheap."""
+        legacy = row.client_secret_hash
+        if not candidate or not self._verify_legacy(row.client_id, legacy, candidate):
+            return None
+        self._upgrade(row.client_id, legacy, candidate)
+        return Partner.from_row(row)
 
-    def _rehash(self, client_id: str, secret: str) -> None:
-        """Upgrade a hash made with older Argon2 parameters, now that the secret is at hand."""
-        new_hash = self._hasher.hash(secret)
+    @staticmethod
+    def _verify_legacy(client_id: str, legacy: str, candidate: str) -> bool:
+        """One Argon2 verification, if no other is running in this process; else False.
+
+        Anyone can make the broker run Argon2 (64 MiB and hundreds of ms of CPU) by naming a
+        partner still on a legacy hash, so at most one verification runs at a time: one core,
+        64 MiB and one thread of the pool that all database work shares, however many
+        requests come. A caller that finds the slot taken fails at once rather than waiting
+        for it: waiting would let a flood of such requests park every thread of that shared
+        pool behind the slot and stall everyone's database work, while failing costs only the
+        legacy partner a retry while the flood lasts (its first success upgrades it for good,
+        and `rotate_secret` ends the legacy state at once)."""
+        if not _LEGACY_SLOT.acquire(blocking=False):
+            log.warning(
+                "legacy Argon2 client secret of partner %s not checked: another legacy check is"
+                " running; 'sharelock partners rotate-secret' moves it to the current form",
+                client_id,
+            )
+            return False
         try:
-            with Session(self._engine) as session, session.begin():
-                row = session.scalar(select(PartnerRow).where(PartnerRow.client_id == client_id))
-                if row is not None:
-                    row.client_secret_hash = new_hash
+            return _LEGACY_HASHER.verify(legacy, candidate)
+        except (VerificationError, InvalidHashError, UnicodeEncodeError):
+            # Mismatch (VerifyMismatchError is a VerificationError), a damaged hash, or a
+            # candidate with lone surrogates, which argon2-cffi cannot encode.
+            return False
+        finally:
+            _LEGACY_SLOT.release()
+
+    def _upgrade(self, client_id: str, legacy: str, secret: str) -> None:
+        """Store the verified secret in the current form, in place of `legacy`; only if the
+        row still holds `legacy`: a `rotate_secret` that ran meanwhile must not be undone,
+        which would bring back the very secret the operator meant to retire."""
+        try:
+            with self._engine.begin() as connection:
+                connection.execute(
+                    update(PartnerRow)
+                    .where(
+                        PartnerRow.client_id == client_id,
+                        PartnerRow.client_secret_hash == legacy,
+                    )
+                    .values(client_secret_hash=secret_digest(secret))
+                )
         except SQLAlchemyError as exc:
             # The partner did authenticate; the upgrade waits for its next call.
-            log.warning("could not upgrade a client secret hash: %s", type(exc).__name__)
+            log.warning("could not upgrade a legacy client secret hash: %s", type(exc).__name__)
+        else:
+            log.info("legacy Argon2 client secret of partner %s upgraded", client_id)
