@@ -1,13 +1,17 @@
 """The connectors against the sandbox portals, over real HTTP on loopback: every path a real
 portal can take (straight in, one-time code, locked, wrong password, slow, down, broken,
-off-origin redirect) ends in the right typed outcome, and nothing personal reaches a log."""
+off-origin redirect) ends in the right typed outcome, and nothing personal reaches a log.
+Collections share their connector's connection pool but never a cookie."""
 
 from __future__ import annotations
 
+import asyncio
+import contextvars
 import json
 import re
 import time
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
+from typing import Any
 
 import httpx
 import pytest
@@ -125,15 +129,24 @@ def sandbox_url() -> Iterator[str]:
         yield url
 
 
-@pytest.fixture(scope="module")
-def connectors(sandbox_url: str) -> dict[str, Connector]:
-    return build_connectors(Settings(connector_timeout=5.0), base_url=sandbox_url)
+async def _close_all(connectors: dict[str, Connector]) -> None:
+    for connector in connectors.values():
+        await connector.aclose()
 
 
 @pytest.fixture(scope="module")
-def impatient(sandbox_url: str) -> dict[str, Connector]:
+async def connectors(sandbox_url: str) -> AsyncIterator[dict[str, Connector]]:
+    built = build_connectors(Settings(connector_timeout=5.0), base_url=sandbox_url)
+    yield built
+    await _close_all(built)
+
+
+@pytest.fixture(scope="module")
+async def impatient(sandbox_url: str) -> AsyncIterator[dict[str, Connector]]:
     """Connectors that give up after half a second, for the slow paths."""
-    return build_connectors(Settings(connector_timeout=0.5), base_url=sandbox_url)
+    built = build_connectors(Settings(connector_timeout=0.5), base_url=sandbox_url)
+    yield built
+    await _close_all(built)
 
 
 def test_registry_matches_the_sandbox(connectors: dict[str, Connector]) -> None:
@@ -271,6 +284,7 @@ async def test_slow_user_times_out_quickly(impatient: dict[str, Connector], sour
 async def test_slow_user_is_served_when_waited_for(sandbox_url: str) -> None:
     connector = build_connectors(Settings(connector_timeout=6.0), base_url=sandbox_url)
     result = await connector["sandbox-energy"].login("slow", "slow-pass", ("address",))
+    await _close_all(connector)
     assert result.outcome is Outcome.COLLECTED
     assert result.data["address"]["postal_code"] == "97400"
 
@@ -327,6 +341,7 @@ async def test_nothing_listens_is_unavailable() -> None:
         pass  # the port is free again once the server stopped
     connector = PortalConnector(BANK, url, 1.0)
     result = await connector.login("alice", "alice-pass", ("identity",))
+    await connector.aclose()
     assert result.outcome is Outcome.SOURCE_UNAVAILABLE
 
 
@@ -352,6 +367,7 @@ async def test_redirect_off_origin_is_refused(sandbox_url: str, where: str) -> N
     with serve_app(lambda _url: _redirector(targets[where])) as evil:
         connector = PortalConnector(BANK, evil.url, 2.0)
         result = await connector.login("alice", "alice-pass", ("identity",))
+        await connector.aclose()
     assert result.outcome is Outcome.SOURCE_UNAVAILABLE
 
 
@@ -416,6 +432,161 @@ async def test_logs_hold_no_secret_or_personal_value(
     for secret in (planted, "alice-pass", "bob-pass", "654321", "alice", "FR76", "Martin"):
         assert secret not in text
     assert "Martin" not in repr(collected)
+
+
+# -- one pool per data source, one cookie jar per attempt ------------------------------------
+
+# Which attempt a request belongs to: set by each concurrent task, seen by the transport, which
+# runs in the task that sends the request.
+_ATTEMPT: contextvars.ContextVar[str] = contextvars.ContextVar("attempt", default="?")
+
+
+class CountingTransport(httpx.AsyncBaseTransport):
+    """A real `httpx.AsyncHTTPTransport` (real HTTP to the real sandbox), counting what goes
+    through it: requests, TCP connections opened (from httpcore's trace events), closes, and
+    per attempt the cookies sent and the cookies set by the portal."""
+
+    def __init__(self, delay: float = 0.0) -> None:
+        self.inner = httpx.AsyncHTTPTransport(trust_env=False)
+        self.delay = delay  # before each request, so that concurrent attempts interleave
+        self.requests = 0
+        self.connections = 0
+        self.closes = 0
+        self.order: list[str] = []
+        self.sent: dict[str, set[str]] = {}
+        self.set: dict[str, set[str]] = {}
+
+    async def _trace(self, event: str, info: dict[str, Any]) -> None:
+        if event == "connection.connect_tcp.complete":
+            self.connections += 1
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        attempt = _ATTEMPT.get()
+        self.requests += 1
+        self.order.append(attempt)
+        for pair in request.headers.get("cookie", "").split(";"):
+            if pair.strip():
+                self.sent.setdefault(attempt, set()).add(pair.strip())
+        if self.delay:
+            await asyncio.sleep(self.delay)
+        request.extensions["trace"] = self._trace
+        response = await self.inner.handle_async_request(request)
+        for header in response.headers.get_list("set-cookie"):
+            pair = header.split(";", 1)[0].strip()
+            if pair.split("=", 1)[1] not in ("", '""'):  # not a deletion
+                self.set.setdefault(attempt, set()).add(pair)
+        return response
+
+    async def aclose(self) -> None:
+        self.closes += 1
+        await self.inner.aclose()
+
+
+class _Created:
+    """Counts the `httpx.AsyncHTTPTransport`s and SSL contexts built while it watches."""
+
+    def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        self.transports = 0
+        self.ssl_contexts = 0
+        init = httpx.AsyncHTTPTransport.__init__
+        make_context = httpx._transports.default.create_ssl_context  # what transports call
+
+        def counting_init(transport: httpx.AsyncHTTPTransport, *a: Any, **kw: Any) -> None:
+            self.transports += 1
+            init(transport, *a, **kw)
+
+        def counting_context(*a: Any, **kw: Any) -> Any:
+            self.ssl_contexts += 1
+            return make_context(*a, **kw)
+
+        monkeypatch.setattr(httpx.AsyncHTTPTransport, "__init__", counting_init)
+        monkeypatch.setattr(httpx._transports.default, "create_ssl_context", counting_context)
+
+
+async def test_collections_share_the_injected_transport(
+    sandbox_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    counting = CountingTransport()
+    built = build_connectors(
+        Settings(connector_timeout=5.0), base_url=sandbox_url, transport=counting
+    )
+    bank = built["sandbox-bank"]
+    created = _Created(monkeypatch)
+    collections = 8
+    for _ in range(collections):
+        result = await bank.login("alice", "alice-pass", bank.info.scopes)
+        assert result.outcome is Outcome.COLLECTED
+    otp = await bank.login("bob", "bob-pass", ("identity",))
+    assert otp.resume_state is not None
+    right = await bank.submit_otp(otp.resume_state, "123456", ("identity",))
+    assert right.data["identity"]["family_name"] == "Dubois"
+
+    assert created.transports == 0  # no attempt built a transport of its own...
+    assert created.ssl_contexts == 0  # ...nor loaded the CA bundle
+    # login page, login post, its redirect to the profile, the accounts page: 4 a collection
+    assert counting.requests >= 4 * collections
+    # Sequential attempts reuse the pooled keep-alive connection (one more would be a portal
+    # closing it; a pool per attempt would open one per collection).
+    assert 1 <= counting.connections <= 2, counting.connections
+    assert counting.closes == 0  # closing an attempt's client leaves the pool open
+
+    await _close_all(built)
+    assert counting.closes == 0  # an injected transport is the caller's to close
+    await counting.aclose()
+
+
+async def test_connector_owns_one_pool_and_closes_it(
+    sandbox_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    created = _Created(monkeypatch)
+    connector = PortalConnector(BANK, sandbox_url, 5.0)
+    assert (created.transports, created.ssl_contexts) == (1, 1)  # made once, up front
+    for _ in range(5):
+        result = await connector.login("alice", "alice-pass", ("bank_account",))
+        assert result.data["bank_account"]["iban"] == "FR7699990000010001234567834"
+    assert (created.transports, created.ssl_contexts) == (1, 1)
+    await connector.aclose()
+    await connector.aclose()  # idempotent, as the broker may stop twice
+    with pytest.raises(RuntimeError, match="closed"):
+        await connector.login("alice", "alice-pass", ("identity",))
+
+
+async def test_concurrent_attempts_never_share_cookies(sandbox_url: str) -> None:
+    """Attempts for different people run at the same time over one pool: each gets its own
+    person's data, and no cookie the portal set for one is ever sent in another."""
+    counting = CountingTransport(delay=0.01)
+    bank = build_connectors(
+        Settings(connector_timeout=5.0), base_url=sandbox_url, transport=counting
+    )["sandbox-bank"]
+
+    async def alice(label: str) -> str:
+        _ATTEMPT.set(label)
+        result = await bank.login("alice", "alice-pass", ("identity",))
+        return result.data["identity"]["family_name"]
+
+    async def bob(label: str) -> str:
+        _ATTEMPT.set(label)
+        first = await bank.login("bob", "bob-pass", ("identity",))
+        assert first.resume_state is not None
+        result = await bank.submit_otp(first.resume_state, "123456", ("identity",))
+        return result.data["identity"]["family_name"]
+
+    labels = [f"{name}-{n}" for n in range(3) for name in ("alice", "bob")]
+    names = await asyncio.gather(
+        *(alice(label) if label.startswith("alice") else bob(label) for label in labels)
+    )
+    await counting.aclose()
+
+    assert names == ["Martin", "Dubois"] * 3
+    switches = sum(1 for a, b in zip(counting.order, counting.order[1:], strict=False) if a != b)
+    assert switches > len(labels)  # the attempts really ran interleaved
+    assert set(counting.set) == set(labels)  # every attempt got its own session cookies
+    for label in labels:
+        # whatever an attempt sent, the portal had set for that very attempt
+        assert counting.sent.get(label, set()) <= counting.set[label]
+        for other in labels:
+            if other != label:
+                assert not counting.set[label] & counting.set[other]
 
 
 def _csrf(html: str) -> str:

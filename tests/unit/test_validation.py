@@ -10,8 +10,6 @@ import pytest
 from sharelock.connectors.validation import (
     FIELD_VALIDATORS,
     InvalidValue,
-    iban_check_digits,
-    rib_key,
     validate_bic,
     validate_collected,
     validate_country,
@@ -46,10 +44,43 @@ TODAY = date(2026, 11, 25)
             "FR76\u00a09999\u00a00000\u00a00100\u00a00123\u00a04567\u00a0834",
             "FR7699990000010001234567834",
         ),
+        ("FR14 2004 1010 0505 0001 3M02 606", "FR1420041010050500013M02606"),  # letter in RIB
+        ("MC58 1122 2000 0101 2345 6789 030", "MC5811222000010123456789030"),  # a RIB too
+        ("IT60 X054 2811 1010 0000 0123 456", "IT60X0542811101000000123456"),
+        ("nl91abna0417164300", "NL91ABNA0417164300"),
+        ("ES91 2100 0418 4502 0005 1332", "ES9121000418450200051332"),
+        ("CH93 0076 2011 6238 5295 7", "CH9300762011623852957"),
+        ("PL61 1090 1014 0000 0712 1981 2874", "PL61109010140000071219812874"),
+        ("AT61 1904 3002 3457 3201", "AT611904300234573201"),
+        ("PT50 0002 0123 1234 5678 9015 4", "PT50000201231234567890154"),
+        ("SE45 5000 0000 0583 9825 7466", "SE4550000000058398257466"),
+        ("NO93 8601 1117 947", "NO9386011117947"),
+        ("IE29 AIBK 9311 5212 3456 78", "IE29AIBK93115212345678"),
     ],
 )
 def test_iban_valid(raw: str, canonical: str) -> None:
     assert validate_iban(raw) == canonical
+
+
+@pytest.mark.parametrize(
+    ("raw", "failure"),
+    [
+        ("DE88370400440532013000", "wrong check digits"),
+        ("NL92ABNA0417164300", "wrong check digits"),
+        ("IT61X0542811101000000123456", "wrong check digits"),
+        ("ES9121000418450200051333", "wrong check digits"),  # last digit off
+        ("DE8937040044053201300", "wrong length for its country"),  # one short
+        ("NL91ABNA04171643001", "wrong length for its country"),  # one long
+        ("BE6853900754703", "wrong length for its country"),
+        ("XX82WEST12345698765432", "unknown country"),
+        ("FR76\u0663\u0660\u0660\u0660\u0666", "malformed"),  # Arabic-Indic digits
+        ("IT6010542811101000000123456", "malformed"),  # right length, no CIN letter
+    ],
+)
+def test_iban_invalid_says_which_check(raw: str, failure: str) -> None:
+    with pytest.raises(InvalidValue) as caught:
+        validate_iban(raw)
+    assert str(caught.value) == f"IBAN: {failure}"
 
 
 @pytest.mark.parametrize(
@@ -72,32 +103,52 @@ def test_iban_invalid(raw: str) -> None:
         validate_iban(raw)
 
 
-def test_iban_french_rib_key_is_checked() -> None:
-    """An IBAN whose MOD 97 is right but whose RIB key is wrong is still refused."""
-    bban = "30006000011234567890188"  # key 88 instead of 89
-    iban = f"FR{iban_check_digits('FR', bban)}{bban}"
-    with pytest.raises(InvalidValue, match="RIB key"):
+@pytest.mark.parametrize(
+    "iban",
+    [
+        "FR0630006000011234567890188",  # RIB 30006 00001 12345678901 key 88 instead of 89
+        "FR8420041010050500013M02607",  # key 07 instead of 06 (letter M in the account)
+        "MC3111222000010123456789031",  # Monaco uses the RIB: key 31 instead of 30
+    ],
+)
+def test_iban_french_rib_key_is_checked(iban: str) -> None:
+    """An IBAN whose MOD 97 check digits are right (computed for the wrong BBAN) but whose RIB
+    key is wrong is still refused."""
+    assert int("".join(str(int(c, 36)) for c in iban[4:] + iban[:4])) % 97 == 1
+    with pytest.raises(InvalidValue, match=r"^IBAN: wrong RIB key$"):
         validate_iban(iban)
-
-
-def test_check_digit_helpers() -> None:
-    assert rib_key("30006", "00001", "12345678901") == "89"
-    assert iban_check_digits("FR", "30006000011234567890189") == "76"
-    assert iban_check_digits("GB", "WEST12345698765432") == "82"
 
 
 @pytest.mark.parametrize(
     ("raw", "canonical"),
-    [("BNPAFRPP", "BNPAFRPP"), ("bnpa fr pp xxx", "BNPAFRPPXXX"), ("DEUTDEFF500", "DEUTDEFF500")],
+    [
+        ("BNPAFRPP", "BNPAFRPP"),
+        ("bnpa fr pp xxx", "BNPAFRPPXXX"),
+        ("DEUTDEFF500", "DEUTDEFF500"),
+        ("SBOXFRPPMRS", "SBOXFRPPMRS"),
+        ("BNPAFRP0", "BNPAFRP0"),  # digits are fine in the location
+    ],
 )
 def test_bic_valid(raw: str, canonical: str) -> None:
     assert validate_bic(raw) == canonical
 
 
-@pytest.mark.parametrize("raw", ["BNPAFRP", "BNPAFRPPXX", "BNP1FRPP", "BNPAF1PP", "SBOX-FR", ""])
+@pytest.mark.parametrize(
+    "raw",
+    [
+        "BNPAFRP",
+        "BNPAFRPPXX",
+        "BNP1FRPP",  # ISO 9362:2022 allows it, SWIFT issues none
+        "BNPAF1PP",
+        "SBOX-FR",
+        "",
+        "SBOXXXPP",  # no such country
+    ],
+)
 def test_bic_invalid(raw: str) -> None:
-    with pytest.raises(InvalidValue, match=r"^BIC: "):
+    with pytest.raises(InvalidValue, match=r"^BIC: ") as caught:
         validate_bic(raw)
+    assert caught.value.__context__ is None
 
 
 def test_dates() -> None:
@@ -229,9 +280,23 @@ def test_collected_record_is_all_or_nothing() -> None:
         validate_collected({"unknown": {}})
 
 
-def test_messages_never_repeat_the_value() -> None:
-    value = "FR7630006000011234567890188"
+@pytest.mark.parametrize(
+    "value",
+    [
+        "FR7630006000011234567890188",  # check digits
+        "FR0630006000011234567890188",  # RIB key
+        "FR763000600001123456789018",  # length
+        "XX82WEST12345698765432",  # country
+        "FR76-3000-6000",  # shape
+        "IT6010542811101000000123456",  # BBAN format
+    ],
+)
+def test_messages_never_repeat_the_value(value: str) -> None:
+    """Not in our message, and not in a chained exception either (schwifty's messages quote
+    the value)."""
     with pytest.raises(InvalidValue) as caught:
         validate_iban(value)
     assert value not in str(caught.value)
     assert "30006" not in str(caught.value)
+    assert caught.value.__context__ is None
+    assert caught.value.__cause__ is None

@@ -1,8 +1,9 @@
 """Connectors: log in to a data source for one person and collect what they agreed to share.
 
-`build_connectors(settings)` gives one `Connector` (see `base.py`) per data source id;
-`DATA_SOURCES` says what each source is and provides. Collected values are validated by
-`validation.py` before anyone sees them.
+`build_connectors(settings)` gives one `Connector` (see `base.py`) per data source id, each
+keeping one connection pool for all its collections until its `aclose`; `DATA_SOURCES` says
+what each source is and provides. Collected values are validated by `validation.py` before
+anyone sees them.
 """
 
 from __future__ import annotations

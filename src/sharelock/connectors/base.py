@@ -63,5 +63,11 @@ class Connector(Protocol):
         """Finish a login that asked for a one-time code, then collect `scopes`."""
         ...
 
+    async def aclose(self) -> None:
+        """Release what the connector holds for all its attempts (its connection pool, kept
+        open between collections so each one does not pay for a new pool and SSL context).
+        The broker calls it once, when it stops; the connector is not used afterwards."""
+        ...
+
 
 ConnectorRegistry = Mapping[str, Connector]
