@@ -1,46 +1,97 @@
 """The consent screen's languages: message catalogues, the choice of language, and durations.
 
-Every word the person reads comes from `web/locales/<lang>.json` (flat `key -> text`, with
-`{name}` placeholders). The page picks its language from `?lang=` when it names a supported one,
-else from `Accept-Language`; no cookie remembers it (the session cookie is the only cookie). The
-selected catalogue goes to the page's script as JSON in a data attribute, so the script speaks
-the same language without a request of its own.
+Every word the person reads comes from a gettext catalogue,
+`web/locales/<lang>/LC_MESSAGES/messages.po`, read at run time with Babel's `read_po`: there is
+no `.mo` to compile, so an editable install and a wheel both work from the `.po` files the
+package ships. Each msgid is a symbolic key (`error.invalid_credentials`), not the English text,
+and each msgstr the text in that language with `{name}` placeholders; symbolic msgids are a
+known gettext practice for UI catalogues, where the English wording changes without touching the
+code or the other catalogues. So `en` is a catalogue like any other.
+
+To add a message: add the same msgid to every `locales/*/LC_MESSAGES/messages.po` (same
+placeholders in each), then call `t("the.key", name=value)` in a template or `t("the.key")` in
+`static/consent.js` or `static/rights.js`. No extraction or compile step follows: the keys are
+not in the code's English, so there is nothing for `pybabel extract` to find. `test_i18n.py`
+fails on a key missing from one language, on mismatched placeholders, on a fuzzy or empty entry,
+and on a key a page uses that no catalogue holds.
+
+The page picks its language from `?lang=` when it names a supported one, else from
+`Accept-Language` (best q-value first, matched by Babel, `fr-CA` falling back to `fr`); no cookie
+remembers it (the session cookie is the only cookie). The selected catalogue goes to the page's
+script as JSON in a data attribute, so the script speaks the same language without a request of
+its own. Durations are worded by Babel from CLDR data (unit names, plural rules, spacing), in a
+unit chosen here, so the catalogues hold no `duration.*` messages.
 """
 
 from __future__ import annotations
 
-import json
+import math
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
+from datetime import timedelta
 from functools import cache
 from importlib import resources
 from types import MappingProxyType
+from typing import IO, Final, Literal
+
+from babel.core import negotiate_locale
+from babel.dates import format_timedelta
+from babel.messages.pofile import read_po
 
 SUPPORTED: tuple[str, ...] = ("en", "fr")
 DEFAULT = "en"
 LANGUAGE_NAMES: Mapping[str, str] = MappingProxyType({"en": "English", "fr": "Français"})
+DOMAIN: Final = "messages"
 
 _PLACEHOLDER = re.compile(r"\{([a-z_]+)\}")
 _TAG = re.compile(r"[A-Za-z]{1,8}(?:-[A-Za-z0-9]{1,8})*|\*")
 _MAX_ACCEPT_LANGUAGE = 512  # a header longer than this is not parsed, only defaulted
+
+_Unit = Literal["month", "day", "hour", "minute", "second"]
+_DAY = 86400
+# Babel's own length of each unit, so that `count * length` comes back as exactly `count`.
+_UNIT_SECONDS: Mapping[_Unit, int] = MappingProxyType(
+    {"month": 30 * _DAY, "day": _DAY, "hour": 3600, "minute": 60, "second": 1}
+)
 
 
 class MissingMessage(KeyError):
     """A key asked for that the catalogue does not hold: a bug, caught by the tests."""
 
 
+def catalogue_path(lang: str) -> str:
+    """Where `lang`'s catalogue lives in the package, relative to `sharelock/web`."""
+    return f"locales/{lang}/LC_MESSAGES/{DOMAIN}.po"
+
+
 @cache
 def catalogue(lang: str) -> Mapping[str, str]:
-    """The messages of `lang`, read once from the package."""
+    """The messages of `lang`, read once from the package's `.po` file."""
     if lang not in SUPPORTED:
         raise ValueError(f"unsupported language {lang!r}")
-    text = resources.files("sharelock.web").joinpath("locales", f"{lang}.json").read_text("utf-8")
-    messages = json.loads(text)
-    if not isinstance(messages, dict) or not all(
-        isinstance(k, str) and isinstance(v, str) for k, v in messages.items()
-    ):
-        raise ValueError(f"locales/{lang}.json must map keys to strings")
+    source = resources.files("sharelock.web").joinpath(*catalogue_path(lang).split("/"))
+    with source.open("rb") as po:
+        return read_messages(po, lang)
+
+
+def read_messages(po: IO[bytes], lang: str) -> Mapping[str, str]:
+    """The `msgid -> msgstr` of a `.po` file, as gettext would use them."""
+    # abort_invalid: a malformed file fails here, not as a silently shorter catalogue.
+    parsed = read_po(po, locale=lang, domain=DOMAIN, ignore_obsolete=True, abort_invalid=True)
+    messages: dict[str, str] = {}
+    for message in parsed:
+        if not message.id:  # the header entry
+            continue
+        if not isinstance(message.id, str) or not isinstance(message.string, str):
+            # Plurals are not used: counts go through `{count}` in one-form sentences, and the
+            # one plural-sensitive wording (durations) comes from CLDR through Babel.
+            raise ValueError(f"{lang}: plural entry {message.id!r} is not supported")
+        # Like msgfmt, a fuzzy or untranslated entry is not a translation: left out, so that
+        # `t()` raises MissingMessage rather than showing a guess or a bare key.
+        if message.fuzzy or not message.string:
+            continue
+        messages[message.id] = message.string
     return MappingProxyType(messages)
 
 
@@ -54,9 +105,10 @@ def interpolate(text: str, params: Mapping[str, object]) -> str:
     return _PLACEHOLDER.sub(substitute, text)
 
 
-def parse_accept_language(header: str | None) -> list[str]:
-    """The primary language subtags of an `Accept-Language` header, best first (RFC 9110
-    §12.5.4); entries with q=0 are refused, malformed entries skipped."""
+def _ranked_tags(header: str | None) -> list[str]:
+    """The language tags of an `Accept-Language` header as written, best first (RFC 9110
+    §12.5.4; equal q-values keep their order); entries with q=0 are refused, malformed entries
+    skipped. Babel matches tags but does not parse the header, hence this."""
     if not header or len(header) > _MAX_ACCEPT_LANGUAGE:
         return []
     ranked: list[tuple[float, int, str]] = []
@@ -75,8 +127,13 @@ def parse_accept_language(header: str | None) -> list[str]:
             if not 0 <= quality <= 1:
                 continue
         if quality > 0:
-            ranked.append((-quality, index, tag.split("-")[0].lower()))
+            ranked.append((-quality, index, tag))
     return [tag for _, _, tag in sorted(ranked)]
+
+
+def parse_accept_language(header: str | None) -> list[str]:
+    """The primary language subtags of an `Accept-Language` header, best first, lowercase."""
+    return [tag.split("-")[0].lower() for tag in _ranked_tags(header)]
 
 
 def negotiate(requested: str | None, accept_language: str | None) -> str:
@@ -84,12 +141,13 @@ def negotiate(requested: str | None, accept_language: str | None) -> str:
     English."""
     if requested in SUPPORTED:
         return requested
-    for tag in parse_accept_language(accept_language):
-        if tag in SUPPORTED:
-            return tag
-        if tag == "*":
-            return DEFAULT
-    return DEFAULT
+    preferred = _ranked_tags(accept_language)
+    if "*" in preferred:
+        # "any other language": the ones ranked below it are not preferred over the default.
+        preferred = preferred[: preferred.index("*")]
+    # No aliases: Babel's default ones map `fr` to `fr_FR`, which no catalogue here is.
+    match = negotiate_locale(preferred, SUPPORTED, sep="-", aliases={})
+    return match.lower() if match else DEFAULT
 
 
 @dataclass(frozen=True, slots=True)
@@ -115,19 +173,26 @@ class Translator:
         return interpolate(text, params) if text is not None else default
 
     def duration(self, seconds: int) -> str:
-        """A retention limit in words: "1 hour", "72 hours", "13 months", "60 seconds"."""
+        """A retention limit in words: "1 hour", "72 hours", "13 months", "1 heure"."""
         count, unit = _duration_unit(seconds)
-        form = "one" if count == 1 or (count == 0 and self.lang == "fr") else "other"
-        return self(f"duration.{unit}.{form}", count=count)
+        # The unit is ours (Babel would say "3 days" for 72 hours and "1 year" for 13 months,
+        # rounding away the limit the law or the partner contract states); granularity=unit
+        # with an infinite threshold makes Babel word exactly `count` of that unit.
+        return format_timedelta(
+            timedelta(seconds=count * _UNIT_SECONDS[unit]),
+            granularity=unit,
+            threshold=math.inf,
+            format="long",
+            locale=self.lang,
+        )
 
 
-def _duration_unit(seconds: int) -> tuple[int, str]:
+def _duration_unit(seconds: int) -> tuple[int, _Unit]:
     seconds = max(0, int(seconds))
-    day = 86400
-    if seconds >= 365 * day:
-        return round(seconds / (30.4375 * day)), "month"
-    if seconds % day == 0 and seconds >= 4 * day:
-        return seconds // day, "day"
+    if seconds >= 365 * _DAY:
+        return round(seconds / (30.4375 * _DAY)), "month"
+    if seconds % _DAY == 0 and seconds >= 4 * _DAY:
+        return seconds // _DAY, "day"
     if seconds % 3600 == 0 and seconds >= 3600:
         return seconds // 3600, "hour"
     if seconds % 60 == 0 and seconds >= 60:
