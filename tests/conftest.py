@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 from sqlalchemy import Engine
 
-from sharelock.config import Settings
+from sharelock.config import Limits, Settings
 from sharelock.db import create_engine_for, migrate
 from sharelock.keys import KeyLayer, init_token
 from tests.support.broker import Stack, broker_stack, sqlite_url
@@ -26,9 +26,25 @@ def state_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return tmp_path_factory.mktemp("state")
 
 
+# Every test module shares one Redis and one client address (127.0.0.1), so the production
+# limits would make tests depend on each other (a wrong password in one module would lock
+# alice out in the next). They are set out of reach here; `test_rate_limits.py` proves each
+# limit on a private Redis with small values.
+OUT_OF_REACH = Limits(
+    per_address="100000/minute",
+    failed_auth_per_address="100000/minute",
+    par_per_partner="100000/minute",
+    token_per_partner="100000/minute",
+    wrong_passwords_per_flow="100000/hour",
+    wrong_passwords_per_login="100000/hour",
+    rights_per_address="100000/hour",
+    auditor_lookups="100000/hour",
+)
+
+
 @pytest.fixture(scope="session")
 def settings(state_dir: Path) -> Settings:
-    return Settings(state_dir=state_dir, hsm_token_label=TOKEN_LABEL)
+    return Settings(state_dir=state_dir, hsm_token_label=TOKEN_LABEL, limits=OUT_OF_REACH)
 
 
 @pytest.fixture(scope="session")

@@ -7,12 +7,16 @@ points at).
 
 from __future__ import annotations
 
+import ipaddress
 import re
 from datetime import timedelta
 from functools import cached_property
 from pathlib import Path
+from typing import Annotated
 
+from limits import parse as parse_rate
 from pydantic import (
+    AfterValidator,
     BaseModel,
     ConfigDict,
     Field,
@@ -85,6 +89,55 @@ class Retention(BaseModel):
         return self
 
 
+def _rate(value: str) -> str:
+    """A rate such as `3/hour` or `600/minute`, as the `limits` library reads it."""
+    try:
+        parse_rate(value)
+    except ValueError:
+        raise ValueError("must be a rate such as '3/hour' or '600 per minute'") from None
+    return value
+
+
+Rate = Annotated[str, AfterValidator(_rate)]
+
+
+class Limits(BaseModel):
+    """Every rate limit of the broker, in one place (docs/threat-model.md, "Abuse"). Each is a
+    moving window kept in the shared Redis, so it holds across workers and nodes. Override
+    with e.g. `SHARELOCK_LIMITS__PER_ADDRESS="120/minute"`."""
+
+    model_config = ConfigDict(frozen=True)
+
+    per_address: Rate = Field(
+        default="300/minute",
+        description="requests from one client address to the person-facing endpoints",
+    )
+    failed_auth_per_address: Rate = Field(
+        default="30/minute",
+        description="failed client or token authentications from one address (partner and "
+        "auditor endpoints); once spent, further attempts are refused before any work",
+    )
+    par_per_partner: Rate = Field(
+        default="600/minute", description="pushed authorization requests per partner"
+    )
+    token_per_partner: Rate = Field(default="600/minute", description="token requests per partner")
+    wrong_passwords_per_flow: Rate = Field(
+        default="3/hour",
+        description="wrong passwords or one-time codes in one share (a share lasts an hour)",
+    )
+    wrong_passwords_per_login: Rate = Field(
+        default="3/hour",
+        description="wrong passwords or codes for one login at one data source, across shares: "
+        "the broker must not be a way to guess passwords or to lock people out at their bank",
+    )
+    rights_per_address: Rate = Field(
+        default="20/hour", description="rights requests (proofs, traces, export, erasure)"
+    )
+    auditor_lookups: Rate = Field(
+        default="600/hour", description="look-ups (hash, traces, export) per auditor"
+    )
+
+
 class Settings(BaseSettings):
     """Broker configuration, read from `SHARELOCK_*` environment variables."""
 
@@ -99,6 +152,15 @@ class Settings(BaseSettings):
     issuer: str = Field(default="http://127.0.0.1:8000", description="OAuth issuer URL.")
     host: str = "127.0.0.1"
     port: int = Field(default=8000, ge=1, le=65535)
+    operator_host: str = Field(
+        default="127.0.0.1", description="Where `serve` answers /metrics (and the probes)."
+    )
+    operator_port: int = Field(default=8300, ge=1, le=65535)
+    log_level: str = Field(
+        default="info",
+        pattern=r"(?i)^(debug|info|warning|error|critical)$",
+        description="Level of the JSON logs `serve` writes to stderr.",
+    )
 
     redis_url: str | None = Field(
         default=None, description="Redis URL; unset means the embedded redis-server."
@@ -124,6 +186,12 @@ class Settings(BaseSettings):
     )
     max_envelope_bytes: int = Field(default=64 * 1024, ge=1024, le=1024 * 1024)
     retention: Retention = Field(default_factory=Retention)
+    limits: Limits = Field(default_factory=Limits)
+    trusted_proxies: tuple[str, ...] = Field(
+        default=(),
+        description="Addresses or networks (CIDR) of the reverse proxies whose X-Forwarded-For "
+        "is believed, as a JSON list; unset means the peer address is the client's.",
+    )
 
     sandbox_url: str = Field(
         default="http://127.0.0.1:8100", description="Base URL of the sandbox data sources."
@@ -146,6 +214,16 @@ class Settings(BaseSettings):
     connector_timeout: float = Field(
         default=10.0, gt=0, le=120, description="Seconds before a data source is given up on."
     )
+
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _networks(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        for item in value:
+            try:
+                ipaddress.ip_network(item, strict=False)
+            except ValueError:
+                raise ValueError(f"not an address or network: {item!r}") from None
+        return value
 
     @field_validator("issuer")
     @classmethod

@@ -120,7 +120,7 @@ def test_requests_without_the_flows_cookie_are_forbidden(
             ]
             for response in calls:
                 assert_error(response, 403, "forbidden")
-        stranger.cookies.set("sl_session", "A" * 43)
+        stranger.cookies.set(f"sl_flow_{flow.flow_id}", "A" * 43)
         assert_error(stranger.get(f"/api/flows/{flow.flow_id}"), 403, "forbidden")
     assert sandbox.logins.total() == logins
     assert status_of(flow) == "awaiting_credentials"
@@ -153,6 +153,19 @@ def test_steps_out_of_order_are_conflicts(stack: Stack) -> None:
     assert flow.approve_and_get_code()
     assert_error(flow.decide(True), 409, "conflict")
     assert_error(flow.decide(False), 409, "conflict")
+
+
+def test_a_blank_login_is_a_wrong_login_and_reaches_no_source(
+    stack: Stack, sandbox: CountingSandbox
+) -> None:
+    flow = started(stack)
+    logins = sandbox.logins.total()
+    response = flow.send_credentials("   ", "whatever")
+    assert response.status_code == 200, response.text
+    assert response.json()["status"] == "failed"
+    assert response.json()["reason"] == "invalid_credentials"
+    assert sandbox.logins.total() == logins
+    assert status_of(flow) == "awaiting_credentials"
 
 
 def test_a_source_that_cannot_provide_the_scopes(stack: Stack) -> None:

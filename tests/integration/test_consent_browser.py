@@ -290,7 +290,10 @@ class Person:
             set_cookie = response.headers.get("set-cookie")
             if set_cookie:
                 names = {line.split("=", 1)[0].strip() for line in set_cookie.split("\n")}
-                assert names == {"sl_session"}, f"{response.url} sets cookies {names}"
+                # One cookie per flow, named after it (sharelock.web.session), and no other.
+                assert all(re.fullmatch(r"sl_flow_[A-Za-z0-9_-]{32}", n) for n in names), (
+                    f"{response.url} sets cookies {names}"
+                )
         for prefix in ("/consent/", "/api/"):
             for response in self.watch.broker_answers(self.site.broker, prefix):
                 headers = response.headers
@@ -514,18 +517,53 @@ def test_the_receipt_opens_the_rights_page_in_french(
     assert site.stack.raw_redis().exists(kept) == 0
     person.check("rights, erased (fr)")
 
-    # With the login only: the traces, but no erasure on offer.
+    # Without the receipt: signing in to the bank again proves the account. Login and
+    # password are encrypted in the page; the traces show, with the erasure on offer.
+    page.select_option("#source", "sandbox-bank")
     page.fill("#login", "alice")
-    page.click("#login-form button[type=submit]")
+    page.fill("#password", "alice-pass")
+    page.click("#proof-form button[type=submit]")
+    expect(page.locator("#result-title")).to_be_focused()
+    expect(page.locator("#traces tbody")).to_contain_text("Connexion pour prouver votre identité")
     expect(page.locator("#result-summary")).to_contain_text("Banque Sandbox")
-    expect(page.locator("#erase")).to_be_hidden()
+    expect(page.locator("#erase")).to_be_visible()
+    expect(page.locator("#password")).to_have_value("")
+
+    # bob is asked for a one-time code, encrypted the same way.
+    page.fill("#login", "bob")
+    page.fill("#password", "bob-pass")
+    page.click("#proof-form button[type=submit]")
+    expect(page.locator("#otp-form")).to_be_visible()
+    expect(page.locator("#otp-intro")).to_contain_text("Banque Sandbox")
+    assert person.focused() == "otp-title"
+    person.check("rights, one-time code (fr)")
+    page.fill("#otp", "123456")
+    page.click("#otp-form button[type=submit]")
+    expect(page.locator("#otp-form")).to_be_hidden()
+    expect(page.locator("#result-title")).to_be_focused()  # the new traces are shown
+    expect(page.locator("#traces tbody")).to_contain_text("Connexion pour prouver votre identité")
+
     rights_posts = [r for r in person.watch.requests if "/api/rights/" in r.url]
-    assert {r.url.rsplit("/", 1)[-1] for r in rights_posts} == {"traces", "export", "erasure"}
-    # The login went to the rights API only, in a body, never in a URL.
-    sent_login = [r for r in person.watch.requests if (r.post_data or "").find('"alice"') >= 0]
-    assert sent_login and all(r.url.endswith("/api/rights/traces") for r in sent_login)
-    assert not [r for r in person.watch.requests if "alice" in r.url]
-    person.finish(["alice-pass"])
+    assert {r.url.rsplit("/api/rights/", 1)[-1] for r in rights_posts} == {
+        "traces",
+        "export",
+        "erasure",
+        "proofs",
+        "proofs/otp",
+    }
+    jwe = r"[\w-]+\.[\w-]+\.[\w-]+\.[\w-]+\.[\w-]+"
+    for r in rights_posts:
+        body = r.post_data_json
+        assert body is not None
+        if r.url.endswith("/proofs"):
+            assert set(body) == {"data_source", "credentials"}
+            assert re.fullmatch(jwe, body["credentials"])
+        elif r.url.endswith("/proofs/otp"):
+            assert set(body) == {"pending", "otp"} and re.fullmatch(jwe, body["otp"])
+        else:
+            assert set(body) in ({"receipt"}, {"proof"})
+    # Login, password and code went out only encrypted, never in a URL or in clear.
+    person.finish(["alice", "alice-pass", "bob", "bob-pass", "123456"])
 
 
 def test_bank_with_one_time_code(person: Person) -> None:
@@ -583,10 +621,9 @@ def test_tax_office_in_french_with_the_language_switch(
     assert page.evaluate("() => document.documentElement.lang") == "en"
     page.click(".languages a[lang=fr]")
     expect(page.locator("#request-title")).to_have_text("Demo Shop vous demande des données")
-    assert {c["name"] for c in page.context.cookies(site.broker)} <= {
-        "sl_session",
-        "demo_shop_state",  # the partner's, on the same loopback host
-    }
+    assert {
+        c["name"] for c in page.context.cookies(site.broker) if not c["name"].startswith("sl_flow_")
+    } <= {"demo_shop_state"}  # the partner's, on the same loopback host
 
     person.pick("sandbox-tax")
     expect(page.locator("#login-label")).to_have_text("Numéro fiscal (13 chiffres)")

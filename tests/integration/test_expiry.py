@@ -147,7 +147,8 @@ def test_a_session_ends_at_its_cap_whatever_the_activity(stack: Stack, raw: redi
     expires = raw.pexpiretime(f"sl:flow:{share.flow_id}")
     assert expires > 0
     # The cookie as sent by a browser that keeps it (httpx's jar rounds max-age down).
-    cookie = {"Cookie": f"sl_session={share.browser.cookies['sl_session']}"}
+    name = f"sl_flow_{share.flow_id}"
+    cookie = {"Cookie": f"{name}={share.browser.cookies[name]}"}
     with httpx.Client(base_url=stack.url, timeout=30) as browser:
         while (
             status := browser.get(f"/api/flows/{share.flow_id}", headers=cookie)

@@ -119,6 +119,9 @@ def test_authorization_server_metadata(
     assert meta["authorization_endpoint"] == f"{issuer}/authorize"
     assert meta["token_endpoint"] == f"{issuer}/token"
     assert meta["pushed_authorization_request_endpoint"] == f"{issuer}/par"
+    assert meta["require_pushed_authorization_requests"] is True
+    # FAPI 2.0's algorithms for client assertions, and no other (no RS256).
+    assert meta["token_endpoint_auth_signing_alg_values_supported"] == ["PS256", "ES256", "EdDSA"]
     assert meta["jwks_uri"] == f"{issuer}/.well-known/jwks.json"
     assert meta["scopes_supported"] == list(SCOPES)
     assert meta["response_types_supported"] == ["code"]

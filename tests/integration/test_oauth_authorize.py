@@ -1,6 +1,11 @@
 """The authorization endpoint and pushed requests as an attacker sees them (SECURITY-CHECKLIST B
 19-20, 28, 30-33): what is redirected (with `state` and `iss`), what is shown at the broker and
-never redirected, PAR, and the user's refusal, over real HTTP, Redis, SQLite, SoftHSM."""
+never redirected, PAR, and the user's refusal, over real HTTP, Redis, SQLite, SoftHSM.
+
+PAR is required, so each validation is checked on both paths a request can take: pushed to
+`/par` (a JSON error to the partner's back end, nothing to redirect) and sent plainly to
+`/authorize` by a partner the operator registered as an exception (`par_exempt`), where the
+errors are redirected or shown at the broker as before."""
 
 from __future__ import annotations
 
@@ -17,6 +22,7 @@ from sharelock.config import Retention, Settings
 from sharelock.keys import KeyLayer
 from tests.support.broker import (
     REDIRECT_URI,
+    RegisteredPartner,
     Share,
     Stack,
     broker_stack,
@@ -34,6 +40,14 @@ def issuer(stack: Stack) -> str:
     value: str = metadata.json()["issuer"]
     assert metadata.json()["authorization_response_iss_parameter_supported"] is True
     return value
+
+
+@pytest.fixture(scope="module")
+def exempt(stack: Stack) -> RegisteredPartner:
+    """A partner allowed to send plain authorization requests, with the usual redirect URI."""
+    return stack.add_partner(
+        "Plain partner", REDIRECT_URI, par_exempt=True, purpose="plain authorize tests"
+    )
 
 
 def flows_of(stack: Stack, client_id: str) -> int:
@@ -68,6 +82,17 @@ def assert_error_page(response: httpx.Response) -> None:
     assert "http-equiv" not in response.text.lower()
 
 
+def assert_par_refused(response: httpx.Response, error: str) -> None:
+    """A pushed request refused: JSON to the partner's back end, nothing issued, nothing to
+    follow."""
+    assert response.status_code == 400, response.text
+    assert response.json()["error"] == error, response.json()
+    assert "request_uri" not in response.json()
+    assert "location" not in response.headers
+    assert "set-cookie" not in response.headers
+    assert response.headers["cache-control"] == "no-store"
+
+
 def authorize(share: Share, params: dict[str, str]) -> httpx.Response:
     return share.browser.get("/authorize", params=params)
 
@@ -75,16 +100,16 @@ def authorize(share: Share, params: dict[str, str]) -> httpx.Response:
 # -- redirected errors (19, 20, 33) -------------------------------------------------------------
 
 
-def test_authorization_without_code_challenge(stack: Stack, issuer: str) -> None:
-    share = Share(stack)
-    before = flows_of(stack, share.client_id)
-    params = share.authorize_params()
-    del params["code_challenge"]
+@pytest.mark.parametrize("missing", ["code_challenge", "code_challenge_method"])
+def test_authorization_without_code_challenge(
+    stack: Stack, exempt: RegisteredPartner, issuer: str, missing: str
+) -> None:
+    share = Share(stack, partner=exempt)
+    before = flows_of(stack, share.client_id), flows_of(stack, stack.partner.client_id)
+    params = share.authorize_params(**{missing: None})
     assert_error_redirect(authorize(share, params), "invalid_request", share, issuer)
-    params = share.authorize_params()
-    del params["code_challenge_method"]
-    assert_error_redirect(authorize(share, params), "invalid_request", share, issuer)
-    assert flows_of(stack, share.client_id) == before
+    assert_par_refused(Share(stack).push(**{missing: None}), "invalid_request")
+    assert (flows_of(stack, share.client_id), flows_of(stack, stack.partner.client_id)) == before
 
 
 @pytest.mark.parametrize(
@@ -102,34 +127,46 @@ def test_authorization_without_code_challenge(stack: Stack, issuer: str) -> None
         pytest.param({"code_challenge": ""}, id="empty"),
     ],
 )
-def test_plain_or_malformed_challenge(stack: Stack, issuer: str, overrides: dict[str, str]) -> None:
-    share = Share(stack)
+def test_plain_or_malformed_challenge(
+    stack: Stack, exempt: RegisteredPartner, issuer: str, overrides: dict[str, str]
+) -> None:
+    share = Share(stack, partner=exempt)
     before = flows_of(stack, share.client_id)
     response = authorize(share, share.authorize_params(**overrides))
     assert_error_redirect(response, "invalid_request", share, issuer)
     assert flows_of(stack, share.client_id) == before
+    assert_par_refused(Share(stack).push(**overrides), "invalid_request")
 
 
-def test_prompt_none_is_interaction_required(stack: Stack, issuer: str) -> None:
-    share = Share(stack)
+def test_prompt_none_is_interaction_required(
+    stack: Stack, exempt: RegisteredPartner, issuer: str
+) -> None:
+    share = Share(stack, partner=exempt)
     response = authorize(share, share.authorize_params(prompt="none"))
     assert_error_redirect(response, "interaction_required", share, issuer)
+    assert_par_refused(Share(stack).push(prompt="none"), "interaction_required")
 
 
 @pytest.mark.parametrize("scope", ["medical_records", "identity medical_records", "", "IDENTITY"])
-def test_unknown_or_missing_scope(stack: Stack, issuer: str, scope: str) -> None:
-    share = Share(stack)
+def test_unknown_or_missing_scope(
+    stack: Stack, exempt: RegisteredPartner, issuer: str, scope: str
+) -> None:
+    share = Share(stack, partner=exempt)
     response = authorize(share, share.authorize_params(scope=scope))
     assert_error_redirect(response, "invalid_scope", share, issuer)
+    assert_par_refused(Share(stack).push(scope=scope), "invalid_scope")
 
 
 def test_scope_not_allowed_for_the_client(stack: Stack, issuer: str) -> None:
-    narrow = stack.add_partner("Address only", "https://narrow.example/cb", ["address"])
+    narrow = stack.add_partner(
+        "Address only", "https://narrow.example/cb", ["address"], par_exempt=True
+    )
     share = Share(stack, partner=narrow, scope="address bank_account")
     before = flows_of(stack, narrow.client_id)
     assert_error_redirect(
         authorize(share, share.authorize_params()), "invalid_scope", share, issuer
     )
+    assert_par_refused(share.push(), "invalid_scope")
     assert flows_of(stack, narrow.client_id) == before
     # The scopes it is allowed: a flow starts.
     allowed = Share(stack, partner=narrow, scope="address")
@@ -137,23 +174,28 @@ def test_scope_not_allowed_for_the_client(stack: Stack, issuer: str) -> None:
     assert allowed.flow_id
 
 
-def test_unsupported_response_type(stack: Stack, issuer: str) -> None:
-    share = Share(stack)
+def test_unsupported_response_type(stack: Stack, exempt: RegisteredPartner, issuer: str) -> None:
+    share = Share(stack, partner=exempt)
     for response_type in ("token", "code id_token", ""):
         response = authorize(share, share.authorize_params(response_type=response_type))
         assert_error_redirect(response, "unsupported_response_type", share, issuer)
+        pushed = Share(stack).push(response_type=response_type)
+        assert_par_refused(pushed, "unsupported_response_type")
 
 
-def test_state_is_echoed_exactly_and_an_oversized_one_is_not(stack: Stack, issuer: str) -> None:
-    share = Share(stack, state="a b&c=d/é?#")
+def test_state_is_echoed_exactly_and_an_oversized_one_is_not(
+    stack: Stack, exempt: RegisteredPartner, issuer: str
+) -> None:
+    share = Share(stack, partner=exempt, state="a b&c=d/é?#")
     response = authorize(share, share.authorize_params(prompt="none"))
     assert_error_redirect(response, "interaction_required", share, issuer)
-    huge = Share(stack, state="s" * 600)
+    huge = Share(stack, partner=exempt, state="s" * 600)
     response = authorize(huge, huge.authorize_params())
     assert response.status_code == 303
     params = parse_qs(urlsplit(response.headers["location"]).query)
     assert params["error"] == ["invalid_request"]
     assert "state" not in params
+    assert_par_refused(Share(stack, state="s" * 600).push(), "invalid_request")
 
 
 # -- errors shown at the broker, never redirected (28) ----------------------------------------
@@ -187,19 +229,22 @@ def test_state_is_echoed_exactly_and_an_oversized_one_is_not(stack: Stack, issue
         pytest.param("", id="empty"),
     ],
 )
-def test_redirect_uri_variants_get_an_error_page(stack: Stack, redirect_uri: str) -> None:
-    share = Share(stack)
+def test_redirect_uri_variants_get_an_error_page(
+    stack: Stack, exempt: RegisteredPartner, redirect_uri: str
+) -> None:
+    share = Share(stack, partner=exempt)
     before = flows_of(stack, share.client_id)
     response = authorize(share, share.authorize_params(redirect_uri=redirect_uri))
     assert_error_page(response)
     assert flows_of(stack, share.client_id) == before
+    # Pushed: refused to the partner's back end, never redirected either.
+    assert_par_refused(Share(stack).push(redirect_uri=redirect_uri), "invalid_request")
 
 
-def test_missing_redirect_uri_gets_an_error_page(stack: Stack) -> None:
-    share = Share(stack)
-    params = share.authorize_params()
-    del params["redirect_uri"]
-    assert_error_page(authorize(share, params))
+def test_missing_redirect_uri_gets_an_error_page(stack: Stack, exempt: RegisteredPartner) -> None:
+    share = Share(stack, partner=exempt)
+    assert_error_page(authorize(share, share.authorize_params(redirect_uri=None)))
+    assert_par_refused(Share(stack).push(redirect_uri=None), "invalid_request")
 
 
 @pytest.mark.parametrize("client_id", ["sl_unknown-client", "", "x" * 300, "../../etc"])
@@ -209,21 +254,28 @@ def test_unknown_client_gets_an_error_page(stack: Stack, client_id: str) -> None
     assert_error_page(response)
 
 
-def test_an_invalid_scope_of_an_unverified_redirect_is_not_redirected(stack: Stack) -> None:
+def test_an_invalid_scope_of_an_unverified_redirect_is_not_redirected(
+    stack: Stack, exempt: RegisteredPartner
+) -> None:
     """The redirect URI is checked before anything else may be sent there (33)."""
-    share = Share(stack)
-    params = share.authorize_params(
-        redirect_uri="https://evil.example/cb", scope="medical", prompt="none"
-    )
-    del params["code_challenge"]
-    assert_error_page(authorize(share, params))
+    bad = {
+        "redirect_uri": "https://evil.example/cb",
+        "scope": "medical",
+        "prompt": "none",
+        "code_challenge": None,
+    }
+    share = Share(stack, partner=exempt)
+    assert_error_page(authorize(share, share.authorize_params(**bad)))
+    assert_par_refused(Share(stack).push(**bad), "invalid_request")
 
 
 @pytest.mark.parametrize(
     "repeated", ["redirect_uri", "client_id", "state", "scope", "code_challenge", "response_type"]
 )
-def test_duplicate_parameters_are_refused(stack: Stack, repeated: str) -> None:
-    share = Share(stack)
+def test_duplicate_parameters_are_refused(
+    stack: Stack, exempt: RegisteredPartner, repeated: str
+) -> None:
+    share = Share(stack, partner=exempt)
     params = list(share.authorize_params().items())
     value = "https://evil.example/cb" if repeated == "redirect_uri" else "other"
     query = urlencode([*params, (repeated, value)])
@@ -232,6 +284,18 @@ def test_duplicate_parameters_are_refused(stack: Stack, repeated: str) -> None:
     # Same value twice is still a repetition.
     query = urlencode([*params, (repeated, dict(params)[repeated])])
     assert_error_page(share.browser.get(f"/authorize?{query}"))
+    # Pushed: the same.
+    pushed = Share(stack)
+    body = [(k, v) for k, v in pushed.authorize_params().items() if k != "client_id"]
+    if repeated == "client_id":
+        body.append(("client_id", pushed.client_id))
+    with stack.partner_client() as client:
+        response = client.post(
+            "/par",
+            content=urlencode([*body, (repeated, dict(params)[repeated])]),
+            headers={"Content-Type": "application/x-www-form-urlencoded"},
+        )
+    assert_par_refused(response, "invalid_request")
 
 
 # -- the authorization response (30) ------------------------------------------------------------
@@ -239,9 +303,11 @@ def test_duplicate_parameters_are_refused(stack: Stack, repeated: str) -> None:
 
 def test_successful_authorization_response(stack: Stack, issuer: str) -> None:
     share = Share(stack)
+    pushed = share.push()
+    assert pushed.status_code == 201, pushed.text
     response = share.browser.get(
         "/authorize",
-        params=share.authorize_params(),
+        params={"client_id": share.client_id, "request_uri": pushed.json()["request_uri"]},
         headers={"Origin": "https://evil.example"},
     )
     assert response.status_code == 303
@@ -262,11 +328,12 @@ def test_successful_authorization_response(stack: Stack, issuer: str) -> None:
     assert decision.json()["redirect_to"].startswith(REDIRECT_URI + "?")
 
 
-def test_error_responses_carry_the_same_headers(stack: Stack) -> None:
-    share = Share(stack)
+def test_error_responses_carry_the_same_headers(stack: Stack, exempt: RegisteredPartner) -> None:
+    share = Share(stack, partner=exempt)
     for params in (
         share.authorize_params(prompt="none"),
         share.authorize_params(redirect_uri="https://evil.example/"),
+        Share(stack).authorize_params(),  # PAR required: an error page
     ):
         response = share.browser.get(
             "/authorize", params=params, headers={"Origin": "https://evil.example"}
@@ -306,12 +373,7 @@ def push(stack: Stack, share: Share, auth: Any = None, **overrides: str) -> http
 def authorize_pushed(
     share: Share, request_uri: str, client_id: str | None = None
 ) -> httpx.Response:
-    response = share.browser.get(
-        "/authorize", params={"client_id": client_id or share.client_id, "request_uri": request_uri}
-    )
-    if response.status_code == 303 and response.headers["location"].startswith("/consent/"):
-        share.flow_id = response.headers["location"].rsplit("/", 1)[-1]
-    return response
+    return share.authorize_pushed(request_uri, client_id)
 
 
 def test_pushed_request_is_used_once(stack: Stack) -> None:

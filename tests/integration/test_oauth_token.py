@@ -43,9 +43,15 @@ def assert_oauth_error(response: httpx.Response, status: int, error: str) -> dic
     return body
 
 
-def assert_invalid_client(response: httpx.Response) -> None:
+def assert_invalid_client(response: httpx.Response, basic: bool = True) -> None:
+    """401 `invalid_client`; the Basic challenge only for a client that used HTTP Basic or no
+    method at all (RFC 6749 §5.2), not for one that authenticated in the body."""
     assert_oauth_error(response, 401, "invalid_client")
-    assert response.headers.get("www-authenticate", "").lower().startswith("basic")
+    challenge = response.headers.get("www-authenticate", "")
+    if basic:
+        assert challenge == 'Basic realm="sharelock"', challenge
+    else:
+        assert "basic" not in challenge.lower(), challenge
 
 
 def approved_code(stack: Stack, **share: Any) -> tuple[Share, str]:
@@ -119,10 +125,23 @@ def test_code_replay_revokes_the_token_of_the_first_exchange(stack: Stack) -> No
 def test_twenty_parallel_exchanges_of_one_code(stack: Stack) -> None:
     flow, code = approved_code(stack)
     barrier = threading.Barrier(20)
+    form = {
+        "grant_type": "authorization_code",
+        "code": code,
+        "redirect_uri": flow.redirect_uri,
+        "code_verifier": flow.verifier,
+    }
 
     def exchange(_: int) -> httpx.Response:
-        barrier.wait(timeout=30)
-        return flow.exchange(code)
+        # Connected before the barrier, so that the twenty requests reach the broker together:
+        # a request that only arrives after the code was redeemed is a replay (case 23), and
+        # with client authentication now well under a millisecond, twenty TCP handshakes
+        # started at the barrier would spread the requests over a longer time than one
+        # exchange takes.
+        with stack.partner_client(flow.partner) as client:
+            assert client.get("/healthz").status_code == 200
+            barrier.wait(timeout=30)
+            return client.post("/token", data=form)
 
     with ThreadPoolExecutor(max_workers=20) as pool:
         responses = list(pool.map(exchange, range(20)))
@@ -261,21 +280,25 @@ def test_client_authentication_is_required(stack: Stack) -> None:
     flow, code = approved_code(stack)
     partner = stack.partner
     cases = {
-        "none": (None, {}),
-        "wrong-secret": ((partner.client_id, partner.client_secret + "x"), {}),
-        "empty-secret": ((partner.client_id, ""), {}),
-        "unknown-client": (("sl_unknown", partner.client_secret), {}),
+        "none": (None, {}, True),
+        "wrong-secret": ((partner.client_id, partner.client_secret + "x"), {}, True),
+        "empty-secret": ((partner.client_id, ""), {}, True),
+        "unknown-client": (("sl_unknown", partner.client_secret), {}, True),
         "other-client-id-in-body": (
             (partner.client_id, partner.client_secret),
             {"client_id": stack.other_partner.client_id},
+            True,
         ),
         "client-secret-post": (
             None,
             {"client_id": partner.client_id, "client_secret": partner.client_secret},
+            False,
         ),
     }
-    for auth, extra in cases.values():
-        assert_invalid_client(post_token(stack, {**token_form(code, flow), **extra}, auth))
+    for case, (auth, extra, basic) in cases.items():
+        response = post_token(stack, {**token_form(code, flow), **extra}, auth)
+        assert response.status_code == 401, case
+        assert_invalid_client(response, basic)
     # None of these consumed the code: the partner itself still can.
     response = flow.exchange(code)
     assert response.status_code == 200, response.text
@@ -311,14 +334,15 @@ def assertion(stack: Stack, partner: RegisteredPartner, key: RSAKey, **overrides
     claims: dict[str, Any] = {
         "iss": partner.client_id,
         "sub": partner.client_id,
-        "aud": f"{stack.url}/token",
+        "aud": stack.settings.issuer,
         "iat": now,
         "exp": now + 60,
         "jti": secrets.token_urlsafe(16),
     }
     claims.update(overrides)
     claims = {k: v for k, v in claims.items() if v is not None}
-    return jwt.encode({"alg": "RS256", "kid": key.kid}, claims, key)
+    # joserfc signs only its "recommended" algorithms unless told: PS256 is named.
+    return jwt.encode({"alg": "PS256", "kid": key.kid}, claims, key, algorithms=["PS256"])
 
 
 def jwt_exchange(stack: Stack, flow: Share, code: str, client_assertion: str) -> httpx.Response:
@@ -365,7 +389,7 @@ def test_private_key_jwt_bad_claims_are_invalid_client(
 ) -> None:
     flow, code = approved_code(stack, partner=jwt_partner)
     bad = assertion(stack, jwt_partner, jwt_key, **overrides)
-    assert_invalid_client(jwt_exchange(stack, flow, code, bad))
+    assert_invalid_client(jwt_exchange(stack, flow, code, bad), basic=False)
     # The code was not touched by a refused client: a good assertion still redeems it.
     good = jwt_exchange(stack, flow, code, assertion(stack, jwt_partner, jwt_key))
     assert good.status_code == 200, (case, good.text)
@@ -376,9 +400,10 @@ def test_private_key_jwt_signed_by_another_key(
 ) -> None:
     flow, code = approved_code(stack, partner=jwt_partner)
     stranger = RSAKey.generate_key(2048, parameters={"kid": "partner-key-1"}, private=True)
-    assert_invalid_client(jwt_exchange(stack, flow, code, assertion(stack, jwt_partner, stranger)))
+    forged = assertion(stack, jwt_partner, stranger)
+    assert_invalid_client(jwt_exchange(stack, flow, code, forged), basic=False)
     unsigned = assertion(stack, jwt_partner, stranger).rsplit(".", 1)[0] + "."
-    assert_invalid_client(jwt_exchange(stack, flow, code, unsigned))
+    assert_invalid_client(jwt_exchange(stack, flow, code, unsigned), basic=False)
 
 
 def test_private_key_jwt_replayed_jti(
@@ -391,7 +416,7 @@ def test_private_key_jwt_replayed_jti(
     assert_oauth_error(first, 400, "invalid_grant")
     # Same assertion again, now with a real code: refused as a replay, code untouched.
     flow, code = approved_code(stack, partner=jwt_partner)
-    assert_invalid_client(jwt_exchange(stack, flow, code, used))
+    assert_invalid_client(jwt_exchange(stack, flow, code, used), basic=False)
     good = jwt_exchange(stack, flow, code, assertion(stack, jwt_partner, jwt_key))
     assert good.status_code == 200, good.text
 
@@ -399,5 +424,5 @@ def test_private_key_jwt_replayed_jti(
 def test_private_key_jwt_for_a_partner_without_keys(stack: Stack, jwt_key: RSAKey) -> None:
     flow, code = approved_code(stack)
     forged = assertion(stack, stack.partner, jwt_key)
-    assert_invalid_client(jwt_exchange(stack, flow, code, forged))
+    assert_invalid_client(jwt_exchange(stack, flow, code, forged), basic=False)
     assert flow.exchange(code).status_code == 200

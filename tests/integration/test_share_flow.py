@@ -60,7 +60,11 @@ def test_every_source_shares(
 def test_metrics_count_by_route_template_and_leak_nothing(stack: Stack) -> None:
     share = Share(stack)
     received = share.complete()
-    text = httpx.get(stack.url + "/metrics", timeout=10).text
+    assert stack.broker.operator_url is not None
+    response = httpx.get(stack.broker.operator_url + "/metrics", timeout=10)
+    assert response.status_code == 200
+    assert response.headers["content-type"].startswith("text/plain")
+    text = response.text
     assert 'method="GET",route="/v1/share",status="200"' in text
     assert 'route="/api/flows/{flow_id}/credentials"' in text
     assert "sharelock_hsm_operations_total" in text
@@ -72,6 +76,20 @@ def test_metrics_count_by_route_template_and_leak_nothing(stack: Stack) -> None:
         received["data"]["bank_account"]["iban"],
     ):
         assert secret not in text
+
+
+def test_metrics_are_on_the_operator_listener_only(stack: Stack) -> None:
+    """Per-route volumes are for the operator: the partner-facing listener does not have
+    `/metrics` at all, and the probes answer on both listeners."""
+    public = httpx.get(stack.url + "/metrics", timeout=10)
+    assert public.status_code == 404
+    assert public.json()["error"] == "not_found"
+    assert stack.broker.operator_url is not None
+    for base in (stack.url, stack.broker.operator_url):
+        assert httpx.get(base + "/healthz", timeout=10).status_code == 200
+        assert httpx.get(base + "/readyz", timeout=10).status_code == 200
+    # The operator listener has nothing else: no partner endpoint, no consent screen.
+    assert httpx.get(stack.broker.operator_url + "/authorize", timeout=10).status_code == 404
 
 
 def test_readiness_reports_every_backing_service(stack: Stack) -> None:

@@ -1,14 +1,15 @@
 """A partner using a standard OAuth client, Authlib's httpx `OAuth2Client`, with no code written
-for Sharelock: endpoints from the discovery metadata, PKCE S256, `client_secret_basic` (and
-`private_key_jwt`), then `GET /v1/share` with the token it got. The person's side is driven
-through the consent API, as the consent page's script does."""
+for Sharelock: endpoints from the discovery metadata, PKCE S256, the request pushed (RFC 9126,
+required) with the client authentication Authlib uses at the token endpoint,
+`client_secret_basic` (and `private_key_jwt`), then `GET /v1/share` with the token it got. The
+person's side is driven through the consent API, as the consent page's script does."""
 
 from __future__ import annotations
 
 import time
 import warnings
 from typing import Any
-from urllib.parse import parse_qs, urlsplit
+from urllib.parse import parse_qs, parse_qsl, urlencode, urlsplit
 
 import httpx
 import pytest
@@ -36,7 +37,29 @@ def metadata(stack: Stack) -> dict[str, Any]:
     body: dict[str, Any] = response.json()
     assert body["code_challenge_methods_supported"] == ["S256"]
     assert "client_secret_basic" in body["token_endpoint_auth_methods_supported"]
+    assert body["require_pushed_authorization_requests"] is True
     return body
+
+
+def pushed_authorization_url(
+    client: OAuth2Client, metadata: dict[str, Any], verifier: str
+) -> tuple[str, str]:
+    """PAR with Authlib's own pieces (it has no PAR helper): the request it builds, pushed with
+    the client authentication it uses at the token endpoint; the browser's URL carries only
+    `client_id` and `request_uri`."""
+    url, state = client.create_authorization_url(
+        metadata["authorization_endpoint"], code_verifier=verifier
+    )
+    params = dict(parse_qsl(urlsplit(url).query))
+    assert params["code_challenge_method"] == "S256" and params["code_challenge"]
+    pushed = client.post(
+        metadata["pushed_authorization_request_endpoint"],
+        data=params,
+        auth=client.client_auth(client.token_endpoint_auth_method),
+    )
+    assert pushed.status_code == 201, pushed.text
+    query = urlencode({"client_id": client.client_id, "request_uri": pushed.json()["request_uri"]})
+    return f"{metadata['authorization_endpoint']}?{query}", state
 
 
 def consent_in_browser(stack: Stack, authorization_url: str, state: str) -> str:
@@ -57,10 +80,7 @@ def consent_in_browser(stack: Stack, authorization_url: str, state: str) -> str:
 
 def share_with(client: OAuth2Client, stack: Stack, metadata: dict[str, Any]) -> dict[str, Any]:
     verifier = generate_token(64)
-    url, state = client.create_authorization_url(
-        metadata["authorization_endpoint"], code_verifier=verifier
-    )
-    assert "code_challenge=" in url and "code_challenge_method=S256" in url
+    url, state = pushed_authorization_url(client, metadata, verifier)
     callback = consent_in_browser(stack, url, state)
     assert parse_qs(urlsplit(callback).query)["iss"] == [metadata["issuer"]]
 
@@ -81,6 +101,16 @@ def share_with(client: OAuth2Client, stack: Stack, metadata: dict[str, Any]) -> 
     assert again.status_code == 401
     assert again.json()["error"] == "invalid_token"
     return shared
+
+
+class FreshPrivateKeyJWT(PrivateKeyJWT):  # type: ignore[misc]
+    """Authlib's `PrivateKeyJWT` with a short `exp` computed at each signature. (Authlib writes
+    the `jti` it generates into the `claims` dict it was given, so one dict shared between the
+    push and the token request would replay the first `jti`: fresh claims each time.)"""
+
+    def sign(self, auth: Any, token_endpoint: str) -> Any:
+        self.claims = {"exp": int(time.time()) + 120}
+        return super().sign(auth, token_endpoint)
 
 
 def test_authlib_client_secret_basic(stack: Stack, metadata: dict[str, Any]) -> None:
@@ -117,10 +147,11 @@ def test_authlib_private_key_jwt(stack: Stack, metadata: dict[str, Any]) -> None
         code_challenge_method="S256",
         timeout=30,
     ) as client:
-        # The broker refuses assertions living over 5 minutes (plus 60 s of clock skew);
-        # Authlib's default is one hour, so the partner sets a short `exp`, a configuration.
-        short = {"exp": int(time.time()) + 120}
-        client.register_client_auth_method(PrivateKeyJWT(metadata["token_endpoint"], claims=short))
+        # Configuration, not code: the broker takes assertions whose `aud` is its issuer
+        # (Authlib's default is the URL it posts to), signed PS256, ES256 or EdDSA (Authlib's
+        # default is RS256), living 5 minutes at most (Authlib's default is one hour).
+        assert "PS256" in metadata["token_endpoint_auth_signing_alg_values_supported"]
+        client.register_client_auth_method(FreshPrivateKeyJWT(metadata["issuer"], alg="PS256"))
         shared = share_with(client, stack, metadata)
     assert shared["client_id"] == partner.client_id
     assert set(shared["data"]) == {"identity"}
@@ -130,22 +161,29 @@ def test_authlib_sees_a_wrong_secret_as_a_standard_error(
     stack: Stack, metadata: dict[str, Any]
 ) -> None:
     partner = stack.partner
-    with OAuth2Client(
-        client_id=partner.client_id,
-        client_secret="not-the-secret",
-        token_endpoint_auth_method="client_secret_basic",
-        scope=SCOPE,
-        redirect_uri=partner.redirect_uri,
-        code_challenge_method="S256",
-        timeout=30,
-    ) as client:
-        verifier = generate_token(64)
-        url, state = client.create_authorization_url(
-            metadata["authorization_endpoint"], code_verifier=verifier
+
+    def authlib_client(secret: str) -> OAuth2Client:
+        return OAuth2Client(
+            client_id=partner.client_id,
+            client_secret=secret,
+            token_endpoint_auth_method="client_secret_basic",
+            scope=SCOPE,
+            redirect_uri=partner.redirect_uri,
+            code_challenge_method="S256",
+            timeout=30,
         )
+
+    verifier = generate_token(64)
+    with authlib_client("not-the-secret") as wrong:
+        # The push is refused first: a standard 401 with the Basic challenge.
+        with pytest.raises(AssertionError, match="invalid_client"):
+            pushed_authorization_url(wrong, metadata, verifier)
+        # Pushed with the right secret and approved, then redeemed with the wrong one.
+        with authlib_client(partner.client_secret) as right:
+            url, state = pushed_authorization_url(right, metadata, verifier)
         callback = consent_in_browser(stack, url, state)
         with pytest.raises(Exception, match="invalid_client"):
-            client.fetch_token(
+            wrong.fetch_token(
                 metadata["token_endpoint"],
                 authorization_response=callback,
                 state=state,

@@ -128,6 +128,7 @@ class Share:
     verifier: str = ""
     challenge: str = ""
     flow_id: str = ""
+    request_uri: str = ""
     browser: httpx.Client = field(init=False)
 
     def __post_init__(self) -> None:
@@ -145,9 +146,10 @@ class Share:
         assert self.partner is not None
         return self.partner.redirect_uri
 
-    def authorize_params(self, **overrides: str) -> dict[str, str]:
+    def authorize_params(self, **overrides: str | None) -> dict[str, str]:
+        """The request's parameters; an override of None leaves the parameter out."""
         assert self.partner is not None
-        params = {
+        params: dict[str, str | None] = {
             "response_type": "code",
             "client_id": self.partner.client_id,
             "redirect_uri": self.partner.redirect_uri,
@@ -159,11 +161,43 @@ class Share:
         params.update(overrides)
         return {k: v for k, v in params.items() if v is not None}
 
-    def start(self, **overrides: str) -> httpx.Response:
+    def push(self, **overrides: str | None) -> httpx.Response:
+        """`POST /par` as the partner's back end (client_secret_basic). The client id travels
+        in the credentials; an overridden `client_id` is sent in the body as well."""
+        data = self.authorize_params(**overrides)
+        if "client_id" not in overrides:
+            del data["client_id"]
+        with self.stack.partner_client(self.partner) as client:
+            return client.post("/par", data=data)
+
+    def authorize_pushed(self, request_uri: str, client_id: str | None = None) -> httpx.Response:
+        """The browser sent to `GET /authorize?client_id=…&request_uri=…`."""
+        response = self.browser.get(
+            "/authorize",
+            params={"client_id": client_id or self.client_id, "request_uri": request_uri},
+        )
+        self._follow(response)
+        return response
+
+    def start(self, **overrides: str | None) -> httpx.Response:
+        """Push the request, then open `/authorize` with its request_uri: the /authorize
+        response. If the push is refused, the refusal (the JSON answer of /par) instead."""
+        pushed = self.push(**overrides)
+        if pushed.status_code != 201:
+            return pushed
+        self.request_uri = pushed.json()["request_uri"]
+        return self.authorize_pushed(self.request_uri)
+
+    def start_plain(self, **overrides: str | None) -> httpx.Response:
+        """A plain authorization request (no PAR): only a partner registered with
+        `par_exempt=True` may send one."""
         response = self.browser.get("/authorize", params=self.authorize_params(**overrides))
+        self._follow(response)
+        return response
+
+    def _follow(self, response: httpx.Response) -> None:
         if response.status_code == 303 and response.headers["location"].startswith("/consent/"):
             self.flow_id = response.headers["location"].rsplit("/", 1)[-1]
-        return response
 
     def jwk(self) -> dict[str, Any]:
         return dict(pick_encryption_key(self.browser.get("/.well-known/jwks.json").json()))

@@ -6,6 +6,7 @@ main thread, so nothing here touches the test runner's signals.
 
     with serve_broker(settings, key_layer) as server:
         httpx.get(server.url + "/healthz")
+        httpx.get(server.operator_url + "/metrics")  # the operator listener
 
 or, as a fixture in a test module:
 
@@ -29,7 +30,7 @@ import uvicorn
 
 from sharelock.config import Settings
 from sharelock.keys import KeyLayer
-from sharelock.web.app import create_app
+from sharelock.web.app import Listeners, create_app, create_operator_app
 
 LOOPBACK = "127.0.0.1"
 STARTUP_TIMEOUT_S = 20.0
@@ -38,11 +39,13 @@ SHUTDOWN_TIMEOUT_S = 10.0
 
 @dataclass(frozen=True)
 class LiveServer:
-    """A running server: its base URL (no trailing slash) and the settings the app was given."""
+    """A running server: its base URL (no trailing slash) and the settings the app was given.
+    `operator_url` is the operator listener (`/metrics`, probes) when one is served."""
 
     url: str
     port: int
     settings: Settings | None = None
+    operator_url: str | None = None
 
 
 def _bind_free_port(host: str) -> socket.socket:
@@ -61,13 +64,29 @@ def serve_app(app_for_url: Callable[[str], Any], *, host: str = LOOPBACK) -> Ite
     The app is built once the port is known, so it can be told its own URL (the OAuth issuer).
     Raises `RuntimeError` if the server does not start (for instance, the app's lifespan fails).
     """
-    sock = _bind_free_port(host)
-    port = sock.getsockname()[1]
-    url = f"http://{host}:{port}"
+    with serve_sockets(lambda urls: app_for_url(urls[0]), 1, host=host) as urls:
+        yield LiveServer(url=urls[0], port=_port_of(urls[0]))
+
+
+def _port_of(url: str) -> int:
+    return int(url.rsplit(":", 1)[1])
+
+
+@contextmanager
+def serve_sockets(
+    app_for_urls: Callable[[list[str]], Any], count: int, *, host: str = LOOPBACK
+) -> Iterator[list[str]]:
+    """Serve one ASGI app on `count` free ports (one uvicorn server, as `sharelock serve` runs
+    both of its listeners); `app_for_urls` gets the base URLs, in order, and so does the block.
+    """
+    socks = [_bind_free_port(host) for _ in range(count)]
+    urls = [f"http://{host}:{sock.getsockname()[1]}" for sock in socks]
+    url = urls[0]
     try:
-        app = app_for_url(url)
+        app = app_for_urls(urls)
     except BaseException:
-        sock.close()
+        for sock in socks:
+            sock.close()
         raise
     config = uvicorn.Config(
         app,
@@ -79,7 +98,7 @@ def serve_app(app_for_url: Callable[[str], Any], *, host: str = LOOPBACK) -> Ite
     )
     server = uvicorn.Server(config)
     thread = threading.Thread(
-        target=server.run, kwargs={"sockets": [sock]}, name=f"uvicorn-{port}", daemon=True
+        target=server.run, kwargs={"sockets": socks}, name=f"uvicorn-{url}", daemon=True
     )
     thread.start()
     try:
@@ -90,14 +109,15 @@ def serve_app(app_for_url: Callable[[str], Any], *, host: str = LOOPBACK) -> Ite
             if time.monotonic() > deadline:
                 raise RuntimeError(f"the server on {url} did not start in {STARTUP_TIMEOUT_S} s")
             time.sleep(0.01)
-        yield LiveServer(url=url, port=port)
+        yield urls
     finally:
         server.should_exit = True
         thread.join(SHUTDOWN_TIMEOUT_S)
         if thread.is_alive():
             server.force_exit = True
             thread.join(SHUTDOWN_TIMEOUT_S)
-        sock.close()
+        for sock in socks:
+            sock.close()
         if thread.is_alive():
             raise RuntimeError(f"the server on {url} did not stop")
 
@@ -110,17 +130,28 @@ def serve_broker(
     host: str = LOOPBACK,
     wrap: Callable[[Any], Any] | None = None,
 ) -> Iterator[LiveServer]:
-    """Serve `create_app(settings, keys=keys)` with the issuer set to the server's own URL.
+    """Serve `create_app(settings, keys=keys)` with the issuer set to the server's own URL,
+    and its operator app (`/metrics`, probes) on a second free port, `operator_url`, as
+    `sharelock serve` does.
 
     `wrap`, if given, receives the broker's ASGI app and returns the app to serve (a test can
-    add its own routes in front). The key layer is the caller's: the app's lifespan does not
-    close it."""
+    add its own routes in front; the operator listener is not wrapped). The key layer is the
+    caller's: the app's lifespan does not close it."""
     served: dict[str, Settings] = {}
 
-    def build(url: str) -> Any:
-        served["settings"] = settings.model_copy(update={"issuer": url})
+    def build(urls: list[str]) -> Any:
+        public_url, operator_url = urls
+        served["settings"] = settings.model_copy(
+            update={"issuer": public_url, "operator_port": _port_of(operator_url)}
+        )
         app = create_app(served["settings"], keys=keys)
-        return wrap(app) if wrap else app
+        operator = create_operator_app(app)
+        return Listeners(wrap(app) if wrap else app, operator, _port_of(operator_url))
 
-    with serve_app(build, host=host) as server:
-        yield LiveServer(url=server.url, port=server.port, settings=served["settings"])
+    with serve_sockets(build, 2, host=host) as (url, operator_url):
+        yield LiveServer(
+            url=url,
+            port=_port_of(url),
+            settings=served["settings"],
+            operator_url=operator_url,
+        )

@@ -35,16 +35,23 @@ class EventType(StrEnum):
     AUDITOR_ADDED = "auditor_added"
     AUDITOR_REVOKED = "auditor_revoked"
     # A person exercising their rights without an account (`/api/rights/…`): actor
-    # `person`, outcome how they were identified (`receipt` or `login`).
+    # `person`, outcome how they were identified (`receipt` or `proof`).
     RIGHTS_ACCESS = "rights_access"
     RIGHTS_ERASURE = "rights_erasure"
     RIGHTS_EXPORT = "rights_export"
+    # A person proving control of a data-source account by signing in to it again
+    # (`/api/rights/proofs`): outcome `verified`, `otp_required` or `failed` (then
+    # `detail_code` says why, as the connector's outcome).
+    RIGHTS_PROOF = "rights_proof"
     # Corrective maintenance: the person's answer to the offer made after a failed collection,
     # and each use an operator makes of the kept credentials (`sharelock maintenance`).
     MAINTENANCE_CONSENT_GIVEN = "maintenance_consent_given"
     MAINTENANCE_CONSENT_REFUSED = "maintenance_consent_refused"
     MAINTENANCE_ACCESS = "maintenance_access"
     MAINTENANCE_DELETED = "maintenance_deleted"
+    # A limit refused a person or an auditor (`sharelock.ratelimit`): once per window and key,
+    # `detail_code` naming the limit.
+    RATE_LIMITED = "rate_limited"
 
 
 CODE = re.compile(r"[a-z_]{1,40}")

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+import logging
 import os
+import socket
 import sys
 from collections.abc import Callable
 from functools import wraps
@@ -21,7 +23,7 @@ from sharelock.cli.partners import app as partners_app
 from sharelock.cli.records import records as records_command
 from sharelock.cli.retention import app as retention_app
 from sharelock.config import Settings, load_settings
-from sharelock.errors import SharelockError
+from sharelock.errors import ConfigError, SharelockError
 from sharelock.keys import KeyLayer, init_token
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -40,6 +42,8 @@ app.command("records")(records_command)
 
 err = Console(stderr=True)
 out = Console()
+log = logging.getLogger("sharelock.serve")
+STARTUP_FAILURE = 3  # uvicorn's exit code when the app does not start
 
 
 def friendly_errors(fn: F) -> F:
@@ -145,31 +149,82 @@ def keys_rotate() -> None:
         out.print(f"destroyed {key.kid} (grace period over)")
 
 
+def _listen(host: str, port: int, variable: str) -> socket.socket:
+    """A socket bound the way uvicorn binds one (IPv6 if the host is), before any worker
+    starts: every worker then serves the same sockets."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((host, port))
+    except OSError as exc:
+        sock.close()
+        raise ConfigError(f"{variable}: cannot listen on {host}:{port} ({exc.strerror})") from None
+    sock.set_inheritable(True)
+    return sock
+
+
 @app.command()
 @friendly_errors
 def serve(
     workers: int = typer.Option(1, min=1, help="Worker processes (each opens the HSM itself)."),
 ) -> None:
-    """Run the broker's HTTP API (with a private redis-server if SHARELOCK_REDIS_URL is unset)."""
+    """Run the broker's HTTP API, and /metrics on the operator listener (with a private
+    redis-server if SHARELOCK_REDIS_URL is unset)."""
     import uvicorn
+    from uvicorn.supervisors import Multiprocess
 
     from sharelock.demo.run import prepare
     from sharelock.embedded import redis_url_for
+    from sharelock.logs import configure_logging, logging_config
 
     settings = _settings()
+    if settings.operator_port == settings.port:
+        raise ConfigError("SHARELOCK_OPERATOR_PORT: must differ from SHARELOCK_PORT")
     KeyLayer(settings).check()  # a clear error now rather than a 503 later
-    prepare(settings)
-    with redis_url_for(settings) as redis_url:
-        # Workers are separate processes that read their settings from the environment.
-        os.environ["SHARELOCK_REDIS_URL"] = redis_url
-        uvicorn.run(
-            "sharelock.web.app:create_app_from_env",
-            factory=True,
-            host=settings.host,
-            port=settings.port,
-            workers=workers,
-            log_level="info",
+    # Both listeners are bound here and handed to uvicorn, which serves both in each worker
+    # (`sharelock.web.app.Listeners` tells them apart by local port), as `uvicorn.run` does
+    # with its one socket.
+    sockets = [_listen(settings.host, settings.port, "SHARELOCK_PORT")]
+    try:
+        sockets.append(
+            _listen(settings.operator_host, settings.operator_port, "SHARELOCK_OPERATOR_PORT")
         )
+        # Only now, so that a start-up error above stays one plain line.
+        configure_logging(settings)
+        prepare(settings)
+        with redis_url_for(settings) as redis_url:
+            # Workers are separate processes that read their settings from the environment.
+            os.environ["SHARELOCK_REDIS_URL"] = redis_url
+            config = uvicorn.Config(
+                "sharelock.web.app:create_listeners_from_env",
+                factory=True,
+                workers=workers,
+                lifespan="on",
+                # JSON lines in every worker; uvicorn's access log is off (it writes the raw
+                # request line, query string included): `sharelock.access` replaces it.
+                log_config=logging_config(settings),
+                log_level=settings.log_level.lower(),
+                access_log=False,
+            )
+            log.info(
+                "serving the API on %s:%d and the operator listener on %s:%d, %d worker(s)",
+                settings.host,
+                settings.port,
+                settings.operator_host,
+                settings.operator_port,
+                workers,
+            )
+            if workers > 1:
+                Multiprocess(config, sockets=sockets).run()
+            else:
+                server = uvicorn.Server(config)
+                server.run(sockets=sockets)
+                if not server.started:
+                    raise typer.Exit(STARTUP_FAILURE)
+    finally:
+        for sock in sockets:
+            sock.close()
 
 
 @app.command()
@@ -205,8 +260,10 @@ def demo(
 ) -> None:
     """Run everything on the embedded default and print where to point a browser."""
     from sharelock.demo.run import run_demo
+    from sharelock.logs import configure_logging
 
     settings = _settings()
+    configure_logging(settings)  # JSON lines on stderr; what is printed here stays on stdout
     result = run_demo(settings, headless=headless, on_ready=_print_ready)
     if result is not None:
         out.print_json(json.dumps({"received": result.received, "steps_ms": result.steps_ms}))

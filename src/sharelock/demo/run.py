@@ -93,9 +93,18 @@ def demo_partner(settings: Settings) -> PartnerConfig:
 
 def _servers(settings: Settings, partner: PartnerConfig) -> list[_Server]:
     def server(app: Any, port: int) -> _Server:
-        return _Server(
-            uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on")
+        # `log_config=None`: the JSON logging `sharelock demo` set up (`sharelock.logs`) stays,
+        # and uvicorn's access log (raw request lines, flow ids in them) stays off.
+        config = uvicorn.Config(
+            app,
+            host="127.0.0.1",
+            port=port,
+            log_level="warning",
+            lifespan="on",
+            log_config=None,
+            access_log=False,
         )
+        return _Server(config)
 
     return [
         server(create_sandbox_app(), settings.sandbox_port),

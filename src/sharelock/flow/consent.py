@@ -12,6 +12,7 @@ maintenance (`answer_maintenance`; `sharelock.maintenance`).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hmac
 import logging
 import time
@@ -19,7 +20,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import partial
-from typing import Any
+from typing import Any, NoReturn
 from urllib.parse import urlencode
 
 from sharelock.audit import EventType, describe_user_agent, login_hash_input
@@ -41,6 +42,7 @@ from sharelock.keys import KeyLayer
 from sharelock.maintenance import MaintenanceVault, new_maintenance_id, offers_maintenance
 from sharelock.oauth.authorization import AuthorizationRequest
 from sharelock.oauth.tokens import digest, new_handle
+from sharelock.ratelimit import RateLimited, RateLimiter
 from sharelock.scopes import FIELD_LABELS, OPTIONAL_FIELDS, SCOPE_FIELDS
 from sharelock.store import SealedStore
 
@@ -82,6 +84,8 @@ class ConsentService:
         audit: AsyncAudit,
         connectors: Mapping[str, Connector],
         maintenance: MaintenanceVault | None = None,
+        *,
+        limiter: RateLimiter,
     ) -> None:
         self.settings = settings
         self.store = store
@@ -91,6 +95,7 @@ class ConsentService:
         self.connectors = connectors
         # Without a vault, no failure offers to keep the credentials for maintenance.
         self.maintenance = maintenance
+        self.limiter = limiter
 
     # -- helpers ------------------------------------------------------------------------
 
@@ -139,6 +144,65 @@ class ConsentService:
             and time.time() - flow.collecting_since > limit
         )
 
+    # -- wrong passwords and codes ---------------------------------------------------------
+    # Counted per flow (a share may try a few, then says so) and per data source and login
+    # hash across flows (the broker must not be a way to guess someone's password, nor to get
+    # them locked out at their bank). Checked before the envelope is opened or the source is
+    # contacted; counted only when the source says the password or code was wrong.
+
+    async def _check_flow_attempts(self, flow: FlowState) -> None:
+        try:
+            await self.limiter.check("wrong_passwords_per_flow", flow.flow_id)
+        except RateLimited as refused:
+            await self._refused(flow, refused, data_source=flow.data_source)
+
+    async def _check_login_attempts(self, flow: FlowState, source: str, login_hash: str) -> None:
+        try:
+            await self.limiter.check("wrong_passwords_per_login", source, login_hash)
+        except RateLimited as refused:
+            await self._refused(flow, refused, data_source=source, login_hash=login_hash)
+
+    async def _count_wrong_attempt(self, flow: FlowState, source: str) -> None:
+        # `hit` refuses once the window is full, which only means this failure was already
+        # over the limit: the next attempt is refused by the checks above.
+        with contextlib.suppress(RateLimited):
+            await self.limiter.hit("wrong_passwords_per_flow", flow.flow_id)
+        if flow.login_hash:
+            with contextlib.suppress(RateLimited):
+                await self.limiter.hit("wrong_passwords_per_login", source, flow.login_hash)
+
+    async def _refused(
+        self,
+        flow: FlowState,
+        refused: RateLimited,
+        *,
+        data_source: str | None,
+        login_hash: str | None = None,
+    ) -> NoReturn:
+        """Audit the first refusal of its window (a person was stopped), then tell them."""
+        if await self.limiter.first_refusal(refused.limit, flow.flow_id):
+            await self.audit.record(
+                EventType.RATE_LIMITED,
+                client_id=flow.request.client_id,
+                data_source=data_source,
+                login_hash=login_hash,
+                flow_ref=flow_ref(flow.flow_id),
+                browser_family=flow.browser_family,
+                device_type=flow.device_type,
+                actor="person",
+                outcome="refused",
+                detail_code=refused.limit,
+            )
+        raise RateLimited(
+            refused.limit,
+            refused.retry_after,
+            "too_many_attempts",
+            "too many wrong passwords or codes; wait before trying again",
+        )
+
+    async def attempts_left(self, flow: FlowState) -> int:
+        return await self.limiter.remaining("wrong_passwords_per_flow", flow.flow_id)
+
     async def _open(self, envelope: bytes) -> OpenedSecret:
         limit = self.settings.max_envelope_bytes
         return await self.keys.run_async(
@@ -151,12 +215,12 @@ class ConsentService:
 
     # -- start --------------------------------------------------------------------------
 
-    async def start(
-        self, request: AuthorizationRequest, session_secret: str | None, user_agent: str | None
-    ) -> StartedFlow:
+    async def start(self, request: AuthorizationRequest, user_agent: str | None) -> StartedFlow:
         now = time.time()
         flow_id = new_handle(24)
-        secret = session_secret or new_handle(32)
+        # Always a fresh secret, issued for this flow alone: adopting a value the browser sent
+        # would let whoever planted it (session fixation) read this flow's data.
+        secret = new_handle(32)
         browser, device = describe_user_agent(user_agent)
         flow = FlowState(
             flow_id=flow_id,
@@ -214,6 +278,8 @@ class ConsentService:
             "data_source": flow.data_source,
             "last_outcome": flow.last_outcome,
             "maintenance_offer": await self.store.exists(MAINTENANCE_OFFER, flow.flow_id),
+            # Wrong passwords or codes this share may still try (`Settings.limits`).
+            "attempts_left": await self.attempts_left(flow),
             "created_at": datetime.fromtimestamp(flow.created_at, UTC).isoformat(),
             "expires_at": self._expiry(flow).isoformat(),
             "expires_in": max(0, int(flow.expires_at - time.time())),
@@ -242,6 +308,7 @@ class ConsentService:
             raise FlowError("this data source cannot provide the requested data")
         if flow.status not in ACCEPTS_CREDENTIALS and not self._stale_collection(flow):
             raise FlowConflict(f"not possible while the flow is {flow.status.value}")
+        await self._check_flow_attempts(flow)
         # Trying again (here or at another source) is the answer "no" to a pending offer.
         await self.store.delete(MAINTENANCE_OFFER, flow.flow_id)
         await self._remember_envelope(flow, envelope)
@@ -279,9 +346,24 @@ class ConsentService:
             raise
         with opened:
             credentials = opened.json_object(CREDENTIAL_MEMBERS)
-            login_hash = await self.keys.run_async(
-                self.keys.keyed_hash, login_hash_input(connector.info.id, credentials["login"])
-            )
+            try:
+                message = login_hash_input(connector.info.id, credentials["login"])
+            except ValueError:
+                # A login that is blank once normalised: nobody to log in as, and nothing to
+                # ask the source. A wrong login like any other for the person.
+                credentials.clear()
+                return await self._after_collection(
+                    flow, connector, CollectionResult(Outcome.INVALID_CREDENTIALS)
+                )
+            login_hash = await self.keys.run_async(self.keys.keyed_hash, message)
+            try:
+                await self._check_login_attempts(flow, connector.info.id, login_hash)
+            except RateLimited:
+                credentials.clear()
+                await self._transition(
+                    flow, frozenset({Status.COLLECTING}), status=Status.AWAITING_CREDENTIALS
+                )
+                raise
             await self.audit.record(
                 EventType.CREDENTIALS_RECEIVED,
                 client_id=flow.request.client_id,
@@ -311,6 +393,7 @@ class ConsentService:
         connector = self.connectors.get(flow.data_source or "")
         if connector is None:
             raise FlowConflict("no data source chosen")
+        await self._check_flow_attempts(flow)
         await self._remember_envelope(flow, envelope)
         flow = await self._transition(
             flow, ACCEPTS_OTP, status=Status.COLLECTING, collecting_since=time.time()
@@ -354,6 +437,8 @@ class ConsentService:
             "device_type": flow.device_type,
         }
         collecting = frozenset({Status.COLLECTING})
+        if result.outcome in (Outcome.INVALID_CREDENTIALS, Outcome.INVALID_OTP):
+            await self._count_wrong_attempt(flow, connector.info.id)
         retry_otp = result.outcome in (Outcome.OTP_REQUIRED, Outcome.INVALID_OTP)
         if retry_otp and result.resume_state is not None:
             await self.store.put(
@@ -401,6 +486,7 @@ class ConsentService:
             "reason": result.outcome.value,
             "message": _FAILED_MESSAGES.get(result.outcome, "The collection failed."),
             "maintenance_offer": offer,
+            "attempts_left": await self.attempts_left(flow),
         }
 
     # -- corrective maintenance -----------------------------------------------------------

@@ -138,6 +138,26 @@ class DeliveryService:
             EventType.SECURITY_ALERT, client_id=client_id, outcome="code_replayed"
         )
 
+    async def revoke_exposed(self, token: str) -> bool:
+        """Revoke an access token seen outside the Authorization header (a query string or a
+        form body, RFC 6750 §2.2-2.3, §5.3): URLs and bodies end up in logs, proxies and
+        browser history, so the token must be considered leaked. The data it would have
+        released goes with it: nothing can fetch it any more. True if a live token was
+        revoked; only then is a `security_alert` row written (garbage costs no audit row)."""
+        # Revoked before the alert is written: an audit outage must not keep it alive.
+        grant = await self.store.take_json("token", digest(token))
+        if grant is None:
+            return False
+        await self.store.delete("release", grant["flow_id"])
+        log.warning("an access token was sent outside the Authorization header; revoked")
+        await self.audit.record(
+            EventType.SECURITY_ALERT,
+            client_id=grant["client_id"],
+            flow_ref=flow_ref(grant["flow_id"]),
+            outcome="token_exposed",
+        )
+        return True
+
     # -- delivery -----------------------------------------------------------------------
 
     async def deliver(self, token: str) -> dict[str, Any]:

@@ -24,17 +24,33 @@ from sharelock.oauth.errors import (
 from sharelock.scopes import SCOPES
 
 MAX_STATE_LENGTH = 512
-_SINGLE_VALUED = (
-    "response_type",
-    "client_id",
-    "redirect_uri",
-    "scope",
-    "state",
-    "code_challenge",
-    "code_challenge_method",
-    "request_uri",
-    "prompt",
-    "nonce",
+# Names echoed in the "repeated" error: any other name came from the request, and an error
+# description is never an echo of the request.
+_KNOWN_PARAMETERS = frozenset(
+    {
+        "response_type",
+        "client_id",
+        "redirect_uri",
+        "scope",
+        "state",
+        "code_challenge",
+        "code_challenge_method",
+        "request_uri",
+        "prompt",
+        "nonce",
+        "grant_type",
+        "code",
+        "code_verifier",
+        "client_assertion",
+        "client_assertion_type",
+        "client_secret",
+        "access_token",
+    }
+)
+PAR_REQUIRED = (
+    "This service must first send its request to Sharelock as a pushed authorization request "
+    "(PAR, RFC 9126) and then open /authorize with the request_uri it received. Plain "
+    "authorization requests are not accepted."
 )
 
 
@@ -45,6 +61,11 @@ class KnownPartner(Protocol):
     def redirect_uris(self) -> Sequence[str]: ...
     @property
     def scopes(self) -> Sequence[str]: ...
+
+
+class MaybeParExempt(Protocol):
+    @property
+    def par_exempt(self) -> bool: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,13 +91,25 @@ class AuthorizationRequest:
 
 
 def single_valued(items: Sequence[tuple[str, str]]) -> dict[str, str]:
-    """Parameters as a dict; a repeated OAuth parameter is an error (RFC 6749 §3.1)."""
+    """Parameters as a dict; any repeated parameter is an error (RFC 6749 §3.1: "request and
+    response parameters MUST NOT be included more than once"). Not only the OAuth names: which
+    copy a proxy, a framework or the broker would read is exactly what an attacker plays on."""
     params: dict[str, str] = {}
     for name, value in items:
-        if name in params and name in _SINGLE_VALUED:
-            raise InvalidRequest(f"parameter {name} is repeated")
-        params.setdefault(name, value)
+        if name in params:
+            shown = name if name in _KNOWN_PARAMETERS else "a parameter"
+            raise InvalidRequest(f"{shown} is repeated")
+        params[name] = value
     return params
+
+
+def require_pushed(partner: MaybeParExempt | None) -> None:
+    """PAR is required (FAPI 2.0, RFC 9126 `require_pushed_authorization_requests`): a plain
+    authorization request is accepted only from a partner the operator registered as an
+    exception. The refusal is shown at the broker (`UntrustedRedirect`): nothing in a plain
+    request was sent by an authenticated partner, so nothing in it may steer a redirect."""
+    if partner is not None and not partner.par_exempt:
+        raise UntrustedRedirect(PAR_REQUIRED)
 
 
 def verify_client_redirect(params: Mapping[str, str], partner: KnownPartner | None) -> str:

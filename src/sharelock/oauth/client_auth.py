@@ -1,26 +1,39 @@
 """Client authentication at the token and PAR endpoints: `client_secret_basic` (RFC 6749
-§2.3.1) and `private_key_jwt` (RFC 7523 §2.2, with the checks of RFC 9700 and FAPI 2.0)."""
+§2.3.1) and `private_key_jwt` (RFC 7523 §2.2, with the checks of RFC 9700, FAPI 2.0 §5.3.2.1
+and draft-ietf-oauth-rfc7523bis)."""
 
 from __future__ import annotations
 
 import base64
 import binascii
 import json
+import math
 import time
-from collections.abc import Awaitable, Callable, Mapping, Sequence
-from typing import Any, Protocol
+import warnings
+from collections.abc import Awaitable, Callable, Mapping
+from typing import Any, Protocol, TypeGuard
 from urllib.parse import unquote
 
 from joserfc import jws, jwt
-from joserfc.errors import JoseError
+from joserfc.errors import JoseError, SecurityWarning
 from joserfc.jwk import KeySet
 
 from sharelock.oauth.errors import InvalidClient, InvalidRequest
 
 ASSERTION_TYPE = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
-ASSERTION_ALGORITHMS = ("RS256", "PS256", "ES256")
+# FAPI 2.0 §5.4.1: PS256, ES256 or EdDSA (Ed25519); RS256 (PKCS#1 v1.5) is not among them.
+ASSERTION_ALGORITHMS = ("PS256", "ES256", "EdDSA")
 MAX_CLOCK_SKEW_S = 60
 MAX_ASSERTION_LIFETIME_S = 300
+
+# joserfc warns on every EdDSA verification that RFC 9864 deprecates the name in favour of
+# "Ed25519". FAPI 2.0 names EdDSA and partners' libraries sign with it: accepted on purpose,
+# so the warning would only fill the log.
+warnings.filterwarnings("ignore", message="EdDSA is deprecated", category=SecurityWarning)
+
+METHOD_BASIC = "client_secret_basic"
+METHOD_POST = "client_secret_post"
+METHOD_JWT = "private_key_jwt"
 
 
 class AuthenticatedPartner(Protocol):
@@ -65,10 +78,58 @@ def _assertion_issuer(assertion: str) -> str:
     return issuer
 
 
+def _number(value: object) -> TypeGuard[float]:
+    # bool is an int in Python (`"exp": true` is no time), and Python's JSON reads NaN and
+    # Infinity, which every comparison below would let through.
+    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def _verification_keys(jwks: Mapping[str, Any]) -> KeySet:
+    """The partner's keys, without OKP keys other than Ed25519: FAPI 2.0 allows EdDSA with
+    Ed25519 only, and joserfc's EdDSA would verify with an Ed448 key too."""
+    keys = [
+        key
+        for key in jwks.get("keys", [])
+        if isinstance(key, Mapping) and (key.get("kty") != "OKP" or key.get("crv") == "Ed25519")
+    ]
+    return KeySet.import_key_set({"keys": keys})  # type: ignore[typeddict-item]
+
+
+def _check_claims(claims: Mapping[str, Any], client_id: str, issuer: str) -> None:
+    """The claims of a verified assertion (RFC 7523 §3, draft-ietf-oauth-rfc7523bis):
+    `aud` is the issuer identifier and nothing else, the times are present and tight."""
+    now = time.time()
+    if claims.get("iss") != client_id or claims.get("sub") != client_id:
+        raise InvalidClient("client assertion iss and sub must be the client_id")
+    # A single string, exactly the issuer: not an array, not an endpoint URL. An assertion
+    # made for another server (or another endpoint of a server that accepts several
+    # audiences) cannot be replayed here, and ours cannot be replayed elsewhere.
+    if not isinstance(claims.get("aud"), str) or claims["aud"] != issuer:
+        raise InvalidClient("client assertion aud must be the issuer identifier")
+    exp, iat, nbf = claims.get("exp"), claims.get("iat"), claims.get("nbf")
+    if not _number(exp) or not _number(iat):
+        raise InvalidClient("client assertion exp and iat are required")
+    if exp <= now:
+        raise InvalidClient("client assertion has expired")
+    if iat > now + MAX_CLOCK_SKEW_S:
+        raise InvalidClient("client assertion is issued in the future")
+    if nbf is not None and (not _number(nbf) or nbf > now + MAX_CLOCK_SKEW_S):
+        raise InvalidClient("client assertion is not valid yet")
+    # Short-lived, whatever iat claims: a backdated iat does not buy a longer life.
+    if (
+        exp - iat > MAX_ASSERTION_LIFETIME_S
+        or exp - now > MAX_ASSERTION_LIFETIME_S + MAX_CLOCK_SKEW_S
+    ):
+        raise InvalidClient("client assertion lives too long")
+    jti = claims.get("jti")
+    if not isinstance(jti, str) or not 0 < len(jti) <= 256:
+        raise InvalidClient("client assertion jti is required")
+
+
 async def _private_key_jwt(
     form: Mapping[str, str],
     directory: PartnerDirectory,
-    audiences: Sequence[str],
+    issuer: str,
     remember_once: RememberOnce,
 ) -> AuthenticatedPartner:
     if form.get("client_assertion_type") != ASSERTION_TYPE:
@@ -82,51 +143,60 @@ async def _private_key_jwt(
         raise InvalidClient("client authentication failed")
     try:
         token = jwt.decode(
-            assertion,
-            KeySet.import_key_set(dict(partner.jwks)),  # type: ignore[arg-type]
-            algorithms=list(ASSERTION_ALGORITHMS),
+            assertion, _verification_keys(partner.jwks), algorithms=list(ASSERTION_ALGORITHMS)
         )
     except (JoseError, ValueError):
         raise InvalidClient("client authentication failed") from None
-    claims = token.claims
-    now = time.time()
-    aud = claims.get("aud")
-    aud_values = [aud] if isinstance(aud, str) else list(aud) if isinstance(aud, list) else []
-    checks = (
-        claims.get("iss") == client_id and claims.get("sub") == client_id,
-        any(a in audiences for a in aud_values),
-        isinstance(claims.get("exp"), int | float) and claims["exp"] > now,
-        isinstance(claims.get("iat"), int | float) and claims["iat"] <= now + MAX_CLOCK_SKEW_S,
-        isinstance(claims.get("jti"), str) and 0 < len(claims["jti"]) <= 256,
-    )
-    if not all(checks):
-        raise InvalidClient("client assertion claims are not acceptable")
-    if claims["exp"] - claims["iat"] > MAX_ASSERTION_LIFETIME_S + MAX_CLOCK_SKEW_S:
-        raise InvalidClient("client assertion lives too long")
-    if not await remember_once(f"{client_id}:{claims['jti']}", float(claims["exp"])):
+    _check_claims(token.claims, client_id, issuer)
+    if not await remember_once(f"{client_id}:{token.claims['jti']}", float(token.claims["exp"])):
         raise InvalidClient("client assertion replayed")
     return partner
+
+
+def _method(authorization: str | None, form: Mapping[str, str]) -> str | None:
+    """The method the client tried, for the challenge of a refusal (RFC 6749 §5.2)."""
+    if "client_assertion" in form or "client_assertion_type" in form:
+        return METHOD_JWT
+    if authorization is not None:
+        return METHOD_BASIC
+    if "client_secret" in form:
+        return METHOD_POST
+    return None
 
 
 async def authenticate_client(
     authorization: str | None,
     form: Mapping[str, str],
     directory: PartnerDirectory,
-    audiences: Sequence[str],
+    issuer: str,
     remember_once: RememberOnce,
 ) -> AuthenticatedPartner:
-    """The partner that authenticated this request, or `InvalidClient` (401)."""
-    has_basic = authorization is not None
-    has_assertion = "client_assertion" in form or "client_assertion_type" in form
+    """The partner that authenticated this request, or `InvalidClient` (401) naming the
+    method it tried. `issuer` is the only audience a client assertion may name."""
+    method = _method(authorization, form)
+    try:
+        return await _authenticate(method, authorization, form, directory, issuer, remember_once)
+    except InvalidClient as exc:
+        exc.method = method
+        raise
+
+
+async def _authenticate(
+    method: str | None,
+    authorization: str | None,
+    form: Mapping[str, str],
+    directory: PartnerDirectory,
+    issuer: str,
+    remember_once: RememberOnce,
+) -> AuthenticatedPartner:
     if "client_secret" in form:
         raise InvalidClient("client_secret_post is not supported; use client_secret_basic")
-    if has_basic and has_assertion:
+    if authorization is not None and method == METHOD_JWT:
         raise InvalidRequest("use exactly one client authentication method")
-    if has_assertion:
-        return await _private_key_jwt(form, directory, audiences, remember_once)
-    if not has_basic:
+    if method == METHOD_JWT:
+        return await _private_key_jwt(form, directory, issuer, remember_once)
+    if authorization is None:
         raise InvalidClient("client authentication is required")
-    assert authorization is not None
     client_id, secret = _basic_credentials(authorization)
     if form.get("client_id") and form["client_id"] != client_id:
         raise InvalidClient("client_id does not match the credentials")

@@ -30,6 +30,18 @@ class InvalidClient(OAuthError):
     error = "invalid_client"
     status = 401
 
+    def __init__(self, description: str, method: str | None = None) -> None:
+        super().__init__(description)
+        # The authentication method the client tried (`authenticate_client` sets it), so the
+        # answer carries the challenge of that method (RFC 6749 §5.2).
+        self.method = method
+
+    @property
+    def basic_challenge(self) -> bool:
+        """`WWW-Authenticate: Basic` fits a client that used HTTP Basic, or no method at all
+        (Basic is one it may use); not one that authenticated in the body."""
+        return self.method in (None, "client_secret_basic")
+
 
 class InvalidGrant(OAuthError):
     error = "invalid_grant"
@@ -57,10 +69,16 @@ class AccessDenied(OAuthError):
 
 
 class InvalidToken(OAuthError):
-    """RFC 6750 §3.1, for the bearer-protected `GET /v1/share`."""
+    """RFC 6750 §3.1, for the bearer-protected `GET /v1/share` and the auditor API."""
 
     error = "invalid_token"
     status = 401
+
+    def __init__(self, description: str, *, credentials: bool = True) -> None:
+        super().__init__(description)
+        # False when the request carried no credentials at all: its challenge then names no
+        # error code (RFC 6750 §3.1), the client simply did not know it had to authenticate.
+        self.credentials = credentials
 
 
 class UntrustedRedirect(SharelockError):

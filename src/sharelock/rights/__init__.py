@@ -1,11 +1,20 @@
-"""A person's rights without an account (access, erasure, portability): `RightsService`."""
+"""A person's rights without an account (access, erasure, portability): `RightsService`, and
+`ProofService` for the proof of control of a data-source account."""
 
+from sharelock.rights.proofs import PROOF_LIFETIME, ProofNotFound, ProofService
 from sharelock.rights.service import (
-    ReceiptRequired,
     RightsService,
     Subject,
     UnknownDataSource,
     person_rows,
 )
 
-__all__ = ["ReceiptRequired", "RightsService", "Subject", "UnknownDataSource", "person_rows"]
+__all__ = [
+    "PROOF_LIFETIME",
+    "ProofNotFound",
+    "ProofService",
+    "RightsService",
+    "Subject",
+    "UnknownDataSource",
+    "person_rows",
+]

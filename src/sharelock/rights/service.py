@@ -2,10 +2,10 @@
 still holds, take a copy (GDPR Art. 15, 17, 20; seed 003, "What are your rights").
 
 The person is identified by the consent receipt of a share (`sharelock.audit.receipts`,
-verified against the broker's signing key, issuer and audit retention) or by the data source
-and login they used, which the broker turns into the same keyed hash the trail holds. The login
-route only shows traces: erasing, and copying the identity data kept for identity
-verification, need the receipt (docs/privacy-rights.md says why).
+verified against the broker's signing key, issuer and audit retention) or by a proof of
+control of their data-source account (`sharelock.rights.proofs`: they signed in to the source
+again, minutes ago). A login alone identifies nobody and is not accepted (docs/privacy-rights.md
+says why). A receipt covers one share; a proof covers every share made with that login.
 
 "Their rows" are the rows carrying their login hash, plus the rows without a login hash of the
 same flows (a flow's start, its expiry), never a row with another login hash, and never the
@@ -25,7 +25,7 @@ from typing import Any, Literal
 from sqlalchemy import Engine, and_, or_, select
 from sqlalchemy.exc import SQLAlchemyError
 
-from sharelock.audit import AuditRecord, AuditUnavailable, EventType, login_hash_input
+from sharelock.audit import AuditRecord, AuditUnavailable, EventType
 from sharelock.audit.receipts import Receipt, verify_receipt
 from sharelock.audit.records import select_records
 from sharelock.config import Settings
@@ -56,19 +56,16 @@ RECIPIENT_NOTE = (
 )
 
 
-class ReceiptRequired(Exception):
-    """Erasure was asked with a login instead of a receipt."""
-
-
 class UnknownDataSource(Exception):
-    """The data source is not one this broker connects to, or the login is empty."""
+    """The data source is not one this broker connects to."""
 
 
 @dataclass(frozen=True, slots=True)
 class Subject:
-    """Who asks: by a verified receipt, or by a data source and login (as its keyed hash)."""
+    """Who asks: by a verified receipt, or by a proof of control of a data-source account
+    (then the data source and the login's keyed hash, as the proof holds them)."""
 
-    identified_by: Literal["receipt", "login"]
+    identified_by: Literal["receipt", "proof"]
     data_source: str
     login_hash: str | None
     receipt: Receipt | None = None
@@ -122,16 +119,6 @@ class RightsService:
         )
         return Subject("receipt", verified.data_source, verified.login_hash, verified)
 
-    async def by_login(self, data_source: str, login: str) -> Subject:
-        if data_source not in self.data_sources:
-            raise UnknownDataSource("unknown data source")
-        try:
-            message = login_hash_input(data_source, login)
-        except ValueError:
-            raise UnknownDataSource("empty login") from None
-        digest = await self.keys.run_async(self.keys.keyed_hash, message)
-        return Subject("login", data_source, digest)
-
     # -- the three rights ---------------------------------------------------------------
 
     async def access(self, subject: Subject) -> dict[str, Any]:
@@ -140,17 +127,18 @@ class RightsService:
         return await self._view(subject)
 
     async def erase(self, subject: Subject) -> dict[str, Any]:
-        """Erase the identity data kept for the receipt's share (Art. 17); the audit trace
-        stays, and the answer says why and until when."""
-        receipt = subject.receipt
-        if receipt is None:
-            raise ReceiptRequired("erasure needs the receipt of the share")
-        held = await self.store.exists(IDENTITY_KIND, receipt.flow_ref)
+        """Erase the identity data kept for the receipt's share, or for every share made with
+        the proven login (Art. 17); the audit trace stays, and the answer says why and until
+        when."""
+        refs = await self._identity_refs(subject)
+        held = False
+        for ref in refs:
+            held = held or await self.store.exists(IDENTITY_KIND, ref)
         detail = "identity_held" if held else "nothing_held"
         await self.audit.record(
             EventType.RIGHTS_ERASURE, detail_code=detail, **subject.audit_fields()
         )
-        erased = await self.store.delete(IDENTITY_KIND, receipt.flow_ref) > 0
+        erased = await self.store.delete(IDENTITY_KIND, *refs) > 0
         # Credentials kept for maintenance with this person's consent go too: consent to keep
         # them is withdrawn by asking for erasure.
         kept_erased = 0
@@ -159,34 +147,39 @@ class RightsService:
                 delete_for_login_hash, self.engine, subject.login_hash
             )
         view = await self._view(subject)
-        return {
+        answer: dict[str, Any] = {
             "erased": {"identity_data": erased, "maintenance_credentials": kept_erased},
             "kept": view["kept"],
-            "recipient": {
-                "client_id": receipt.client_id,
-                "name": receipt.partner_name,
-                "note": RECIPIENT_NOTE.format(partner=receipt.partner_name),
-            },
         }
+        receipt = subject.receipt
+        if receipt is not None:
+            answer["recipient"] = _recipient(receipt.client_id, receipt.partner_name)
+        else:
+            # Every partner that received data from this login, as the traces show.
+            delivered = {
+                trace["partner"]["client_id"]: trace["partner"]["name"]
+                for trace in view["traces"]
+                if trace["event"] == EventType.DATA_DELIVERED.value and trace["partner"]
+            }
+            answer["recipients"] = [
+                _recipient(client_id, name) for client_id, name in sorted(delivered.items())
+            ]
+        return answer
 
     async def export(self, subject: Subject) -> dict[str, Any]:
-        """Everything held about the person, as one JSON document (Art. 20): the traces and,
-        with a receipt, the identity data still kept for that share."""
+        """Everything held about the person, as one JSON document (Art. 20): the traces and
+        the identity data still kept: with a receipt, that share's (an object, or null); with
+        a proof, that of every share made with the login (a list)."""
         await self.audit.record(EventType.RIGHTS_EXPORT, **subject.audit_fields())
         view = await self._view(subject)
-        identity: dict[str, Any] | None = None
+        found = [
+            held for ref in await self._identity_refs(subject) if (held := await self._held(ref))
+        ]
+        identity: dict[str, Any] | list[dict[str, Any]] | None = found
         if subject.receipt is not None:
-            ref = subject.receipt.flow_ref
-            held = await self.store.get_json(IDENTITY_KIND, ref)
-            if held is not None:
-                expires = await self.store.expires_at(IDENTITY_KIND, ref)
-                identity = {
-                    "flow_ref": ref,
-                    "identity": held.get("identity", {}),
-                    "erased_at_the_latest": _time(expires) if expires is not None else None,
-                }
+            identity = found[0] if found else None
         kept: list[dict[str, Any]] = []
-        if subject.receipt is not None and subject.login_hash is not None:
+        if subject.login_hash is not None:
             # What is kept and until when; never the credentials themselves.
             kept = [
                 {k: v for k, v in row.to_json().items() if k != "login_hash"}
@@ -199,13 +192,29 @@ class RightsService:
             "generated_at": _time(datetime.now(UTC)),
             **view,
             "identity_data": identity,
-            "identity_data_note": (
-                None
-                if subject.receipt is not None
-                else "The identity data kept for identity verification is given only to the "
-                "holder of the share's receipt."
-            ),
         }
+
+    async def _held(self, ref: str) -> dict[str, Any] | None:
+        held = await self.store.get_json(IDENTITY_KIND, ref)
+        if held is None:
+            return None
+        expires = await self.store.expires_at(IDENTITY_KIND, ref)
+        return {
+            "flow_ref": ref,
+            "identity": held.get("identity", {}),
+            "erased_at_the_latest": _time(expires) if expires is not None else None,
+        }
+
+    async def _identity_refs(self, subject: Subject) -> list[str]:
+        """The flows whose identity data is the person's: the receipt's, or every flow with
+        a row under the proven login hash recent enough for its identity data to be kept."""
+        if subject.receipt is not None:
+            return [subject.receipt.flow_ref]
+        if subject.login_hash is None:
+            return []
+        retention = self.settings.retention
+        since = datetime.now(UTC) - (retention.identity_data + retention.session + FLOW_MARGIN)
+        return await asyncio.to_thread(flow_refs_of, self.engine, subject.login_hash, since)
 
     # -- what is shown ------------------------------------------------------------------
 
@@ -244,6 +253,10 @@ class RightsService:
         }
 
 
+def _recipient(client_id: str, name: str) -> dict[str, str]:
+    return {"client_id": client_id, "name": name, "note": RECIPIENT_NOTE.format(partner=name)}
+
+
 def _receipt_view(receipt: Receipt | None) -> dict[str, Any] | None:
     if receipt is None:
         return None
@@ -258,7 +271,7 @@ def _receipt_view(receipt: Receipt | None) -> dict[str, Any] | None:
 
 def _trace(row: AuditRecord, names: Mapping[str, str]) -> dict[str, Any]:
     """A row as the person sees it: what, when, with whom, from where; not the chain's
-    hashes, not the login hash (the login route must not become a keyed-hash oracle)."""
+    hashes, not the login hash (no answer helps anyone compute or match pseudonyms)."""
     return {
         "id": row.id,
         "at": _time(row.at),
@@ -326,3 +339,19 @@ def person_rows(
     except SQLAlchemyError as exc:
         raise AuditUnavailable(f"audit trail unavailable: {type(exc).__name__}") from None
     return list(reversed(found[:limit])), len(found) > limit
+
+
+def flow_refs_of(engine: Engine, login_hash: str, since: datetime) -> list[str]:
+    """The flow references of the rows under `login_hash` written since `since`."""
+    row = AuditEventRow
+    query = (
+        select(row.flow_ref)
+        .where(row.login_hash == login_hash, row.at >= since, row.flow_ref.is_not(None))
+        .distinct()
+    )
+    try:
+        with engine.connect() as connection:
+            refs = [ref for (ref,) in connection.execute(query).all() if ref]
+    except SQLAlchemyError as exc:
+        raise AuditUnavailable(f"audit trail unavailable: {type(exc).__name__}") from None
+    return sorted(refs)

@@ -118,6 +118,12 @@ class SealedStore:
         return self._namespace
 
     @property
+    def client(self) -> Redis:
+        """The Redis client, for companions that keep their own (non-personal) keys on the
+        same server and pool: the rate limiter's counters."""
+        return self._client
+
+    @property
     def sealer(self) -> Sealer:
         return self._sealer
 

@@ -29,7 +29,9 @@ from sharelock.web import (
     metrics,
     oauth_routes,
     rights_routes,
+    throttle,
 )
+from sharelock.web.access_log import AccessLog
 from sharelock.web.deps import Broker
 from sharelock.web.forms import BodyTooLarge
 
@@ -71,6 +73,24 @@ class BodyLimit:
         await self.app(scope, limited, send)
 
 
+class App(FastAPI):
+    """FastAPI with the access log as its outermost layer, outside even Starlette's error
+    middleware (which `add_middleware` cannot reach): the 500 answers that middleware makes, and
+    the line it logs, then carry the request id too."""
+
+    def build_middleware_stack(self) -> ASGIApp:
+        return AccessLog(super().build_middleware_stack())
+
+
+async def security_headers(
+    request: Request, call_next: Callable[[Request], Awaitable[Response]]
+) -> Response:
+    response = await call_next(request)
+    for name, value in _SECURITY_HEADERS.items():
+        response.headers.setdefault(name, value)
+    return response
+
+
 def create_app(
     settings: Settings | None = None,
     keys: KeyLayer | None = None,
@@ -86,6 +106,7 @@ def create_app(
         broker = Broker.assemble(settings, layer, connectors)
         app.state.broker = broker
         app.state.metrics.watch_hsm(lambda: layer.token.calls)
+        app.state.metrics.registry.register(throttle.RefusalCollector(broker.limiter))
         jobs = [
             asyncio.create_task(
                 expiry.sweep_forever(broker.store, broker.audit, settings.expiry_sweep_seconds)
@@ -105,26 +126,19 @@ def create_app(
             if keys is None:
                 layer.close()
 
-    app = FastAPI(
+    app = App(
         title="Sharelock", version=__version__, lifespan=lifespan, docs_url=None, redoc_url=None
     )
-
-    @app.middleware("http")
-    async def security_headers(
-        request: Request, call_next: Callable[[Request], Awaitable[Response]]
-    ) -> Response:
-        response = await call_next(request)
-        for name, value in _SECURITY_HEADERS.items():
-            response.headers.setdefault(name, value)
-        return response
-
+    # Innermost of the middlewares: a refused request still gets the security headers and is
+    # counted in the metrics, and nothing behind it (routing, body parsing) runs for it.
+    app.add_middleware(throttle.AddressLimits, trusted_proxies=settings.trusted_proxies)
+    app.middleware("http")(security_headers)
     app.state.metrics = metrics.Metrics()
     app.middleware("http")(metrics.observe)
     app.add_middleware(BodyLimit, limit=MAX_BODY_BYTES)
-    errors.install(app)
+    errors.install(app, on_auth_failure=throttle.record_failed_auth)
     app.include_router(discovery.router)
-    app.include_router(health.router)
-    app.include_router(metrics.router)
+    app.include_router(health.router)  # `/metrics` is on the operator listener only
     app.include_router(oauth_routes.router)
     app.include_router(consent_routes.router)
     app.include_router(consent_page.router)
@@ -135,6 +149,59 @@ def create_app(
     return app
 
 
+def create_operator_app(public: FastAPI) -> FastAPI:
+    """`/metrics`, `/healthz` and `/readyz` for the operator's listener, over the public app's
+    state: its broker (set by the public app's lifespan, the only lifespan that runs) and its
+    metrics. Only meant to be served beside `public`, in the same process."""
+    operator = App(title="Sharelock operator", version=__version__, docs_url=None, redoc_url=None)
+    operator.state = public.state
+    operator.middleware("http")(security_headers)
+    errors.install(operator)
+    operator.include_router(health.router)
+    operator.include_router(metrics.router)
+    return operator
+
+
+class Listeners:
+    """One ASGI app for two listening sockets: requests that arrived on the operator's port go
+    to the operator app, everything else to the public app (so an unknown local address can
+    only ever reach the public routes); lifespan events go to the public app alone.
+
+    `sharelock serve` binds both sockets itself and hands them to uvicorn, which serves every
+    socket in every worker process: each worker has one broker (one HSM session) and answers
+    on both listeners. The local port (`scope["server"]`) is the socket the connection came in
+    on, whatever a proxy says in its headers."""
+
+    def __init__(self, public: ASGIApp, operator: ASGIApp, operator_port: int) -> None:
+        self.public = public
+        self.operator = operator
+        self.operator_port = operator_port
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        server = scope.get("server") if scope["type"] in ("http", "websocket") else None
+        if server is not None and server[1] == self.operator_port:
+            await self.operator(scope, receive, send)
+        else:
+            await self.public(scope, receive, send)
+
+
+def create_listeners(
+    settings: Settings,
+    keys: KeyLayer | None = None,
+    connectors: dict[str, Connector] | None = None,
+) -> Listeners:
+    """The public app and its operator app behind one `Listeners` (what `serve` runs)."""
+    public = create_app(settings, keys, connectors)
+    return Listeners(public, create_operator_app(public), settings.operator_port)
+
+
 def create_app_from_env() -> FastAPI:
-    """Factory for `uvicorn --factory` with several workers: each worker builds its own app."""
+    """Factory for `uvicorn --factory` with several workers: each worker builds its own app.
+    The public routes only: `/metrics` needs `create_listeners_from_env` and a second socket."""
     return create_app()
+
+
+def create_listeners_from_env() -> Listeners:
+    """The factory `sharelock serve` gives uvicorn: each worker process builds its own apps
+    from the environment (its settings, and the Redis URL `serve` put there)."""
+    return create_listeners(load_settings())

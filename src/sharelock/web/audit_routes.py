@@ -22,6 +22,7 @@ from sharelock.audit import (
     AuditEvent,
     AuditRecord,
     AuditTrail,
+    EventType,
     InvalidAuditEvent,
     login_hash_input,
 )
@@ -33,6 +34,7 @@ from sharelock.audit.search import iter_matching, search_filtered
 from sharelock.auditors import Auditor, AuditorRegistry
 from sharelock.keys import KeyLayer, KeyNotFound
 from sharelock.oauth.errors import InvalidRequest, InvalidToken
+from sharelock.ratelimit import RateLimited
 from sharelock.web.deps import Broker, broker_of
 from sharelock.web.errors import NO_STORE
 
@@ -43,10 +45,14 @@ MAX_LOGIN_LENGTH = 256
 
 async def current_auditor(request: Request) -> Auditor:
     """The auditor whose bearer token came with the request, or 401."""
-    scheme, _, token = request.headers.get("authorization", "").partition(" ")
+    header = request.headers.get("authorization", "")
+    scheme, _, token = header.partition(" ")
     token = token.strip()
     if scheme.lower() != "bearer" or not token:
-        raise InvalidToken("an auditor's bearer token is required")
+        # No credentials at all: a challenge without an error code (RFC 6750 §3.1).
+        raise InvalidToken(
+            "an auditor's bearer token is required", credentials=bool(header.strip())
+        )
     registry = AuditorRegistry(broker_of(request).engine)
     auditor = await asyncio.to_thread(registry.authenticate, token)
     if auditor is None:
@@ -55,6 +61,26 @@ async def current_auditor(request: Request) -> Auditor:
 
 
 AuditorDep = Annotated[Auditor, Depends(current_auditor)]
+
+
+async def _count_lookup(broker: Broker, auditor: Auditor) -> None:
+    """One look-up against the auditor's budget (`Settings.limits.auditor_lookups`): each
+    costs an HSM operation or a scan of the trail, and a loop over logins is an enumeration.
+    The first refusal of a window is itself written to the trail."""
+    try:
+        await broker.limiter.hit("auditor_lookups", auditor.auditor_id)
+    except RateLimited:
+        if await broker.limiter.first_refusal("auditor_lookups", auditor.auditor_id):
+            await _record(
+                broker,
+                AuditEvent(
+                    event=EventType.RATE_LIMITED,
+                    actor=auditor.actor,
+                    outcome="refused",
+                    detail_code="auditor_lookups",
+                ),
+            )
+        raise
 
 
 async def _record(broker: Broker, event: AuditEvent) -> None:
@@ -86,6 +112,7 @@ async def login_hash(body: HashRequest, request: Request, auditor: AuditorDep) -
         message = login_hash_input(body.data_source, body.login)
     except InvalidAuditEvent as exc:
         raise InvalidRequest(str(exc)) from None
+    await _count_lookup(broker_of(request), auditor)
     keys: KeyLayer = broker_of(request).keys
     digest = await keys.run_async(keys.keyed_hash, message)
     filters = TraceFilters(login_hash=digest, data_source=body.data_source)
@@ -128,6 +155,7 @@ async def traces(
     """Matching rows, oldest first: a page (`limit`, `offset`, `next_offset`) as JSON, or
     every matching row as CSV or JSON lines (`format=csv|jsonl`)."""
     filters = _filters(login_hash, client_id, data_source, since, until)
+    await _count_lookup(broker_of(request), auditor)
     if format != "json":
         broker = await _record_query(request, auditor, "export", filters, format=format)
         return _export(broker.engine, filters, format)

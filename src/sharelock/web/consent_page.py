@@ -114,7 +114,7 @@ async def consent(flow_id: str, request: Request) -> HTMLResponse:
     lang = language_of(request)
     t = i18n.Translator(lang)
     try:
-        flow = await broker.consent.load(flow_id, read_session(request))
+        flow = await broker.consent.load(flow_id, read_session(request, broker.settings, flow_id))
         described = await broker.consent.describe(flow)
     except FlowError as exc:
         return error_page(request, exc.status, exc.description)

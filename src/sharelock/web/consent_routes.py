@@ -41,7 +41,8 @@ class MaintenanceBody(BaseModel):
 
 
 async def current_flow(flow_id: str, request: Request) -> FlowState:
-    return await broker_of(request).consent.load(flow_id, read_session(request))
+    broker = broker_of(request)
+    return await broker.consent.load(flow_id, read_session(request, broker.settings, flow_id))
 
 
 Flow = Annotated[FlowState, Depends(current_flow)]

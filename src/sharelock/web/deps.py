@@ -23,6 +23,7 @@ from sharelock.flow.ports import AsyncAudit, AsyncPartners
 from sharelock.keys import KeyLayer
 from sharelock.maintenance import MaintenanceVault
 from sharelock.oauth.tokens import digest
+from sharelock.ratelimit import IDENTIFIER_KEY_LABEL, RateLimiter, identifier_key_from
 from sharelock.registry import PartnerRegistry
 from sharelock.store import SealedStore
 
@@ -38,6 +39,7 @@ class Broker:
     consent: ConsentService
     delivery: DeliveryService
     connectors: dict[str, Connector]
+    limiter: RateLimiter
 
     @classmethod
     def assemble(
@@ -57,6 +59,9 @@ class Broker:
         partners = AsyncPartners(PartnerRegistry(engine))
         audit = AsyncAudit(AuditTrail(engine))
         sources = connectors if connectors is not None else build_connectors(settings)
+        # One HSM call at start: every process sharing the token derives the same key.
+        identifier_key = identifier_key_from(keys.keyed_hash(IDENTIFIER_KEY_LABEL))
+        limiter = RateLimiter(store.client, settings.limits, identifier_key)
         return cls(
             settings=settings,
             keys=keys,
@@ -72,12 +77,16 @@ class Broker:
                 audit,
                 sources,
                 maintenance=MaintenanceVault(engine, keys, settings.retention),
+                limiter=limiter,
             ),
             delivery=DeliveryService(settings, store, audit),
             connectors=sources,
+            limiter=limiter,
         )
 
     async def close(self) -> None:
+        for connector in self.connectors.values():
+            await connector.aclose()
         await self.store.aclose()
         self.engine.dispose()
 

@@ -7,6 +7,7 @@ from typing import Any
 from fastapi import APIRouter, Request
 
 from sharelock.envelope import ALLOWED_ENC
+from sharelock.oauth.client_auth import ASSERTION_ALGORITHMS
 from sharelock.scopes import SCOPES
 from sharelock.web.deps import broker_of
 
@@ -23,6 +24,9 @@ async def metadata(request: Request) -> dict[str, Any]:
         "authorization_endpoint": f"{issuer}/authorize",
         "token_endpoint": f"{issuer}/token",
         "pushed_authorization_request_endpoint": f"{issuer}/par",
+        # RFC 9126 §5: a plain authorization request is refused (unless the operator made
+        # the partner an exception, which a client cannot learn from here).
+        "require_pushed_authorization_requests": True,
         "jwks_uri": f"{issuer}/.well-known/jwks.json",
         "scopes_supported": list(SCOPES),
         "response_types_supported": ["code"],
@@ -30,7 +34,7 @@ async def metadata(request: Request) -> dict[str, Any]:
         "grant_types_supported": ["authorization_code"],
         "code_challenge_methods_supported": ["S256"],
         "token_endpoint_auth_methods_supported": ["client_secret_basic", "private_key_jwt"],
-        "token_endpoint_auth_signing_alg_values_supported": ["RS256", "PS256", "ES256"],
+        "token_endpoint_auth_signing_alg_values_supported": list(ASSERTION_ALGORITHMS),
         "authorization_response_iss_parameter_supported": True,
         "credential_encryption_alg_values_supported": list(algs),
         "credential_encryption_enc_values_supported": [ALLOWED_ENC],

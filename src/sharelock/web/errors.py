@@ -8,10 +8,11 @@ log, never to the client.
 from __future__ import annotations
 
 import logging
+from collections.abc import Awaitable, Callable
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import HTMLResponse, JSONResponse
+from fastapi.responses import HTMLResponse, JSONResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from sharelock.envelope import EnvelopeRejected
@@ -19,6 +20,7 @@ from sharelock.errors import ServiceUnavailable
 from sharelock.flow.errors import FlowError
 from sharelock.keys import HsmUnavailable, KeyLayerError
 from sharelock.oauth.errors import InvalidClient, InvalidToken, OAuthError
+from sharelock.ratelimit import RateLimited
 from sharelock.store import SealError
 from sharelock.web.forms import BodyTooLarge
 from sharelock.web.templates import render
@@ -52,6 +54,35 @@ def error_page(request: Request, status: int, message: str) -> HTMLResponse:
     )
 
 
+LIMITED_PAGE_PREFIXES = ("/authorize", "/consent/", "/rights")
+_LIMITED_MESSAGES = {
+    "too_many_attempts": "Too many wrong passwords or codes. To protect your account, "
+    "Sharelock will not try again for a while. Wait, or choose another service.",
+    "rate_limited": "Too many requests from this connection. Wait a few minutes, then try again.",
+}
+
+
+def limited_response(request: Request, exc: RateLimited) -> Response:
+    """429 with `Retry-After`: a readable page on the screens, RFC 6749-style JSON elsewhere."""
+    headers = {"Retry-After": str(exc.retry_after)}
+    if request.method == "GET" and request.url.path.startswith(LIMITED_PAGE_PREFIXES):
+        page = error_page(request, 429, _LIMITED_MESSAGES.get(exc.error, exc.description))
+        page.headers.update(headers)
+        return page
+    return error_response(429, exc.error, exc.description, headers)
+
+
+def unavailable_response(exc: ServiceUnavailable) -> JSONResponse:
+    component = "key service" if isinstance(exc, HsmUnavailable) else "a backing service"
+    log.error("service unavailable: %s", exc)
+    return error_response(
+        503,
+        "temporarily_unavailable",
+        f"{component} is unavailable; nothing was released, try again later",
+        {"Retry-After": "5"},
+    )
+
+
 def _body_too_large(exc: BaseException | None) -> bool:
     """`BodyTooLarge`, possibly wrapped in the exception groups of the middleware's tasks."""
     if isinstance(exc, BaseExceptionGroup):
@@ -60,14 +91,38 @@ def _body_too_large(exc: BaseException | None) -> bool:
     return isinstance(exc, BodyTooLarge)
 
 
-def install(app: FastAPI) -> None:
+AuthFailureHook = Callable[[Request], Awaitable[None]]
+
+
+async def _ignore(_: Request) -> None:
+    return None
+
+
+def install(app: FastAPI, on_auth_failure: AuthFailureHook = _ignore) -> None:
+    """Map every typed error to its answer. `on_auth_failure` is told of each failed client
+    or token authentication (the failed-authentication limit counts them)."""
+
+    @app.exception_handler(RateLimited)
+    async def _limited(request: Request, exc: RateLimited) -> Response:
+        return limited_response(request, exc)
+
     @app.exception_handler(OAuthError)
-    async def _oauth(_: Request, exc: OAuthError) -> JSONResponse:
+    async def _oauth(request: Request, exc: OAuthError) -> JSONResponse:
+        if isinstance(exc, InvalidClient | InvalidToken):
+            await on_auth_failure(request)
         headers = {}
-        if isinstance(exc, InvalidClient):
+        if isinstance(exc, InvalidClient) and exc.basic_challenge:
+            # RFC 6749 §5.2: the challenge of the method used; a client that authenticated
+            # in the body (private_key_jwt, client_secret_post) gets no Basic challenge.
             headers["WWW-Authenticate"] = 'Basic realm="sharelock"'
         elif isinstance(exc, InvalidToken):
-            headers["WWW-Authenticate"] = f'Bearer error="{exc.error}"'
+            # RFC 6750 §3.1: no error code for a request that sent no credentials at all.
+            challenge = 'Bearer realm="sharelock"'
+            if exc.credentials:
+                # Descriptions are fixed ASCII text; quotes and backslashes escaped anyway.
+                text = exc.description.replace("\\", "\\\\").replace('"', '\\"')
+                challenge += f', error="{exc.error}", error_description="{text}"'
+            headers["WWW-Authenticate"] = challenge
         return error_response(exc.status, exc.error, exc.description, headers)
 
     @app.exception_handler(FlowError)
@@ -80,14 +135,7 @@ def install(app: FastAPI) -> None:
 
     @app.exception_handler(ServiceUnavailable)
     async def _unavailable(_: Request, exc: ServiceUnavailable) -> JSONResponse:
-        component = "key service" if isinstance(exc, HsmUnavailable) else "a backing service"
-        log.error("service unavailable: %s", exc)
-        return error_response(
-            503,
-            "temporarily_unavailable",
-            f"{component} is unavailable; nothing was released, try again later",
-            {"Retry-After": "5"},
-        )
+        return unavailable_response(exc)
 
     @app.exception_handler(SealError)
     async def _sealed(_: Request, exc: SealError) -> JSONResponse:

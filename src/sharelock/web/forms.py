@@ -28,14 +28,22 @@ async def read_limited(request: Request, limit: int) -> bytes:
     return bytes(body)
 
 
-async def read_form(request: Request) -> dict[str, str]:
-    """An `application/x-www-form-urlencoded` body, each parameter at most once."""
+def is_form(request: Request) -> bool:
     content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
-    if content_type != "application/x-www-form-urlencoded":
+    return content_type == "application/x-www-form-urlencoded"
+
+
+async def read_form_pairs(request: Request) -> list[tuple[str, str]]:
+    """An `application/x-www-form-urlencoded` body as it came, repetitions included."""
+    if not is_form(request):
         raise InvalidRequest("the body must be application/x-www-form-urlencoded")
     body = await read_limited(request, MAX_FORM_BYTES)
     try:
-        pairs = parse_qsl(body.decode("utf-8"), keep_blank_values=True, strict_parsing=False)
+        return parse_qsl(body.decode("utf-8"), keep_blank_values=True, strict_parsing=False)
     except UnicodeDecodeError:
         raise InvalidRequest("the body is not UTF-8") from None
-    return single_valued(pairs)
+
+
+async def read_form(request: Request) -> dict[str, str]:
+    """An `application/x-www-form-urlencoded` body, each parameter at most once."""
+    return single_valued(await read_form_pairs(request))

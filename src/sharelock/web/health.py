@@ -1,4 +1,7 @@
-"""Operator probes: `/healthz` (the process answers) and `/readyz` (its backing services do)."""
+"""Operator probes: `/healthz` (the process answers) and `/readyz` (its backing services do).
+
+Served on both listeners: the public one (a load balancer in front of the API checks it) and
+the operator one (`sharelock.web.app.create_operator_app`)."""
 
 from __future__ import annotations
 

@@ -1,5 +1,9 @@
 """`GET /metrics` (Prometheus). Labels are route templates, methods and status codes only:
-never a concrete path (it would carry flow ids), a client id, a login or a value."""
+never a concrete path (it would carry flow ids), a client id, a login or a value.
+
+The router is served on the operator listener only (`sharelock.web.app.create_operator_app`):
+per-route volumes are for the operator, not for whoever can reach the partner-facing API. The
+counters are those of the public app, whose requests `observe` counts."""
 
 from __future__ import annotations
 
@@ -17,6 +21,7 @@ from prometheus_client import (
 from prometheus_client.core import CounterMetricFamily
 from prometheus_client.registry import Collector
 
+from sharelock.web import access_log
 from sharelock.web.deps import broker_of
 
 router = APIRouter()
@@ -57,9 +62,8 @@ class Metrics:
 
 
 def route_template(request: Request) -> str:
-    """The matched route's template (Starlette records it in the scope once routed)."""
-    route = request.scope.get("route")
-    return str(getattr(route, "path", "unmatched"))
+    """The matched route's template, as the access log names it."""
+    return access_log.route_template(request.scope)
 
 
 async def observe(

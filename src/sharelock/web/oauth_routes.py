@@ -1,9 +1,10 @@
-"""The partner's endpoints: `POST /par`, `GET /authorize`, `POST /token`, `GET /v1/share`."""
+"""The partner's endpoints: `POST /par`, `GET /authorize`, `POST /token`, `GET /v1/share`
+(and `POST /v1/share`, which only refuses)."""
 
 from __future__ import annotations
 
 import time
-from typing import Any
+from typing import Any, NoReturn
 from urllib.parse import urlencode
 
 from fastapi import APIRouter, Request, Response
@@ -19,10 +20,11 @@ from sharelock.oauth.errors import (
     UnsupportedGrantType,
     UntrustedRedirect,
 )
+from sharelock.web.access_log import RECEIVED_AT
 from sharelock.web.deps import Broker, broker_of
 from sharelock.web.errors import NO_STORE, error_page
-from sharelock.web.forms import read_form
-from sharelock.web.session import read_session, set_session
+from sharelock.web.forms import is_form, read_form, read_form_pairs
+from sharelock.web.session import set_session
 
 router = APIRouter()
 
@@ -30,12 +32,11 @@ _CLIENT_AUTH_PARAMS = ("client_assertion", "client_assertion_type", "client_id")
 
 
 async def _client(broker: Broker, request: Request, form: dict[str, str]) -> Any:
-    issuer = broker.settings.issuer
     return await authenticate_client(
         request.headers.get("authorization"),
         form,
         broker.partners,
-        audiences=(issuer, f"{issuer}/token", f"{issuer}/par"),
+        issuer=broker.settings.issuer,
         remember_once=broker.remember_assertion,
     )
 
@@ -45,6 +46,7 @@ async def push_authorization_request(request: Request) -> JSONResponse:
     broker = broker_of(request)
     form = await read_form(request)
     partner = await _client(broker, request, form)
+    await broker.limiter.hit("par_per_partner", partner.client_id)
     if "request_uri" in form:
         raise InvalidRequest("request_uri is not allowed in a pushed request")
     params = {k: v for k, v in form.items() if k not in _CLIENT_AUTH_PARAMS}
@@ -85,38 +87,74 @@ async def authorize(request: Request) -> Response:
             if auth_request is None:
                 raise UntrustedRedirect("request_uri is invalid, expired or already used")
         else:
+            authorization.require_pushed(partner)
             auth_request = authorization.validate(params, partner)
     except UntrustedRedirect as exc:
         return error_page(request, 400, exc.description)
     except RedirectableError as exc:
         return _error_redirect(broker, exc)
-    started = await broker.consent.start(
-        auth_request, read_session(request), request.headers.get("user-agent")
-    )
+    started = await broker.consent.start(auth_request, request.headers.get("user-agent"))
     response = RedirectResponse(f"/consent/{started.flow_id}", status_code=303)
-    set_session(response, broker.settings, started.session_secret)
+    lifetime = int(started.expires_at - time.time())
+    set_session(response, broker.settings, started.flow_id, started.session_secret, lifetime)
     return response
 
 
 @router.post("/token")
 async def token(request: Request) -> JSONResponse:
-    received_at = time.time()  # before anything waits: tells a replay from a parallel request
+    # When the request arrived (the outermost middleware notes it, before anything waits):
+    # tells a parallel duplicate from a replay.
+    received_at = float(request.scope.get("state", {}).get(RECEIVED_AT, time.time()))
     broker = broker_of(request)
     form = await read_form(request)
     partner = await _client(broker, request, form)
+    await broker.limiter.hit("token_per_partner", partner.client_id)
     if form.get("grant_type") != "authorization_code":
         raise UnsupportedGrantType("only authorization_code is supported")
     body = await broker.delivery.exchange(partner.client_id, form, received_at)
     return JSONResponse(body, headers=NO_STORE)
 
 
+_HEADER_ONLY = (
+    "access tokens are accepted in the Authorization header only; "
+    "a token sent in a URL or a body is revoked"
+)
+
+
+async def _refuse_exposed(broker: Broker, tokens: list[str]) -> NoReturn:
+    """Revoke every token sent where it leaks (RFC 6750 §2.2-2.3 are not supported), then
+    refuse. The answer is the same whether a token was live or not."""
+    for token in tokens:
+        if token:
+            await broker.delivery.revoke_exposed(token)
+    raise InvalidRequest(_HEADER_ONLY)
+
+
 @router.get("/v1/share")
 async def share(request: Request) -> JSONResponse:
     broker = broker_of(request)
     if "access_token" in request.query_params:
-        raise InvalidRequest("access tokens are accepted in the Authorization header only")
-    scheme, _, token = request.headers.get("authorization", "").partition(" ")
+        await _refuse_exposed(broker, request.query_params.getlist("access_token"))
+    header = request.headers.get("authorization")
+    if header is None or not header.strip():
+        raise InvalidToken("a bearer access token is required", credentials=False)
+    scheme, _, token = header.partition(" ")
     if scheme.lower() != "bearer" or not token.strip():
         raise InvalidToken("a bearer access token is required")
     body = await broker.delivery.deliver(token.strip())
     return JSONResponse(body, headers=NO_STORE)
+
+
+@router.post("/v1/share")
+async def share_by_post(request: Request) -> JSONResponse:
+    """Exists only to refuse: a token in a form body (RFC 6750 §2.2) is revoked, as in a query
+    string; the data is fetched with `GET` and the Authorization header."""
+    broker = broker_of(request)
+    tokens = request.query_params.getlist("access_token")
+    if is_form(request):
+        tokens += [
+            value for name, value in await read_form_pairs(request) if name == "access_token"
+        ]
+    if tokens:
+        await _refuse_exposed(broker, tokens)
+    raise InvalidRequest("the shared data is fetched with GET and an Authorization header")

@@ -1,16 +1,25 @@
 """A person's rights without an account: the JSON API under `/api/rights/` and the page
 `GET /rights` (docs/privacy-rights.md).
 
-- `POST /api/rights/traces` `{"receipt"}` or `{"data_source", "login"}` → the traces about
-  the person, and what the broker keeps by law, with the reason.
-- `POST /api/rights/erasure` `{"receipt"}` → erases the identity data kept for that share;
-  says what stays (the audit trace), why, and until when.
-- `POST /api/rights/export` `{"receipt"}` or `{"data_source", "login"}` → one JSON document
-  with everything held (the traces; with the receipt, the identity data still kept).
+Who asks is proven, never just claimed: by the receipt of a share, or by a proof of control
+of the data-source account (the person signs in to the source again, through the same
+encrypted-credential step as the consent screen; `sharelock.rights.proofs`).
 
-Bodies, not URLs, carry the receipt and the login (URLs end up in logs and histories). No
-session, no cookie: the receipt or the login is the whole request. Every request is audited
-before it is answered; if the row cannot be written the answer is 503 and nothing else.
+- `POST /api/rights/proofs` `{"data_source", "credentials": JWE}` → `{"status": "verified",
+  "proof", "expires_in"}`, `{"status": "otp_required", "pending"}` or `{"status": "failed",
+  "reason", "message"}` (HTTP 200, as the consent API answers a collection).
+- `POST /api/rights/proofs/otp` `{"pending", "otp": JWE}` → the same statuses.
+- `POST /api/rights/traces` `{"receipt"}` or `{"proof"}` → the traces about the person, and
+  what the broker keeps by law, with the reason.
+- `POST /api/rights/erasure` `{"receipt"}` or `{"proof"}` → erases the identity data kept for
+  that share (or every share of the proven login) and kept maintenance credentials; says what
+  stays (the audit trace), why, and until when.
+- `POST /api/rights/export` `{"receipt"}` or `{"proof"}` → one JSON document with everything
+  held.
+
+Bodies, not URLs, carry receipts, proofs and envelopes (URLs end up in logs and histories). No
+cookie: the receipt or the proof is the whole request. Every request is audited before it is
+answered; if the row cannot be written the answer is 503 and nothing else.
 """
 
 from __future__ import annotations
@@ -23,7 +32,13 @@ from fastapi.responses import HTMLResponse, JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 
 from sharelock.audit.receipts import MAX_RECEIPT_LENGTH, InvalidReceipt
-from sharelock.rights import ReceiptRequired, RightsService, Subject, UnknownDataSource
+from sharelock.rights import (
+    ProofNotFound,
+    ProofService,
+    RightsService,
+    Subject,
+    UnknownDataSource,
+)
 from sharelock.web import i18n
 from sharelock.web.consent_page import PAGE_CSP, language_links, language_of
 from sharelock.web.deps import broker_of
@@ -32,16 +47,28 @@ from sharelock.web.templates import render
 
 router = APIRouter()
 
-MAX_LOGIN_LENGTH = 256
+MAX_HANDLE_LENGTH = 128
+MAX_JWE_LENGTH = 64 * 1024  # as the consent API; the broker's own limit applies after
 
 
 class SubjectBody(BaseModel):
-    """Either the receipt of a share, or the data source and the login used there."""
+    """Either the receipt of a share, or a proof handle (`/api/rights/proofs`)."""
 
     model_config = ConfigDict(extra="forbid", strict=True)
     receipt: str | None = Field(default=None, min_length=1, max_length=MAX_RECEIPT_LENGTH)
-    data_source: str | None = Field(default=None, min_length=1, max_length=40)
-    login: str | None = Field(default=None, min_length=1, max_length=MAX_LOGIN_LENGTH)
+    proof: str | None = Field(default=None, min_length=1, max_length=MAX_HANDLE_LENGTH)
+
+
+class ProofBody(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True)
+    data_source: str = Field(min_length=1, max_length=40)
+    credentials: str = Field(min_length=1, max_length=MAX_JWE_LENGTH)
+
+
+class ProofOtpBody(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True)
+    pending: str = Field(min_length=1, max_length=MAX_HANDLE_LENGTH)
+    otp: str = Field(min_length=1, max_length=MAX_JWE_LENGTH)
 
 
 class _Refused(Exception):
@@ -62,10 +89,25 @@ def _service(request: Request) -> RightsService:
     )
 
 
-async def _subject(service: RightsService, body: SubjectBody) -> Subject:
-    if body.receipt is not None and body.data_source is None and body.login is None:
+def _proofs(request: Request) -> ProofService:
+    broker = broker_of(request)
+    return ProofService(
+        broker.settings, broker.keys, broker.store, broker.audit, broker.connectors, broker.limiter
+    )
+
+
+def _invalid_proof() -> JSONResponse:
+    return error_response(
+        400,
+        "invalid_proof",
+        "this proof is unknown or has expired; sign in to the data source again",
+    )
+
+
+async def _subject(request: Request, body: SubjectBody) -> Subject:
+    if body.receipt is not None and body.proof is None:
         try:
-            return await service.by_receipt(body.receipt)
+            return await _service(request).by_receipt(body.receipt)
         except InvalidReceipt:
             raise _Refused(
                 error_response(
@@ -74,67 +116,85 @@ async def _subject(service: RightsService, body: SubjectBody) -> Subject:
                     "this is not a valid receipt of this broker, or it has expired",
                 )
             ) from None
-    if body.receipt is None and body.data_source is not None and body.login is not None:
+    if body.proof is not None and body.receipt is None:
         try:
-            return await service.by_login(body.data_source, body.login)
-        except UnknownDataSource:
-            raise _Refused(
-                error_response(400, "invalid_request", "unknown data source, or empty login")
-            ) from None
-    raise _Refused(
-        error_response(400, "invalid_request", "give either receipt, or data_source and login")
-    )
+            return await _proofs(request).subject(body.proof)
+        except ProofNotFound:
+            raise _Refused(_invalid_proof()) from None
+    raise _Refused(error_response(400, "invalid_request", "give either receipt or proof"))
 
 
 def _json(body: dict[str, Any], **headers: str) -> JSONResponse:
     return JSONResponse(body, headers={**NO_STORE, **headers})
 
 
+@router.post("/api/rights/proofs")
+async def prove(body: ProofBody, request: Request) -> JSONResponse:
+    """Sign in to the data source again; a proof when the connector's login succeeds."""
+    try:
+        return _json(await _proofs(request).start(body.data_source, body.credentials))
+    except UnknownDataSource:
+        return error_response(400, "invalid_request", "unknown data source")
+
+
+@router.post("/api/rights/proofs/otp")
+async def prove_otp(body: ProofOtpBody, request: Request) -> JSONResponse:
+    """The one-time code the data source asked for, encrypted like the credentials."""
+    try:
+        return _json(await _proofs(request).finish_otp(body.pending, body.otp))
+    except ProofNotFound:
+        return error_response(
+            400,
+            "invalid_proof",
+            "no sign-in awaits a one-time code under this handle, or it has expired; "
+            "sign in to the data source again",
+        )
+
+
 @router.post("/api/rights/traces")
 async def traces(body: SubjectBody, request: Request) -> JSONResponse:
-    service = _service(request)
     try:
-        subject = await _subject(service, body)
+        subject = await _subject(request, body)
     except _Refused as refused:
         return refused.response
-    return _json(await service.access(subject))
+    return _json(await _service(request).access(subject))
 
 
 @router.post("/api/rights/erasure")
 async def erasure(body: SubjectBody, request: Request) -> JSONResponse:
-    service = _service(request)
     try:
-        subject = await _subject(service, body)
-        return _json(await service.erase(subject))
+        subject = await _subject(request, body)
     except _Refused as refused:
         return refused.response
-    except ReceiptRequired:
-        return error_response(
-            400,
-            "receipt_required",
-            "erasure needs the receipt of the share: a login alone does not prove who asks",
-        )
+    return _json(await _service(request).erase(subject))
 
 
 @router.post("/api/rights/export")
 async def export(body: SubjectBody, request: Request) -> JSONResponse:
-    service = _service(request)
     try:
-        subject = await _subject(service, body)
+        subject = await _subject(request, body)
     except _Refused as refused:
         return refused.response
-    document = await service.export(subject)
+    document = await _service(request).export(subject)
     name = f"sharelock-export-{datetime.now(UTC):%Y-%m-%d}.json"
     return _json(document, **{"Content-Disposition": f'attachment; filename="{name}"'})
 
 
 @router.get("/rights", response_class=HTMLResponse)
 async def page(request: Request) -> HTMLResponse:
-    """The person's page: present a receipt or a login, see the traces, erase, download."""
+    """The person's page: present a receipt or sign in to a source, see the traces, erase,
+    download."""
     broker = broker_of(request)
     lang = language_of(request)
     t = i18n.Translator(lang)
-    prefixes = ("rights.", "error.network", "error.generic", "error.temporarily_unavailable")
+    prefixes = (
+        "rights.",
+        "error.network",
+        "error.generic",
+        "error.temporarily_unavailable",
+        "error.rate_limited",
+        "error.too_many_attempts",
+    )
     html = render(
         request,
         "rights.html",
@@ -144,7 +204,11 @@ async def page(request: Request) -> HTMLResponse:
             "languages": language_links(request, lang),
             "messages": {k: v for k, v in t.messages.items() if k.startswith(prefixes)},
             "sources": [
-                {"id": source_id, "name": connector.info.name}
+                {
+                    "id": source_id,
+                    "name": connector.info.name,
+                    "login_label": connector.info.login_label,
+                }
                 for source_id, connector in broker.connectors.items()
             ],
             "audit_retention": t.duration(

@@ -2,11 +2,16 @@
  * Sharelock "your rights" page: the page's one script (no framework, no external resource, no
  * inline code; it runs under `script-src 'self'`).
  *
- * The person presents the receipt of a share (a file or pasted text) or the data source and
- * login they used; the script talks JSON to `/api/rights/…` (same origin, no cookie) and
- * shows the traces, the erasure's answer, and offers the export as a download made in the
- * page (a `blob:` URL: the copy travels in no further request). Text goes into the page
- * through `textContent` only.
+ * The person presents the receipt of a share (a file or pasted text), or proves control of
+ * their account at a data source by signing in to it again: login and password (then the
+ * one-time code, if the source asks for one) are encrypted in the page into a compact JWE for
+ * the broker's key, with `encryptCredentials` from consent.js (loaded before this file), and
+ * only the broker's HSM and the connector's login see them in clear. A successful login gives
+ * a short-lived proof handle, kept in this script's memory only (no storage, no URL).
+ *
+ * The script talks JSON to `/api/rights/…` (same origin, no cookie) and shows the traces, the
+ * erasure's answer, and offers the export as a download made in the page (a `blob:` URL: the
+ * copy travels in no further request). Text goes into the page through `textContent` only.
  */
 "use strict";
 
@@ -37,9 +42,12 @@ function rightsPage() {
   const receiptForm = byId("receipt-form");
   const receiptFile = byId("receipt-file");
   const receiptText = byId("receipt-text");
-  const loginForm = byId("login-form");
+  const proofForm = byId("proof-form");
   const loginInput = byId("login");
+  const passwordInput = byId("password");
   const sourceSelect = byId("source");
+  const otpForm = byId("otp-form");
+  const otpInput = byId("otp");
   const problem = byId("problem");
   const result = byId("result");
   const eraseButton = byId("erase");
@@ -48,7 +56,9 @@ function rightsPage() {
 
   // Data source ids as the person knows them: the names of the page's own list.
   const sourceNames = new Map(Array.from(sourceSelect.options, (option) => [option.value, option.text]));
-  let subject = null; // the body that identified the person: {receipt} or {data_source, login}
+  let subject = null; // the body that identifies the person: {receipt} or {proof}
+  let pending = null; // {handle, source}: a sign-in waiting for its one-time code
+  let proofTimer = null;
   let busy = false;
   let exportUrl = null;
 
@@ -68,11 +78,14 @@ function rightsPage() {
     let response;
     try {
       response = await fetch(path, {
-        method: "POST",
+        method: body === undefined ? "GET" : "POST",
         credentials: "omit",
         cache: "no-store",
-        headers: { Accept: "application/json", "Content-Type": "application/json" },
-        body: JSON.stringify(body),
+        headers:
+          body === undefined
+            ? { Accept: "application/json" }
+            : { Accept: "application/json", "Content-Type": "application/json" },
+        body: body === undefined ? undefined : JSON.stringify(body),
       });
     } catch (_) {
       throw new Error("network");
@@ -89,11 +102,11 @@ function rightsPage() {
     return data;
   }
 
-  function problemText(error) {
+  function problemText(error, params) {
     const code = error && error.message ? error.message : "generic";
     for (const key of ["rights.error." + code, "error." + code]) {
       if (has(messages, key)) {
-        return t(key);
+        return t(key, params);
       }
     }
     return t("error.generic");
@@ -137,7 +150,7 @@ function rightsPage() {
       rows.length === 0 ? t("rights.result.none", { source }) : t("rights.result.count", { count: rows.length, source });
     const kept = Array.isArray(data.kept) && data.kept.length ? data.kept[0] : null;
     byId("kept").textContent = kept && kept.until ? t("rights.kept", { until: when(kept.until) }) : t("rights.kept_none");
-    eraseButton.hidden = !(subject && subject.receipt);
+    eraseButton.hidden = !subject;
     setNotice(eraseResult, "");
     result.hidden = false;
     byId("result-title").focus();
@@ -182,19 +195,153 @@ function rightsPage() {
     look({ receipt });
   });
 
-  loginForm.addEventListener("submit", (event) => {
-    event.preventDefault();
-    const login = loginInput.value.trim();
-    const problemNode = byId("login-problem");
-    if (!login) {
-      setNotice(problemNode, t("rights.login.missing"));
-      loginInput.setAttribute("aria-invalid", "true");
-      loginInput.focus();
+  // -- proof of control of the account ----------------------------------------------------
+
+  function sourceName(id) {
+    return sourceNames.get(id) || id;
+  }
+
+  function fieldProblem(input, node, text) {
+    setNotice(node, text);
+    if (text) {
+      input.setAttribute("aria-invalid", "true");
+      input.focus();
+    } else {
+      input.removeAttribute("aria-invalid");
+    }
+  }
+
+  /** Encrypt `payload` for the broker's current key (fetched each time: keys rotate). */
+  async function seal(payload) {
+    if (!window.crypto || !window.crypto.subtle || typeof encryptCredentials !== "function") {
+      throw new Error("crypto");
+    }
+    const jwks = await api("/.well-known/jwks.json");
+    try {
+      return await encryptCredentials(jwks, payload);
+    } catch (_) {
+      throw new Error("crypto");
+    }
+  }
+
+  function forgetProof() {
+    if (proofTimer) {
+      window.clearTimeout(proofTimer);
+      proofTimer = null;
+    }
+    if (subject && subject.proof) {
+      subject = null;
+    }
+  }
+
+  /** What the broker answered to a sign-in or a code: look, ask for the code, or say why. */
+  async function proved(data, source) {
+    if (data.status === "verified" && typeof data.proof === "string") {
+      pending = null;
+      otpForm.hidden = true;
+      forgetProof();
+      const proof = { proof: data.proof };
+      // The proof is worth nothing after its lifetime: drop it then, rather than fail later.
+      const seconds = Number(data.expires_in) > 0 ? Number(data.expires_in) : 600;
+      proofTimer = window.setTimeout(() => {
+        if (subject === proof) {
+          subject = null;
+          result.hidden = true;
+          setNotice(problem, t("rights.proof.expired"));
+        }
+      }, seconds * 1000);
+      busy = false;
+      await look(proof);
       return;
     }
-    setNotice(problemNode, "");
-    loginInput.removeAttribute("aria-invalid");
-    look({ data_source: sourceSelect.value, login });
+    if (data.status === "otp_required" && typeof data.pending === "string") {
+      pending = { handle: data.pending, source };
+      otpInput.value = "";
+      byId("otp-intro").textContent = t("rights.otp.intro", { source: sourceName(source) });
+      otpForm.hidden = false;
+      if (data.reason) {
+        fieldProblem(otpInput, byId("otp-problem"), problemText(new Error(data.reason)));
+      } else {
+        setNotice(byId("otp-problem"), "");
+        byId("otp-title").focus();
+      }
+      announce(t("rights.otp.heading"));
+      return;
+    }
+    pending = null;
+    otpForm.hidden = true;
+    const reason = typeof data.reason === "string" ? data.reason : "failed";
+    setNotice(problem, problemText(new Error(reason), { source: sourceName(source) }));
+    problem.focus();
+  }
+
+  proofForm.addEventListener("submit", async (event) => {
+    event.preventDefault();
+    if (busy) {
+      return;
+    }
+    const login = loginInput.value.trim();
+    const password = passwordInput.value;
+    if (!login) {
+      fieldProblem(loginInput, byId("login-problem"), t("rights.proof.missing_login"));
+      return;
+    }
+    fieldProblem(loginInput, byId("login-problem"), "");
+    if (!password) {
+      fieldProblem(passwordInput, byId("password-problem"), t("rights.proof.missing_password"));
+      return;
+    }
+    fieldProblem(passwordInput, byId("password-problem"), "");
+    busy = true;
+    setNotice(problem, "");
+    result.hidden = true;
+    const source = sourceSelect.value;
+    try {
+      const credentials = await seal({ login, password });
+      // Encrypted: the clear password leaves the form now, whatever the answer.
+      passwordInput.value = "";
+      await proved(await api("/api/rights/proofs", { data_source: source, credentials }), source);
+    } catch (error) {
+      setNotice(problem, problemText(error, { source: sourceName(source) }));
+      problem.focus();
+    } finally {
+      busy = false;
+    }
+  });
+
+  otpForm.addEventListener("submit", async (event) => {
+    event.preventDefault();
+    if (busy || !pending) {
+      return;
+    }
+    const code = otpInput.value.trim();
+    if (!code) {
+      fieldProblem(otpInput, byId("otp-problem"), t("rights.otp.missing"));
+      return;
+    }
+    fieldProblem(otpInput, byId("otp-problem"), "");
+    busy = true;
+    setNotice(problem, "");
+    const waiting = pending;
+    try {
+      const otp = await seal({ otp: code });
+      otpInput.value = "";
+      await proved(await api("/api/rights/proofs/otp", { pending: waiting.handle, otp }), waiting.source);
+    } catch (error) {
+      pending = null;
+      otpForm.hidden = true;
+      setNotice(problem, problemText(error, { source: sourceName(waiting.source) }));
+      problem.focus();
+    } finally {
+      busy = false;
+    }
+  });
+
+  byId("otp-cancel").addEventListener("click", () => {
+    pending = null;
+    otpInput.value = "";
+    otpForm.hidden = true;
+    loginInput.focus();
   });
 
   byId("export").addEventListener("click", async () => {
@@ -225,20 +372,23 @@ function rightsPage() {
   });
 
   eraseButton.addEventListener("click", async () => {
-    if (busy || !subject || !subject.receipt) {
+    if (busy || !subject) {
       return;
     }
     busy = true;
     setNotice(problem, "");
     try {
-      const data = await api("/api/rights/erasure", { receipt: subject.receipt });
+      const data = await api("/api/rights/erasure", subject);
       const erased = data.erased && data.erased.identity_data;
       const kept = Array.isArray(data.kept) && data.kept.length ? data.kept[0] : null;
-      const partner = data.recipient && data.recipient.name ? data.recipient.name : "";
+      // One partner with a receipt; with a proof, every partner that received data.
+      const recipients = data.recipient ? [data.recipient] : Array.isArray(data.recipients) ? data.recipients : [];
       const lines = [
         t(erased ? "rights.erased" : "rights.erased_none"),
         kept && kept.until ? t("rights.erase_kept", { until: when(kept.until) }) : "",
-        partner ? t("rights.erase_partner", { partner }) : "",
+        ...recipients
+          .filter((recipient) => recipient && recipient.name)
+          .map((recipient) => t("rights.erase_partner", { partner: recipient.name })),
       ];
       setNotice(eraseResult, lines.filter(Boolean).join(" "));
       eraseResult.focus();
