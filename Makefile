@@ -24,6 +24,8 @@ lint: $(STAMP)
 	$(VENV)/bin/ruff check src tests
 	$(VENV)/bin/ruff format --check src tests
 	$(VENV)/bin/mypy --strict src
+# The import contracts of pyproject.toml; --no-cache, so that no cache directory appears in the tree.
+	$(VENV)/bin/lint-imports --no-cache --no-logo
 
 bench: system $(STAMP)
 	$(PY) tests/bench/bench_envelope.py

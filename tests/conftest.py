@@ -13,7 +13,7 @@ from sqlalchemy import Engine
 from sharelock.config import Limits, Settings
 from sharelock.db import create_engine_for, migrate
 from sharelock.keys import KeyLayer, init_token
-from tests.support.broker import Stack, broker_stack, sqlite_url
+from tests.support.broker import Stack, StackFactory
 from tests.support.databases import backends, fresh_database
 from tests.support.redis_server import RedisServer
 from tests.support.sandbox import serve_sandbox
@@ -85,24 +85,24 @@ def sandbox_url() -> Iterator[str]:
         yield url
 
 
+@pytest.fixture(scope="session")
+def make_stack(
+    settings: Settings, key_layer: KeyLayer, tmp_path_factory: pytest.TempPathFactory
+) -> StackFactory:
+    """Builds brokers like `stack`, for a module (or a test) whose broker has its own Redis,
+    sandbox, database or settings:
+
+        with make_stack(redis_url=own.url, sandbox_url=sandbox.url, retention=SHORT) as stack:
+    """
+    return StackFactory(settings, key_layer, lambda: tmp_path_factory.mktemp("db"))
+
+
 @pytest.fixture(scope="module")
-def stack(
-    settings: Settings,
-    key_layer: KeyLayer,
-    redis_server: RedisServer,
-    sandbox_url: str,
-    tmp_path_factory: pytest.TempPathFactory,
-) -> Iterator[Stack]:
+def stack(make_stack: StackFactory, redis_server: RedisServer, sandbox_url: str) -> Iterator[Stack]:
     """A whole broker over real HTTP (Redis, SQLite, SoftHSM, the sandbox) with two registered
     partners, shared by the tests of one module. Tests that break or reconfigure a part build
-    their own with `broker_stack`."""
-    with broker_stack(
-        settings,
-        key_layer,
-        redis_url=redis_server.url,
-        sandbox_url=sandbox_url,
-        database_url=sqlite_url(tmp_path_factory.mktemp("db")),
-    ) as running:
+    their own with `make_stack`."""
+    with make_stack(redis_url=redis_server.url, sandbox_url=sandbox_url) as running:
         yield running
 
 

@@ -78,6 +78,10 @@ class Retention(BaseModel):
         default=timedelta(days=120),
         description="credentials kept for corrective maintenance, only with the user's consent",
     )
+    rights_proof: timedelta = Field(
+        default=timedelta(minutes=10),
+        description="proof of control of a data-source account, for a person's rights",
+    )
 
     @model_validator(mode="after")
     def _coherent(self) -> Retention:

@@ -18,9 +18,8 @@ from sqlalchemy import Engine, text
 from sharelock.audit import Checkpointer, login_hash_input
 from sharelock.audit.records import COLUMNS
 from sharelock.auditors import AuditorRegistry, token_digest
-from sharelock.config import Settings
 from sharelock.keys import KeyLayer
-from tests.support.broker import Share, Stack, broker_stack, sqlite_url
+from tests.support.broker import Share, Stack, StackFactory
 from tests.support.redis_server import RedisServer
 
 # Used only in /audit/hash: it must never appear in clear in a log line or an audit row.
@@ -28,20 +27,8 @@ PLANTED_LOGIN = "Planted.Login-7Qx@Example.org"
 
 
 @pytest.fixture(scope="module")
-def stack(
-    settings: Settings,
-    key_layer: KeyLayer,
-    redis_server: RedisServer,
-    sandbox_url: str,
-    tmp_path_factory: pytest.TempPathFactory,
-) -> Iterator[Stack]:
-    with broker_stack(
-        settings,
-        key_layer,
-        redis_url=redis_server.url,
-        sandbox_url=sandbox_url,
-        database_url=sqlite_url(tmp_path_factory.mktemp("db")),
-    ) as running:
+def stack(make_stack: StackFactory, redis_server: RedisServer, sandbox_url: str) -> Iterator[Stack]:
+    with make_stack(redis_url=redis_server.url, sandbox_url=sandbox_url) as running:
         Share(running).complete()  # alice at the sandbox bank, delivered
         yield running
 

@@ -9,28 +9,19 @@ from datetime import timedelta
 import pytest
 
 from sharelock.audit import list_checkpoints, verify_trail
-from sharelock.config import Retention, Settings
+from sharelock.config import Retention
 from sharelock.keys import KeyLayer
-from tests.support.broker import Share, Stack, broker_stack, sqlite_url
+from tests.support.broker import Share, Stack, StackFactory
 from tests.support.redis_server import RedisServer
 
 DEADLINE_S = 20.0
 
 
 @pytest.fixture
-def stack(
-    settings: Settings,
-    key_layer: KeyLayer,
-    redis_server: RedisServer,
-    sandbox_url: str,
-    tmp_path_factory: pytest.TempPathFactory,
-) -> Iterator[Stack]:
-    with broker_stack(
-        settings,
-        key_layer,
+def stack(make_stack: StackFactory, redis_server: RedisServer, sandbox_url: str) -> Iterator[Stack]:
+    with make_stack(
         redis_url=redis_server.url,
         sandbox_url=sandbox_url,
-        database_url=sqlite_url(tmp_path_factory.mktemp("db")),
         retention=Retention(
             session=timedelta(seconds=2),
             authorization_code=timedelta(seconds=1),

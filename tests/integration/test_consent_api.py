@@ -12,15 +12,13 @@ from typing import Any
 import httpx
 import pytest
 
-from sharelock.config import Settings
 from sharelock.keys import KeyLayer
 from tests.support.broker import (
     CountingSandbox,
     Share,
     Stack,
-    broker_stack,
+    StackFactory,
     counting_sandbox,
-    sqlite_url,
 )
 from tests.support.redis_server import RedisServer
 from tests.support.sandbox import source_mode
@@ -36,19 +34,9 @@ def sandbox() -> Iterator[CountingSandbox]:
 
 @pytest.fixture(scope="module")
 def stack(
-    settings: Settings,
-    key_layer: KeyLayer,
-    redis_server: RedisServer,
-    sandbox: CountingSandbox,
-    tmp_path_factory: pytest.TempPathFactory,
+    make_stack: StackFactory, redis_server: RedisServer, sandbox: CountingSandbox
 ) -> Iterator[Stack]:
-    with broker_stack(
-        settings,
-        key_layer,
-        redis_url=redis_server.url,
-        sandbox_url=sandbox.url,
-        database_url=sqlite_url(tmp_path_factory.mktemp("db")),
-    ) as running:
+    with make_stack(redis_url=redis_server.url, sandbox_url=sandbox.url) as running:
         yield running
 
 

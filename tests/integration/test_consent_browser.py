@@ -37,7 +37,7 @@ from sqlalchemy import select
 from sharelock.config import Retention, Settings
 from sharelock.db import MaintenanceCredentialsRow
 from sharelock.demo.partner_site import PartnerConfig, create_partner_app
-from sharelock.flow.consent import flow_ref
+from sharelock.flow import flow_ref
 from sharelock.keys import KeyLayer
 from sharelock.scopes import SCOPES
 from sharelock.web.consent_page import PAGE_CSP

@@ -10,7 +10,7 @@ from concurrent.futures import ThreadPoolExecutor
 import httpx
 import pytest
 
-from sharelock.flow.consent import flow_ref
+from sharelock.flow import flow_ref
 from sharelock.oauth.tokens import digest
 from tests.support.broker import (
     Share,

@@ -18,9 +18,9 @@ from pathlib import Path
 import pytest
 
 from sharelock.audit import login_hash_input
-from sharelock.config import Retention, Settings
+from sharelock.config import Retention
 from sharelock.keys import KeyLayer
-from tests.support.broker import Share, Stack, broker_stack, flow_keys, sqlite_url
+from tests.support.broker import Share, Stack, StackFactory, flow_keys, sqlite_url
 from tests.support.redis_server import RedisServer
 
 IBAN = "FR7699990000010001234567834"
@@ -74,10 +74,7 @@ class Stacks:
 
 @pytest.fixture(scope="module")
 def stacks(
-    settings: Settings,
-    key_layer: KeyLayer,
-    sandbox_url: str,
-    tmp_path_factory: pytest.TempPathFactory,
+    make_stack: StackFactory, sandbox_url: str, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[Stacks]:
     main_db = tmp_path_factory.mktemp("db-main")
     short_db = tmp_path_factory.mktemp("db-short")
@@ -89,16 +86,10 @@ def stacks(
     )
     with (
         RedisServer(tmp_path_factory.mktemp("redis")) as server,
-        broker_stack(
-            settings,
-            key_layer,
-            redis_url=server.url,
-            sandbox_url=sandbox_url,
-            database_url=sqlite_url(main_db),
+        make_stack(
+            redis_url=server.url, sandbox_url=sandbox_url, database_url=sqlite_url(main_db)
         ) as main,
-        broker_stack(
-            settings,
-            key_layer,
+        make_stack(
             redis_url=server.url,
             sandbox_url=sandbox_url,
             database_url=sqlite_url(short_db),

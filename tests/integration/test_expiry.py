@@ -13,17 +13,15 @@ import httpx
 import pytest
 import redis
 
-from sharelock.config import Retention, Settings
-from sharelock.flow.consent import flow_ref
-from sharelock.keys import KeyLayer
+from sharelock.config import Retention
+from sharelock.flow import flow_ref
 from tests.support.broker import (
     Share,
     Stack,
-    broker_stack,
+    StackFactory,
     code_key,
     flow_keys,
     redis_keys,
-    sqlite_url,
     token_key,
 )
 from tests.support.redis_server import RedisServer
@@ -48,19 +46,10 @@ def redis_own(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServer]
 
 
 @pytest.fixture(scope="module")
-def stack(
-    settings: Settings,
-    key_layer: KeyLayer,
-    redis_own: RedisServer,
-    sandbox_url: str,
-    tmp_path_factory: pytest.TempPathFactory,
-) -> Iterator[Stack]:
-    with broker_stack(
-        settings,
-        key_layer,
+def stack(make_stack: StackFactory, redis_own: RedisServer, sandbox_url: str) -> Iterator[Stack]:
+    with make_stack(
         redis_url=redis_own.url,
         sandbox_url=sandbox_url,
-        database_url=sqlite_url(tmp_path_factory.mktemp("db")),
         retention=RETENTION,
         expiry_sweep_seconds=0.2,
     ) as running:

@@ -15,13 +15,12 @@ import httpx
 import pytest
 import redis
 
-from sharelock.config import Settings
 from sharelock.keys import KeyLayer
 from tests.support.broker import (
     CountingSandbox,
     Share,
     Stack,
-    broker_stack,
+    StackFactory,
     counting_sandbox,
     sqlite_url,
     token_key,
@@ -48,17 +47,11 @@ class Own:
 
 
 @pytest.fixture
-def own(
-    settings: Settings, key_layer: KeyLayer, sandbox: CountingSandbox, tmp_path: Path
-) -> Iterator[Own]:
+def own(make_stack: StackFactory, sandbox: CountingSandbox, tmp_path: Path) -> Iterator[Own]:
     with (
         RedisServer(tmp_path / "redis") as server,
-        broker_stack(
-            settings,
-            key_layer,
-            redis_url=server.url,
-            sandbox_url=sandbox.url,
-            database_url=sqlite_url(tmp_path),
+        make_stack(
+            redis_url=server.url, sandbox_url=sandbox.url, database_url=sqlite_url(tmp_path)
         ) as stack,
     ):
         yield Own(server, stack, tmp_path / "sharelock.db")
@@ -204,17 +197,11 @@ def test_redis_paused_during_code_exchange(own: Own) -> None:
 
 
 @pytest.fixture
-def small(
-    settings: Settings, key_layer: KeyLayer, sandbox: CountingSandbox, tmp_path: Path
-) -> Iterator[Own]:
+def small(make_stack: StackFactory, sandbox: CountingSandbox, tmp_path: Path) -> Iterator[Own]:
     with (
         RedisServer(tmp_path / "redis", maxmemory="4mb") as server,
-        broker_stack(
-            settings,
-            key_layer,
-            redis_url=server.url,
-            sandbox_url=sandbox.url,
-            database_url=sqlite_url(tmp_path),
+        make_stack(
+            redis_url=server.url, sandbox_url=sandbox.url, database_url=sqlite_url(tmp_path)
         ) as stack,
     ):
         yield Own(server, stack, tmp_path / "sharelock.db")
@@ -313,19 +300,10 @@ def test_audit_store_slow_then_the_partner_retries(own: Own) -> None:
 
 @pytest.fixture(scope="module")
 def stack(
-    settings: Settings,
-    key_layer: KeyLayer,
-    redis_server: RedisServer,
-    sandbox: CountingSandbox,
-    tmp_path_factory: pytest.TempPathFactory,
+    make_stack: StackFactory, redis_server: RedisServer, sandbox: CountingSandbox
 ) -> Iterator[Stack]:
-    with broker_stack(
-        settings,
-        key_layer,
-        redis_url=redis_server.url,
-        sandbox_url=sandbox.url,
-        database_url=sqlite_url(tmp_path_factory.mktemp("db")),
-        connector_timeout=0.5,
+    with make_stack(
+        redis_url=redis_server.url, sandbox_url=sandbox.url, connector_timeout=0.5
     ) as running:
         yield running
 

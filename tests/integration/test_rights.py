@@ -34,7 +34,7 @@ from sharelock.audit.receipts import RECEIPT_TYP, issue_receipt
 from sharelock.auditors import AuditorRegistry
 from sharelock.config import Settings
 from sharelock.envelope.sealing import pick_encryption_key, seal_for
-from sharelock.flow.consent import flow_ref
+from sharelock.flow import flow_ref
 from sharelock.keys import KeyLayer
 from sharelock.oauth.tokens import digest
 from sharelock.rights import PROOF_LIFETIME

@@ -10,9 +10,7 @@ from sqlalchemy import Engine, text
 
 from sharelock.audit import AuditTrail, search
 from sharelock.db import create_engine_for
-from sharelock.flow import expiry
-from sharelock.flow.consent import flow_ref
-from sharelock.flow.ports import AsyncAudit
+from sharelock.flow import AsyncAudit, expiry, flow_ref
 from sharelock.keys import KeyLayer
 from sharelock.store import SealedStore
 from tests.support.broker import Share, Stack

@@ -36,19 +36,10 @@ from sharelock.config import Settings
 from sharelock.envelope import EnvelopeRejected, open_envelope
 from sharelock.keys import KeyLayer
 from sharelock.web.consent_page import PAGE_CSP
+from tests.support.browser import CHROMIUM, CHROMIUM_ARGS
 from tests.support.redis_server import RedisServer
 from tests.support.server import LiveServer, serve_broker
 
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
 # The consent screen's own script, as shipped: its first part is the encryption code.
 SCRIPT = Path(__file__).resolve().parents[2] / "src" / "sharelock" / "web" / "static" / "consent.js"
 PAGE_PATH = "/__test__/webcrypto.html"

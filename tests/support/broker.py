@@ -8,8 +8,8 @@ import base64
 import hashlib
 import secrets
 from collections import Counter
-from collections.abc import Iterable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -26,7 +26,7 @@ from sharelock.config import Settings
 from sharelock.db import create_engine_for, migrate
 from sharelock.db.models import AuditEventRow
 from sharelock.envelope.sealing import pick_encryption_key, seal_for
-from sharelock.flow.consent import flow_ref
+from sharelock.flow import flow_ref
 from sharelock.keys import KeyLayer
 from sharelock.oauth.tokens import digest
 from sharelock.registry import PartnerRegistry
@@ -328,6 +328,40 @@ def broker_stack(
 
 def sqlite_url(directory: Path) -> str:
     return f"sqlite:///{directory / 'sharelock.db'}"
+
+
+@dataclass(frozen=True)
+class StackFactory:
+    """`broker_stack` with the test session's settings and HSM token already bound: what the
+    `make_stack` fixture returns, so that a module's own broker states only what differs from
+    the shared `stack` (its Redis, its sandbox, its database, settings overrides such as
+    `retention=` or `connector_timeout=`).
+
+    The Redis and the sandbox are always named by the caller: they come from fixtures of the
+    caller's scope (a module's own Redis, a counting sandbox, a module overriding
+    `redis_server`), which a session-wide factory cannot see. The database is a fresh SQLite
+    file unless `database_url` is given."""
+
+    settings: Settings
+    keys: KeyLayer
+    new_directory: Callable[[], Path]
+
+    def __call__(
+        self,
+        *,
+        redis_url: str,
+        sandbox_url: str,
+        database_url: str | None = None,
+        **overrides: Any,
+    ) -> AbstractContextManager[Stack]:
+        return broker_stack(
+            self.settings,
+            self.keys,
+            redis_url=redis_url,
+            sandbox_url=sandbox_url,
+            database_url=database_url or sqlite_url(self.new_directory()),
+            **overrides,
+        )
 
 
 # -- looking at what Redis really holds --------------------------------------------------------

@@ -18,13 +18,13 @@ from datetime import UTC, datetime
 from typing import Any, Literal
 
 from sqlalchemy import Connection, Engine, insert, select
-from sqlalchemy.exc import SQLAlchemyError
 
 from sharelock.audit.chain import canonical_time
 from sharelock.audit.errors import AuditUnavailable
 from sharelock.audit.jws import Signer, sign_compact
 from sharelock.audit.trail import ChainHead, Purged, purge_locked, read_head
-from sharelock.db.engine import WRITE_LOCK, describe_failure
+from sharelock.db.engine import WRITE_LOCK
+from sharelock.db.errors import database_errors
 from sharelock.db.models import GENESIS_HASH, AuditCheckpointRow
 
 CHECKPOINT_TYP = "sharelock-audit-checkpoint"
@@ -70,11 +70,11 @@ def list_checkpoints(connection: Connection) -> list[Checkpoint]:
 
 def read_checkpoints(engine: Engine) -> list[Checkpoint]:
     """`list_checkpoints` on a connection of its own; `AuditUnavailable` if it cannot."""
-    try:
-        with engine.connect() as connection:
-            return list_checkpoints(connection)
-    except SQLAlchemyError as exc:
-        raise AuditUnavailable(f"audit trail unavailable: {describe_failure(exc)}") from exc
+    with (
+        database_errors(AuditUnavailable, "audit trail unavailable", connection_detail=True),
+        engine.connect() as connection,
+    ):
+        return list_checkpoints(connection)
 
 
 class Checkpointer:
@@ -98,17 +98,17 @@ class Checkpointer:
     def _write(self, reason: Reason, before: datetime | None) -> tuple[Checkpoint, Purged | None]:
         if reason not in REASONS:
             raise ValueError(f"reason: one of {REASONS}")
-        try:
-            with self._writer.begin() as connection:
-                head = read_head(connection, lock=True)
-                purged = None if before is None else purge_locked(connection, head, before)
-                if purged is not None:
-                    head = read_head(connection)
-                checkpoint = self._sign(connection, head, reason, purged)
-                connection.execute(insert(AuditCheckpointRow).values(**asdict(checkpoint)))
-                return checkpoint, purged
-        except SQLAlchemyError as exc:
-            raise AuditUnavailable(f"audit trail unavailable: {describe_failure(exc)}") from exc
+        with (
+            database_errors(AuditUnavailable, "audit trail unavailable", connection_detail=True),
+            self._writer.begin() as connection,
+        ):
+            head = read_head(connection, lock=True)
+            purged = None if before is None else purge_locked(connection, head, before)
+            if purged is not None:
+                head = read_head(connection)
+            checkpoint = self._sign(connection, head, reason, purged)
+            connection.execute(insert(AuditCheckpointRow).values(**asdict(checkpoint)))
+            return checkpoint, purged
 
     def _sign(
         self, connection: Connection, head: ChainHead, reason: Reason, purged: Purged | None

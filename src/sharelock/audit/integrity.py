@@ -20,13 +20,13 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from sqlalchemy import Connection, Engine, select
-from sqlalchemy.exc import SQLAlchemyError
 
 from sharelock.audit.checkpoints import CHECKPOINT_TYP, Checkpoint, jws_digest, list_checkpoints
 from sharelock.audit.errors import AuditUnavailable
 from sharelock.audit.jws import BadSignature, verify_compact
 from sharelock.audit.trail import ChainHead, read_head
 from sharelock.audit.verify import Progress, VerifyReport, snapshot, walk_chain
+from sharelock.db.errors import database_errors
 from sharelock.db.models import GENESIS_HASH, AuditEventRow
 
 
@@ -73,29 +73,29 @@ def verify_trail(
     """Check the chain and the checkpoints in one snapshot. `jwk` is the signing key's public
     JWK (`KeyLayer.signing_jwk()`); without it no checkpoint can be trusted. Raises
     `AuditUnavailable` if the database cannot be read."""
-    try:
-        with snapshot(engine) as connection:
-            chain = walk_chain(connection, on_progress)
-            head = read_head(connection)
-            checkpoints = list_checkpoints(connection)
-            problems: list[Problem] = []
-            if not chain.ok:
-                problems.append(
-                    Problem(
-                        str(chain.reason),
-                        chain.first_bad_id,
-                        chain.first_bad_id,
-                        None,
-                        f"row {chain.first_bad_id}: {chain.reason}",
-                    )
+    with (
+        database_errors(AuditUnavailable, "audit trail unavailable"),
+        snapshot(engine) as connection,
+    ):
+        chain = walk_chain(connection, on_progress)
+        head = read_head(connection)
+        checkpoints = list_checkpoints(connection)
+        problems: list[Problem] = []
+        if not chain.ok:
+            problems.append(
+                Problem(
+                    str(chain.reason),
+                    chain.first_bad_id,
+                    chain.first_bad_id,
+                    None,
+                    f"row {chain.first_bad_id}: {chain.reason}",
                 )
-            check = _CheckpointWalk(connection, head, jwk)
-            for checkpoint in checkpoints:
-                check.visit(checkpoint)
-            check.finish()
-            problems.extend(check.problems)
-    except SQLAlchemyError as exc:
-        raise AuditUnavailable(f"audit trail unavailable: {type(exc).__name__}") from exc
+            )
+        check = _CheckpointWalk(connection, head, jwk)
+        for checkpoint in checkpoints:
+            check.visit(checkpoint)
+        check.finish()
+        problems.extend(check.problems)
     return TrailReport(chain, head.anchor_id, len(checkpoints), check.attested, tuple(problems))
 
 

@@ -8,11 +8,11 @@ from collections.abc import Iterator
 from datetime import datetime
 
 from sqlalchemy import Engine, func, select
-from sqlalchemy.exc import SQLAlchemyError
 
 from sharelock.audit.errors import AuditUnavailable, InvalidAuditEvent
 from sharelock.audit.queries import TraceFilters
 from sharelock.audit.records import AuditRecord, select_records
+from sharelock.db.errors import database_errors
 from sharelock.db.models import AuditEventRow
 
 MAX_LIMIT = 1000
@@ -44,21 +44,21 @@ def search_filtered(
     if offset < 0:
         raise InvalidAuditEvent("offset: must not be negative")
     query = filters.apply(select_records()).order_by(AuditEventRow.id).limit(limit).offset(offset)
-    try:
-        with engine.connect() as connection:
-            rows = connection.execute(query).mappings().all()
-    except SQLAlchemyError as exc:
-        raise AuditUnavailable(f"audit trail unavailable: {type(exc).__name__}") from exc
+    with (
+        database_errors(AuditUnavailable, "audit trail unavailable"),
+        engine.connect() as connection,
+    ):
+        rows = connection.execute(query).mappings().all()
     return [AuditRecord.from_mapping(row) for row in rows]
 
 
 def count_matching(engine: Engine, filters: TraceFilters) -> int:
     query = filters.apply(select(func.count()).select_from(AuditEventRow))
-    try:
-        with engine.connect() as connection:
-            return int(connection.scalar(query) or 0)
-    except SQLAlchemyError as exc:
-        raise AuditUnavailable(f"audit trail unavailable: {type(exc).__name__}") from exc
+    with (
+        database_errors(AuditUnavailable, "audit trail unavailable"),
+        engine.connect() as connection,
+    ):
+        return int(connection.scalar(query) or 0)
 
 
 def iter_matching(
@@ -75,11 +75,11 @@ def iter_matching(
             .order_by(AuditEventRow.id)
             .limit(batch)
         )
-        try:
-            with engine.connect() as connection:
-                rows = connection.execute(query).mappings().all()
-        except SQLAlchemyError as exc:
-            raise AuditUnavailable(f"audit trail unavailable: {type(exc).__name__}") from exc
+        with (
+            database_errors(AuditUnavailable, "audit trail unavailable"),
+            engine.connect() as connection,
+        ):
+            rows = connection.execute(query).mappings().all()
         for row in rows:
             yield AuditRecord.from_mapping(row)
         if len(rows) < batch:

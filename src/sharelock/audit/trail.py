@@ -16,12 +16,13 @@ from datetime import UTC, datetime
 from typing import NamedTuple
 
 from sqlalchemy import Connection, Engine, delete, func, insert, select, update
-from sqlalchemy.exc import IntegrityError, SQLAlchemyError
+from sqlalchemy.exc import IntegrityError
 
 from sharelock.audit.chain import row_hash
 from sharelock.audit.errors import AuditUnavailable, DuplicateDelivery
 from sharelock.audit.events import AuditEvent
-from sharelock.db.engine import WRITE_LOCK, describe_failure
+from sharelock.db.engine import WRITE_LOCK
+from sharelock.db.errors import database_errors
 from sharelock.db.models import AuditChainHead, AuditEventRow
 
 log = logging.getLogger(__name__)
@@ -52,18 +53,24 @@ class AuditTrail:
         if not isinstance(event, AuditEvent):
             raise TypeError("record() takes an AuditEvent")
         try:
-            with self._writer.begin() as connection:
-                return self._append(connection, event)
-        except (DuplicateDelivery, AuditUnavailable):
+            with database_errors(
+                AuditUnavailable, "audit trail unavailable", connection_detail=True
+            ):
+                try:
+                    with self._writer.begin() as connection:
+                        return self._append(connection, event)
+                except IntegrityError as exc:
+                    # The unique index on the delivery key refused the row (the check in
+                    # `_append` normally sees it first): a duplicate all the same, which the
+                    # caller must tell from a failure. Any other refusal is a failure, left to
+                    # the translation around this block.
+                    if "delivery_key" in str(exc.orig):
+                        raise DuplicateDelivery("this delivery was already recorded") from None
+                    raise
+        except AuditUnavailable as exc:
+            # The action the row was for will not happen: the operator must hear of it.
+            log.warning("%s", exc)
             raise
-        except IntegrityError as exc:
-            if "delivery_key" in str(exc.orig):
-                raise DuplicateDelivery("this delivery was already recorded") from None
-            raise AuditUnavailable(f"audit row refused: {type(exc).__name__}") from exc
-        except SQLAlchemyError as exc:
-            reason = describe_failure(exc)
-            log.warning("audit trail unavailable: %s", reason)
-            raise AuditUnavailable(f"audit trail unavailable: {reason}") from exc
 
     def _append(self, connection: Connection, event: AuditEvent) -> int:
         head = read_head(connection, lock=True)
@@ -95,12 +102,12 @@ class AuditTrail:
 
         Retention goes through `Checkpointer.purge` instead, which also signs what it
         removed, so that the full verification (`verify_trail`) can tell it from tampering."""
-        try:
-            with self._writer.begin() as connection:
-                purged = purge_locked(connection, read_head(connection, lock=True), before)
-                return 0 if purged is None else purged.rows
-        except SQLAlchemyError as exc:
-            raise AuditUnavailable(f"audit trail unavailable: {type(exc).__name__}") from exc
+        with (
+            database_errors(AuditUnavailable, "audit trail unavailable"),
+            self._writer.begin() as connection,
+        ):
+            purged = purge_locked(connection, read_head(connection, lock=True), before)
+            return 0 if purged is None else purged.rows
 
 
 class Purged(NamedTuple):

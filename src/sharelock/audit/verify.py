@@ -27,12 +27,12 @@ from dataclasses import dataclass
 from typing import Literal
 
 from sqlalchemy import Connection, Engine, RowMapping, func, select
-from sqlalchemy.exc import SQLAlchemyError
 
 from sharelock.audit.chain import row_hash
 from sharelock.audit.errors import AuditUnavailable
 from sharelock.audit.records import select_records
 from sharelock.audit.trail import ChainHead, read_head
+from sharelock.db.errors import database_errors
 from sharelock.db.models import AuditEventRow
 
 Reason = Literal["altered", "deleted", "inserted", "reordered"]
@@ -61,11 +61,11 @@ class _Walk:
 def verify_chain(engine: Engine, on_progress: Progress | None = None) -> VerifyReport:
     """Walk the whole chain; `ok` is True when nothing was altered, deleted, inserted or
     reordered. Raises `AuditUnavailable` if the database cannot be read."""
-    try:
-        with snapshot(engine) as connection:
-            return walk_chain(connection, on_progress)
-    except SQLAlchemyError as exc:
-        raise AuditUnavailable(f"audit trail unavailable: {type(exc).__name__}") from exc
+    with (
+        database_errors(AuditUnavailable, "audit trail unavailable"),
+        snapshot(engine) as connection,
+    ):
+        return walk_chain(connection, on_progress)
 
 
 @contextmanager

@@ -19,11 +19,10 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from sqlalchemy import Engine, insert, select, update
-from sqlalchemy.exc import SQLAlchemyError
 
 from sharelock.audit import AuditEvent, AuditTrail, EventType
 from sharelock.auditors.errors import AuditorsUnavailable, InvalidAuditor, UnknownAuditor
-from sharelock.db import describe_failure
+from sharelock.db import database_errors
 from sharelock.db.models import AuditorRow
 
 TOKEN_PREFIX = "sla_"  # noqa: S105 (a prefix, not a secret)
@@ -91,27 +90,27 @@ class AuditorRegistry:
         )
         token = TOKEN_PREFIX + secrets.token_urlsafe(32)
         self._record(EventType.AUDITOR_ADDED, auditor.auditor_id)
-        try:
-            with self._engine.begin() as connection:
-                connection.execute(
-                    insert(AuditorRow).values(
-                        auditor_id=auditor.auditor_id,
-                        name=auditor.name,
-                        token_hash=token_digest(token),
-                        created_at=auditor.created_at,
-                        revoked_at=None,
-                    )
+        with (
+            database_errors(AuditorsUnavailable, "cannot add the auditor", connection_detail=True),
+            self._engine.begin() as connection,
+        ):
+            connection.execute(
+                insert(AuditorRow).values(
+                    auditor_id=auditor.auditor_id,
+                    name=auditor.name,
+                    token_hash=token_digest(token),
+                    created_at=auditor.created_at,
+                    revoked_at=None,
                 )
-        except SQLAlchemyError as exc:
-            raise AuditorsUnavailable(f"cannot add the auditor: {describe_failure(exc)}") from exc
+            )
         return auditor, token
 
     def list(self) -> builtins.list[Auditor]:
-        try:
-            with self._engine.connect() as connection:
-                rows = connection.execute(select(*_COLUMNS).order_by(AuditorRow.id)).all()
-        except SQLAlchemyError as exc:
-            raise AuditorsUnavailable(f"cannot read auditors: {describe_failure(exc)}") from exc
+        with (
+            database_errors(AuditorsUnavailable, "cannot read auditors", connection_detail=True),
+            self._engine.connect() as connection,
+        ):
+            rows = connection.execute(select(*_COLUMNS).order_by(AuditorRow.id)).all()
         return [Auditor(*row) for row in rows]
 
     def revoke(self, auditor_id: str) -> Auditor:
@@ -123,15 +122,15 @@ class AuditorRegistry:
             return found[0]
         self._record(EventType.AUDITOR_REVOKED, auditor_id)
         now = datetime.now(UTC)
-        try:
-            with self._engine.begin() as connection:
-                connection.execute(
-                    update(AuditorRow)
-                    .where(AuditorRow.auditor_id == auditor_id, AuditorRow.revoked_at.is_(None))
-                    .values(revoked_at=now)
-                )
-        except SQLAlchemyError as exc:
-            raise AuditorsUnavailable(f"cannot revoke: {describe_failure(exc)}") from exc
+        with (
+            database_errors(AuditorsUnavailable, "cannot revoke", connection_detail=True),
+            self._engine.begin() as connection,
+        ):
+            connection.execute(
+                update(AuditorRow)
+                .where(AuditorRow.auditor_id == auditor_id, AuditorRow.revoked_at.is_(None))
+                .values(revoked_at=now)
+            )
         return Auditor(found[0].auditor_id, found[0].name, found[0].created_at, now)
 
     def authenticate(self, token: str) -> Auditor | None:
@@ -141,9 +140,9 @@ class AuditorRegistry:
         query = select(*_COLUMNS).where(
             AuditorRow.token_hash == token_digest(token), AuditorRow.revoked_at.is_(None)
         )
-        try:
-            with self._engine.connect() as connection:
-                row = connection.execute(query).one_or_none()
-        except SQLAlchemyError as exc:
-            raise AuditorsUnavailable(f"cannot read auditors: {describe_failure(exc)}") from exc
+        with (
+            database_errors(AuditorsUnavailable, "cannot read auditors", connection_detail=True),
+            self._engine.connect() as connection,
+        ):
+            row = connection.execute(query).one_or_none()
         return None if row is None else Auditor(*row)

@@ -11,14 +11,12 @@ from __future__ import annotations
 
 import json
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager, suppress
-from functools import wraps
 from pathlib import Path
-from typing import Annotated, Any, TypeVar
+from typing import Annotated, Any
 
 import typer
-from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 from sqlalchemy import Engine
@@ -27,49 +25,11 @@ from sharelock.audit import AuditEvent, AuditTrail, Checkpointer, login_hash_inp
 from sharelock.audit.export import FORMATS, ExportFormat, export_lines
 from sharelock.audit.queries import QueryKind, TraceFilters, auditor_query_event
 from sharelock.audit.search import count_matching, iter_matching, search_filtered
-from sharelock.config import Settings, load_settings
-from sharelock.db import create_engine_for, migrate
+from sharelock.cli.common import OPERATOR, database, err, friendly_errors, key_layer, out
+from sharelock.config import load_settings
 from sharelock.keys import KeyLayer, KeyNotFound
 
-F = TypeVar("F", bound=Callable[..., Any])
-OPERATOR = "operator"
-
 app = typer.Typer(no_args_is_help=True, help="Search, export and verify the audit trail.")
-out = Console()
-err = Console(stderr=True)
-
-
-def friendly(fn: F) -> F:
-    """`friendly_errors` from `sharelock.cli.main`, looked up when the command runs (`main`
-    imports this module to mount it)."""
-
-    @wraps(fn)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
-        from sharelock.cli.main import friendly_errors
-
-        return friendly_errors(fn)(*args, **kwargs)
-
-    return wrapper  # type: ignore[return-value]
-
-
-@contextmanager
-def database(settings: Settings | None = None) -> Iterator[Engine]:
-    """An engine on the configured database, schema brought up to date."""
-    engine = create_engine_for(settings or load_settings())
-    try:
-        migrate(engine)
-        yield engine
-    finally:
-        engine.dispose()
-
-
-@contextmanager
-def key_layer(settings: Settings) -> Iterator[KeyLayer]:
-    layer = KeyLayer(settings)
-    try:
-        yield layer
-    finally:
-        layer.close()
 
 
 def record(engine: Engine, event: AuditEvent) -> None:
@@ -103,7 +63,7 @@ UntilOpt = Annotated[str | None, typer.Option(help="Until (exclusive): YYYY-MM-D
 
 
 @app.command("hash")
-@friendly
+@friendly_errors
 def hash_login(
     data_source: Annotated[str, typer.Option("--data-source", help="Data source id.")],
     login: Annotated[
@@ -122,7 +82,7 @@ def hash_login(
 
 
 @app.command("search")
-@friendly
+@friendly_errors
 def search_traces(
     login_hash: LoginHashOpt = None,
     client_id: ClientOpt = None,
@@ -165,7 +125,7 @@ def search_traces(
 
 
 @app.command("export")
-@friendly
+@friendly_errors
 def export(
     fmt: Annotated[str, typer.Option("--format", help="csv or jsonl.")] = "csv",
     output: Annotated[
@@ -227,7 +187,7 @@ def signing_jwk(keys: KeyLayer) -> dict[str, Any] | None:
 
 
 @app.command("verify")
-@friendly
+@friendly_errors
 def verify(as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False) -> None:
     """Check the chain and its signed checkpoints; exit 1 if anything was tampered with."""
     settings = load_settings()
@@ -259,7 +219,7 @@ def verify(as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] 
 
 
 @app.command("checkpoint")
-@friendly
+@friendly_errors
 def checkpoint() -> None:
     """Sign the chain's current head with the HSM's signing key (prints the checkpoint)."""
     settings = load_settings()

@@ -10,15 +10,13 @@ import json
 from typing import Annotated, Any
 
 import typer
-from rich.console import Console
 from rich.table import Table
 
 from sharelock.audit import AuditTrail
 from sharelock.auditors import Auditor, AuditorRegistry
-from sharelock.cli.audit import database, friendly
+from sharelock.cli.common import database, friendly_errors, out
 
 app = typer.Typer(no_args_is_help=True, help="Auditors' bearer tokens for the /audit API.")
-out = Console()
 
 
 def _public(auditor: Auditor) -> dict[str, Any]:
@@ -31,7 +29,7 @@ def _public(auditor: Auditor) -> dict[str, Any]:
 
 
 @app.command("add")
-@friendly
+@friendly_errors
 def add(name: Annotated[str, typer.Option(help="Who the auditor is (shown in lists).")]) -> None:
     """Add an auditor; prints its bearer token (shown only this once)."""
     with database() as engine:
@@ -40,7 +38,7 @@ def add(name: Annotated[str, typer.Option(help="Who the auditor is (shown in lis
 
 
 @app.command("list")
-@friendly
+@friendly_errors
 def list_auditors(
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
 ) -> None:
@@ -61,7 +59,7 @@ def list_auditors(
 
 
 @app.command("revoke")
-@friendly
+@friendly_errors
 def revoke(auditor_id: Annotated[str, typer.Argument(help="The auditor's id (au_…).")]) -> None:
     """Revoke an auditor's token at once (its past queries stay in the trail)."""
     with database() as engine:

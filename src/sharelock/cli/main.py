@@ -7,26 +7,21 @@ import logging
 import os
 import socket
 import sys
-from collections.abc import Callable
-from functools import wraps
-from typing import Any, TypeVar
+from typing import Any
 
 import typer
-from rich.console import Console
-from rich.markup import escape
 from rich.table import Table
 
 from sharelock.cli.audit import app as audit_app
 from sharelock.cli.auditors import app as auditors_app
+from sharelock.cli.common import friendly_errors, out
 from sharelock.cli.maintenance import app as maintenance_app
 from sharelock.cli.partners import app as partners_app
 from sharelock.cli.records import records as records_command
 from sharelock.cli.retention import app as retention_app
 from sharelock.config import Settings, load_settings
-from sharelock.errors import ConfigError, SharelockError
+from sharelock.errors import ConfigError
 from sharelock.keys import KeyLayer, init_token
-
-F = TypeVar("F", bound=Callable[..., Any])
 
 app = typer.Typer(no_args_is_help=True, add_completion=False, help=__doc__)
 hsm_app = typer.Typer(no_args_is_help=True, help="The embedded SoftHSM2 token.")
@@ -40,38 +35,15 @@ app.add_typer(retention_app, name="retention")
 app.add_typer(maintenance_app, name="maintenance")
 app.command("records")(records_command)
 
-err = Console(stderr=True)
-out = Console()
 log = logging.getLogger("sharelock.serve")
 STARTUP_FAILURE = 3  # uvicorn's exit code when the app does not start
-
-
-def friendly_errors(fn: F) -> F:
-    """Print Sharelock's typed errors as one line and exit 2, instead of a traceback."""
-
-    @wraps(fn)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
-        try:
-            return fn(*args, **kwargs)
-        except SharelockError as exc:
-            # Escaped: the message names paths and labels, which rich would read as markup
-            # (a '[/x]' in a token label crashed here with a traceback); never wrapped, so it
-            # stays one line for logs and scripts.
-            err.print(f"[bold red]error:[/] {escape(str(exc))}", highlight=False, soft_wrap=True)
-            raise typer.Exit(2) from None
-
-    return wrapper  # type: ignore[return-value]
-
-
-def _settings() -> Settings:
-    return load_settings()
 
 
 @hsm_app.command("init")
 @friendly_errors
 def hsm_init() -> None:
     """Create the SoftHSM2 token (configuration, PIN files, token); idempotent."""
-    report = init_token(_settings())
+    report = init_token(load_settings())
     state = "created" if report.created else "already present"
     out.print(f"token {report.token_label!r} {state} (SOFTHSM2_CONF={report.conf_path})")
 
@@ -80,7 +52,7 @@ def hsm_init() -> None:
 @friendly_errors
 def keys_generate() -> None:
     """Create the keys the token lacks (encryption pair, audit HMAC key, storage key)."""
-    layer = KeyLayer(_settings())
+    layer = KeyLayer(load_settings())
     try:
         report = layer.ensure_keys()
         for name in report.created:
@@ -96,7 +68,7 @@ def keys_generate() -> None:
 @friendly_errors
 def keys_list(as_json: bool = typer.Option(False, "--json", help="Print JSON.")) -> None:
     """The encryption keys in the token, with their state and protection."""
-    layer = KeyLayer(_settings())
+    layer = KeyLayer(load_settings())
     try:
         keys = layer.encryption_keys()
         algs = ",".join(layer.algorithms()) if keys else ""
@@ -139,7 +111,7 @@ def keys_list(as_json: bool = typer.Option(False, "--json", help="Print JSON."))
 @friendly_errors
 def keys_rotate() -> None:
     """Make a new active encryption key; destroy keys past their grace period."""
-    layer = KeyLayer(_settings())
+    layer = KeyLayer(load_settings())
     try:
         active, destroyed = layer.rotate()
     finally:
@@ -178,7 +150,7 @@ def serve(
     from sharelock.embedded import redis_url_for
     from sharelock.logs import configure_logging, logging_config
 
-    settings = _settings()
+    settings = load_settings()
     if settings.operator_port == settings.port:
         raise ConfigError("SHARELOCK_OPERATOR_PORT: must differ from SHARELOCK_PORT")
     KeyLayer(settings).check()  # a clear error now rather than a 503 later
@@ -235,7 +207,7 @@ def sandbox(
     """Run the sandbox data sources (bank, telecom, energy, tax office)."""
     from sharelock.sandbox.app import run_sandbox
 
-    settings = _settings()
+    settings = load_settings()
     out.print(f"sandbox data sources on {settings.sandbox_url} (see docs/sandbox.md)")
     run_sandbox("127.0.0.1", settings.sandbox_port, slow_seconds=slow_seconds)
 
@@ -262,7 +234,7 @@ def demo(
     from sharelock.demo.run import run_demo
     from sharelock.logs import configure_logging
 
-    settings = _settings()
+    settings = load_settings()
     configure_logging(settings)  # JSON lines on stderr; what is printed here stays on stdout
     result = run_demo(settings, headless=headless, on_ready=_print_ready)
     if result is not None:

@@ -16,14 +16,13 @@ from datetime import UTC, datetime
 from typing import Annotated
 
 import typer
-from rich.console import Console
 from rich.table import Table
 from sqlalchemy import Engine
 
 from sharelock.audit import AuditEvent, AuditTrail, EventType
-from sharelock.cli.audit import OPERATOR, database, friendly, key_layer
+from sharelock.cli.common import OPERATOR, database, friendly_errors, key_layer, out
 from sharelock.config import load_settings
-from sharelock.flow.consent import CREDENTIAL_MEMBERS
+from sharelock.flow import CREDENTIAL_MEMBERS
 from sharelock.maintenance import (
     KeptCredentials,
     MaintenanceExpired,
@@ -39,7 +38,6 @@ app = typer.Typer(
     no_args_is_help=True,
     help="Credentials kept, with the person's consent, to repair connectors (120 days at most).",
 )
-out = Console()
 
 REASON = re.compile(r"[a-z_]{1,40}")
 IdArg = Annotated[str, typer.Argument(help="The maintenance id (mt_…), from 'list'.")]
@@ -80,7 +78,7 @@ def _record(
 
 
 @app.command("list")
-@friendly
+@friendly_errors
 def list_command(as_json: JsonOpt = False) -> None:
     """What is kept: ids, data source, partner, dates and login hash (no secret)."""
     with database() as engine:
@@ -105,7 +103,7 @@ def list_command(as_json: JsonOpt = False) -> None:
 
 
 @app.command("show")
-@friendly
+@friendly_errors
 def show(
     maintenance_id: IdArg,
     reason: Annotated[
@@ -143,7 +141,7 @@ def show(
 
 
 @app.command("delete")
-@friendly
+@friendly_errors
 def delete(
     maintenance_id: IdArg,
     reason: Annotated[
@@ -160,7 +158,7 @@ def delete(
 
 
 @app.command("purge")
-@friendly
+@friendly_errors
 def purge(as_json: JsonOpt = False) -> None:
     """Delete every row past its expiry (also done by 'sharelock retention run')."""
     with database() as engine:

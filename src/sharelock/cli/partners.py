@@ -12,47 +12,25 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
-from functools import wraps
 from pathlib import Path
-from typing import Annotated, Any, TypeVar
+from typing import Annotated, Any
 
 import typer
-from rich.console import Console
 from rich.table import Table
 
-from sharelock.config import load_settings
-from sharelock.db import ROLES, create_engine_for, migrate
+from sharelock.cli.common import database, friendly_errors, out
+from sharelock.db import ROLES
 from sharelock.registry import InvalidPartner, Partner, PartnerRegistry
 
-F = TypeVar("F", bound=Callable[..., Any])
-
 app = typer.Typer(no_args_is_help=True, help="Partners (online services) allowed to ask for data.")
-out = Console()
-
-
-def _friendly(fn: F) -> F:
-    """`friendly_errors` from `sharelock.cli.main`, looked up when the command runs: `main`
-    imports this module to mount it, so importing `main` here at load time would be circular."""
-
-    @wraps(fn)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
-        from sharelock.cli.main import friendly_errors
-
-        return friendly_errors(fn)(*args, **kwargs)
-
-    return wrapper  # type: ignore[return-value]
 
 
 @contextmanager
 def _registry() -> Iterator[PartnerRegistry]:
-    engine = create_engine_for(load_settings())
-    try:
-        migrate(engine)
+    with database() as engine:
         yield PartnerRegistry(engine)
-    finally:
-        engine.dispose()
 
 
 def _split(values: list[str]) -> list[str]:
@@ -94,7 +72,7 @@ def _read_jwks(path: Path | None) -> dict[str, Any] | None:
 
 
 @app.command("add")
-@_friendly
+@friendly_errors
 def add(
     name: Annotated[str, typer.Option(help="Shown to the person on the consent screen.")],
     redirect_uri: Annotated[
@@ -144,7 +122,7 @@ def add(
 
 
 @app.command("list")
-@_friendly
+@friendly_errors
 def list_partners(
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
 ) -> None:
@@ -181,7 +159,7 @@ def list_partners(
 
 
 @app.command("rotate-secret")
-@_friendly
+@friendly_errors
 def rotate_secret(
     client_id: Annotated[str, typer.Argument(help="The partner's client_id.")],
 ) -> None:

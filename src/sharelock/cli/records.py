@@ -8,13 +8,13 @@ from typing import Annotated
 
 import typer
 
-from sharelock.cli.audit import database, friendly
+from sharelock.cli.common import database, friendly_errors
 from sharelock.config import load_settings
 from sharelock.records import broker_record, partner_record, to_json, to_markdown
 from sharelock.registry import PartnerRegistry
 
 
-@friendly
+@friendly_errors
 def records(
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
     markdown: Annotated[bool, typer.Option("--markdown", help="Print Markdown (default).")] = True,

@@ -6,18 +6,16 @@ import json
 from typing import Annotated
 
 import typer
-from rich.console import Console
 
-from sharelock.cli.audit import database, friendly, key_layer
+from sharelock.cli.common import database, friendly_errors, key_layer, out
 from sharelock.config import load_settings
 from sharelock.retention import run_retention
 
 app = typer.Typer(no_args_is_help=True, help="Enforce the retention limits (SPEC, Retention).")
-out = Console()
 
 
 @app.command("run")
-@friendly
+@friendly_errors
 def run(as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False) -> None:
     """Purge audit rows older than the audit_trace limit and maintenance credentials past
     their expiry, sign a checkpoint; idempotent."""

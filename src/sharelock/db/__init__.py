@@ -12,7 +12,7 @@ from sharelock.db.engine import (
     describe_url,
     normalise_url,
 )
-from sharelock.db.errors import DatabaseError, DatabaseUnavailable
+from sharelock.db.errors import DatabaseError, DatabaseUnavailable, database_errors
 from sharelock.db.migrate import current_revision, head_revision, migrate
 from sharelock.db.models import (
     GENESIS_HASH,
@@ -41,6 +41,7 @@ __all__ = [
     "PartnerRow",
     "create_engine_for",
     "current_revision",
+    "database_errors",
     "describe_failure",
     "describe_url",
     "head_revision",

@@ -11,10 +11,9 @@ from typing import TYPE_CHECKING
 
 from sqlalchemy import Engine, text
 from sqlalchemy.engine import URL
-from sqlalchemy.exc import SQLAlchemyError
 
-from sharelock.db.engine import WRITE_LOCK, create_engine_for, describe_failure, describe_url
-from sharelock.db.errors import DatabaseUnavailable
+from sharelock.db.engine import WRITE_LOCK, create_engine_for, describe_url
+from sharelock.db.errors import DatabaseUnavailable, database_errors
 
 if TYPE_CHECKING:
     from alembic.config import Config
@@ -54,7 +53,14 @@ def migrate(engine_or_url: Engine | str | URL) -> None:
     )
     config = alembic_config()
     try:
-        with engine.connect() as connection:
+        with (
+            database_errors(
+                DatabaseUnavailable,
+                f"cannot migrate the database at {describe_url(engine.url)}",
+                connection_detail=True,
+            ),
+            engine.connect() as connection,
+        ):
             connection.execution_options(**{WRITE_LOCK: True})
             with connection.begin():
                 if connection.dialect.name == "postgresql":
@@ -71,10 +77,6 @@ def migrate(engine_or_url: Engine | str | URL) -> None:
                 ):
                     config.attributes["connection"] = connection
                     command.upgrade(config, "head")
-    except SQLAlchemyError as exc:
-        raise DatabaseUnavailable(
-            f"cannot migrate the database at {describe_url(engine.url)}: {describe_failure(exc)}"
-        ) from exc
     finally:
         if own:
             engine.dispose()
@@ -84,11 +86,12 @@ def current_revision(engine: Engine) -> str | None:
     """The schema revision the database is at (None before the first migration)."""
     from alembic.runtime.migration import MigrationContext
 
-    try:
-        with engine.connect() as connection:
-            return MigrationContext.configure(connection).get_current_revision()
-    except SQLAlchemyError as exc:
-        raise DatabaseUnavailable(
-            f"cannot read the schema revision at {describe_url(engine.url)}: "
-            f"{describe_failure(exc)}"
-        ) from exc
+    with (
+        database_errors(
+            DatabaseUnavailable,
+            f"cannot read the schema revision at {describe_url(engine.url)}",
+            connection_detail=True,
+        ),
+        engine.connect() as connection,
+    ):
+        return MigrationContext.configure(connection).get_current_revision()

@@ -10,9 +10,10 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from datetime import UTC, datetime
+from datetime import datetime
 
 from sharelock.audit import EventType
+from sharelock.clock import SYSTEM_CLOCK, Clock, utc
 from sharelock.errors import ServiceUnavailable
 from sharelock.flow.ports import AsyncAudit
 from sharelock.store import SealedStore
@@ -26,9 +27,11 @@ def member(flow_ref: str, client_id: str) -> str:
     return f"{flow_ref}|{client_id}"
 
 
-async def sweep(store: SealedStore, audit: AsyncAudit, now: datetime | None = None) -> int:
+async def sweep(
+    store: SealedStore, audit: AsyncAudit, now: datetime | None = None, clock: Clock = SYSTEM_CLOCK
+) -> int:
     """Record `data_expired` for each flow past its session cap; returns how many."""
-    due = await store.index_pop_due(INDEX, now or datetime.now(UTC))
+    due = await store.index_pop_due(INDEX, now or utc(clock))
     for entry in due:
         flow_ref, _, client_id = entry.partition("|")
         try:
@@ -37,16 +40,18 @@ async def sweep(store: SealedStore, audit: AsyncAudit, now: datetime | None = No
             )
         except ServiceUnavailable:
             # Put it back so the next sweep records it: no expiry goes unaccounted.
-            await store.index_add(INDEX, entry, datetime.now(UTC))
+            await store.index_add(INDEX, entry, utc(clock))
             raise
     return len(due)
 
 
-async def sweep_forever(store: SealedStore, audit: AsyncAudit, every_s: float) -> None:
+async def sweep_forever(
+    store: SealedStore, audit: AsyncAudit, every_s: float, clock: Clock = SYSTEM_CLOCK
+) -> None:
     while True:
         await asyncio.sleep(every_s)
         try:
-            count = await sweep(store, audit)
+            count = await sweep(store, audit, clock=clock)
             if count:
                 log.info("recorded %d expired flows", count)
         except ServiceUnavailable:

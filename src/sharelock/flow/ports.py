@@ -1,19 +1,18 @@
 """What the flow needs from the other packages, as async-friendly adapters.
 
-The registry and the audit trail are synchronous SQLAlchemy code; they run on a thread here so
-the event loop never blocks on the database.
+The registry and the audit trail are synchronous SQLAlchemy code; they run on the database
+executor (`sharelock.blocking`) so the event loop never blocks on the database.
 """
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from sqlalchemy.exc import SQLAlchemyError
-
 from sharelock.audit import AuditEvent, AuditRecord, AuditTrail, AuditUnavailable, EventType
 from sharelock.audit.records import select_records
+from sharelock.blocking import run_blocking
+from sharelock.db import database_errors
 from sharelock.db.models import AuditEventRow
 from sharelock.registry import Partner, PartnerRegistry
 
@@ -23,10 +22,10 @@ class AsyncPartners:
         self._registry = registry
 
     async def get(self, client_id: str) -> Partner | None:
-        return await asyncio.to_thread(self._registry.get, client_id)
+        return await run_blocking(self._registry.get, client_id)
 
     async def authenticate(self, client_id: str, secret: str) -> Partner | None:
-        return await asyncio.to_thread(self._registry.authenticate, client_id, secret)
+        return await run_blocking(self._registry.authenticate, client_id, secret)
 
 
 class AsyncAudit:
@@ -36,19 +35,19 @@ class AsyncAudit:
         self._trail = trail
 
     async def record(self, event: EventType, **fields: Any) -> int:
-        return await asyncio.to_thread(self._trail.record, AuditEvent(event=event, **fields))
+        return await run_blocking(self._trail.record, AuditEvent(event=event, **fields))
 
     async def delivery(self, delivery_key: str) -> AuditRecord | None:
         """The `data_delivered` row with this delivery key, if the data was released."""
-        return await asyncio.to_thread(self._delivery, delivery_key)
+        return await run_blocking(self._delivery, delivery_key)
 
     def _delivery(self, delivery_key: str) -> AuditRecord | None:
         query = select_records().where(AuditEventRow.delivery_key == delivery_key)
-        try:
-            with self._trail.engine.connect() as connection:
-                row = connection.execute(query).mappings().one_or_none()
-        except SQLAlchemyError as exc:
-            raise AuditUnavailable(f"audit trail unavailable: {type(exc).__name__}") from None
+        with (
+            database_errors(AuditUnavailable, "audit trail unavailable"),
+            self._trail.engine.connect() as connection,
+        ):
+            row = connection.execute(query).mappings().one_or_none()
         return None if row is None else AuditRecord.from_mapping(row)
 
 

@@ -8,6 +8,7 @@ from enum import StrEnum
 from typing import Any
 
 from sharelock.oauth.authorization import AuthorizationRequest
+from sharelock.oauth.tokens import digest
 
 
 class Status(StrEnum):
@@ -18,6 +19,11 @@ class Status(StrEnum):
     APPROVED = "approved"
     REFUSED = "refused"
     DELIVERED = "delivered"
+
+
+def flow_ref(flow_id: str) -> str:
+    """What the audit trail keeps of a flow id: enough to group its rows, not to act on it."""
+    return digest(flow_id)[:32]
 
 
 # Which statuses each step may start from. Anything else is a 409 (wrong moment), never a guess.

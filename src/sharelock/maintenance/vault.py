@@ -27,12 +27,10 @@ from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import Connection, Engine, delete, insert, select
-from sqlalchemy.exc import SQLAlchemyError
 
 from sharelock.config import Retention
 from sharelock.connectors.base import Outcome
-from sharelock.db.engine import describe_failure
-from sharelock.db.errors import DatabaseUnavailable
+from sharelock.db.errors import DatabaseUnavailable, database_errors
 from sharelock.db.models import MaintenanceCredentialsRow
 from sharelock.envelope import OpenedSecret
 from sharelock.errors import SharelockError
@@ -257,17 +255,15 @@ class MaintenanceVault:
 
 @contextmanager
 def _sql(engine: Engine, write: bool = False) -> Iterator[Connection]:
-    try:
+    with database_errors(
+        DatabaseUnavailable, "maintenance credentials unavailable", connection_detail=True
+    ):
         if write:
             with engine.begin() as connection:
                 yield connection
         else:
             with engine.connect() as connection:
                 yield connection
-    except SQLAlchemyError as exc:
-        raise DatabaseUnavailable(
-            f"maintenance credentials unavailable: {describe_failure(exc)}"
-        ) from None
 
 
 def get_kept(engine: Engine, maintenance_id: str) -> KeptCredentials | None:

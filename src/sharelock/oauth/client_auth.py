@@ -95,10 +95,9 @@ def _verification_keys(jwks: Mapping[str, Any]) -> KeySet:
     return KeySet.import_key_set({"keys": keys})  # type: ignore[typeddict-item]
 
 
-def _check_claims(claims: Mapping[str, Any], client_id: str, issuer: str) -> None:
+def _check_claims(claims: Mapping[str, Any], client_id: str, issuer: str, now: float) -> None:
     """The claims of a verified assertion (RFC 7523 §3, draft-ietf-oauth-rfc7523bis):
     `aud` is the issuer identifier and nothing else, the times are present and tight."""
-    now = time.time()
     if claims.get("iss") != client_id or claims.get("sub") != client_id:
         raise InvalidClient("client assertion iss and sub must be the client_id")
     # A single string, exactly the issuer: not an array, not an endpoint URL. An assertion
@@ -131,6 +130,7 @@ async def _private_key_jwt(
     directory: PartnerDirectory,
     issuer: str,
     remember_once: RememberOnce,
+    now: float,
 ) -> AuthenticatedPartner:
     if form.get("client_assertion_type") != ASSERTION_TYPE:
         raise InvalidClient("unsupported client_assertion_type")
@@ -147,7 +147,7 @@ async def _private_key_jwt(
         )
     except (JoseError, ValueError):
         raise InvalidClient("client authentication failed") from None
-    _check_claims(token.claims, client_id, issuer)
+    _check_claims(token.claims, client_id, issuer, now)
     if not await remember_once(f"{client_id}:{token.claims['jti']}", float(token.claims["exp"])):
         raise InvalidClient("client assertion replayed")
     return partner
@@ -170,12 +170,17 @@ async def authenticate_client(
     directory: PartnerDirectory,
     issuer: str,
     remember_once: RememberOnce,
+    now: float | None = None,
 ) -> AuthenticatedPartner:
     """The partner that authenticated this request, or `InvalidClient` (401) naming the
-    method it tried. `issuer` is the only audience a client assertion may name."""
+    method it tried. `issuer` is the only audience a client assertion may name; `now` (the
+    broker's clock) judges an assertion's times."""
     method = _method(authorization, form)
+    moment = time.time() if now is None else now
     try:
-        return await _authenticate(method, authorization, form, directory, issuer, remember_once)
+        return await _authenticate(
+            method, authorization, form, directory, issuer, remember_once, moment
+        )
     except InvalidClient as exc:
         exc.method = method
         raise
@@ -188,13 +193,14 @@ async def _authenticate(
     directory: PartnerDirectory,
     issuer: str,
     remember_once: RememberOnce,
+    now: float,
 ) -> AuthenticatedPartner:
     if "client_secret" in form:
         raise InvalidClient("client_secret_post is not supported; use client_secret_basic")
     if authorization is not None and method == METHOD_JWT:
         raise InvalidRequest("use exactly one client authentication method")
     if method == METHOD_JWT:
-        return await _private_key_jwt(form, directory, issuer, remember_once)
+        return await _private_key_jwt(form, directory, issuer, remember_once, now)
     if authorization is None:
         raise InvalidClient("client authentication is required")
     client_id, secret = _basic_credentials(authorization)

@@ -117,6 +117,24 @@ def broker_record() -> list[Activity]:
             ),
         ),
         Activity(
+            name="A person's rights without an account",
+            purpose=(
+                "Show a person the traces about them, give them a copy, erase what is kept, "
+                "once they have proved who they are"
+            ),
+            legal_basis="Legal obligation (Art. 6(1)(c)): GDPR Art. 15, 17 and 20",
+            data_subjects=PERSON,
+            categories=(CREDENTIALS, PSEUDONYM),
+            recipients=("the person, and the data source they sign in to as proof",),
+            retention=("rights_proof",),
+            notes=(
+                "Proof is the share's signed receipt, or a fresh successful login at the data "
+                "source through the same encrypted-credential step; a login alone is not proof.",
+                "The proof holds the data source and the keyed hash of the login, sealed in "
+                "Redis; the credentials are wiped after the login, the collected data at once.",
+            ),
+        ),
+        Activity(
             name="Corrective maintenance of the connectors",
             purpose="Repair a connector after a failed collection",
             legal_basis="Consent (Art. 6(1)(a)), asked after the failure, never presumed",

@@ -7,6 +7,7 @@ from datetime import timedelta
 from typing import Any
 
 from sharelock.config import Retention
+from sharelock.flow.records import lifetimes
 from sharelock.records.activities import Activity
 
 HEADER = """# Privacy: record of processing activities
@@ -72,6 +73,22 @@ def to_markdown(
     for name, info in type(retention).model_fields.items():
         what = _cell(info.description or name)
         lines.append(f"| {what} (`{name}`) | {duration_text(getattr(retention, name))} |")
+    lines += [
+        "",
+        "## What Redis holds, and for how long",
+        "",
+        "Every value sealed (AES-256-GCM under a key held in the HSM); each record expires at",
+        "an absolute time, never later than its limit (`sharelock.flow.records`).",
+        "",
+        "| record | keyed by | what | longest life |",
+        "|---|---|---|---|",
+    ]
+    for kind in lifetimes(retention):
+        limit = f" (`{kind['limit']}`)" if kind["limit"] else ""
+        life = duration_text(timedelta(seconds=kind["seconds"]))
+        lines.append(
+            f"| `{kind['kind']}` | {_cell(kind['id'])} | {_cell(kind['what'])} | {life}{limit} |"
+        )
     lines += ["", "## The broker's activities", ""]
     for activity in broker:
         lines += _section(activity, retention, "###")
@@ -105,6 +122,7 @@ def to_json(
         "retention_seconds": {
             name: int(value.total_seconds()) for name, value in retention.model_dump().items()
         },
+        "redis_records": lifetimes(retention),
         "broker": [one(a) for a in broker],
         "partners": [one(a) for a in partners],
     }

@@ -36,9 +36,9 @@ from typing import Any
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 from sqlalchemy import Engine, select, update
-from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
+from sharelock.db.errors import database_errors
 from sharelock.db.models import PartnerRow
 from sharelock.registry import validation
 from sharelock.registry.errors import RegistryError, RegistryUnavailable
@@ -174,11 +174,12 @@ class PartnerRegistry:
         )
         secret = new_client_secret()
         row.client_secret_hash = secret_digest(secret)
-        try:
-            with Session(self._engine, expire_on_commit=False) as session, session.begin():
-                session.add(row)
-        except SQLAlchemyError as exc:
-            raise RegistryUnavailable(f"cannot store the partner: {type(exc).__name__}") from exc
+        with (
+            database_errors(RegistryUnavailable, "cannot store the partner"),
+            Session(self._engine, expire_on_commit=False) as session,
+            session.begin(),
+        ):
+            session.add(row)
         return Partner.from_row(row), secret
 
     def rotate_secret(self, client_id: str) -> str:
@@ -188,17 +189,15 @@ class PartnerRegistry:
         secret = new_client_secret()
         changed = 0
         if client_id and len(client_id) <= MAX_CLIENT_ID_LENGTH:
-            try:
-                with self._engine.begin() as connection:
-                    changed = connection.execute(
-                        update(PartnerRow)
-                        .where(PartnerRow.client_id == client_id)
-                        .values(client_secret_hash=secret_digest(secret))
-                    ).rowcount
-            except SQLAlchemyError as exc:
-                raise RegistryUnavailable(
-                    f"cannot store the new secret: {type(exc).__name__}"
-                ) from exc
+            with (
+                database_errors(RegistryUnavailable, "cannot store the new secret"),
+                self._engine.begin() as connection,
+            ):
+                changed = connection.execute(
+                    update(PartnerRow)
+                    .where(PartnerRow.client_id == client_id)
+                    .values(client_secret_hash=secret_digest(secret))
+                ).rowcount
         if not changed:
             raise UnknownPartner("no partner with that client id (see 'sharelock partners list')")
         log.info("client secret rotated for partner %s", client_id)
@@ -207,13 +206,11 @@ class PartnerRegistry:
     def _row(self, client_id: str) -> PartnerRow | None:
         if not client_id or len(client_id) > MAX_CLIENT_ID_LENGTH:
             return None
-        try:
-            with Session(self._engine) as session:
-                return session.scalar(select(PartnerRow).where(PartnerRow.client_id == client_id))
-        except SQLAlchemyError as exc:
-            raise RegistryUnavailable(
-                f"cannot read the partner registry: {type(exc).__name__}"
-            ) from exc
+        with (
+            database_errors(RegistryUnavailable, "cannot read the partner registry"),
+            Session(self._engine) as session,
+        ):
+            return session.scalar(select(PartnerRow).where(PartnerRow.client_id == client_id))
 
     def get(self, client_id: str, *, include_disabled: bool = False) -> Partner | None:
         """The partner with this client id; a disabled partner counts as unknown unless asked."""
@@ -224,13 +221,11 @@ class PartnerRegistry:
 
     def list(self) -> builtins.list[Partner]:
         """Every partner, disabled ones included, oldest first."""
-        try:
-            with Session(self._engine) as session:
-                rows = session.scalars(select(PartnerRow).order_by(PartnerRow.id)).all()
-        except SQLAlchemyError as exc:
-            raise RegistryUnavailable(
-                f"cannot read the partner registry: {type(exc).__name__}"
-            ) from exc
+        with (
+            database_errors(RegistryUnavailable, "cannot read the partner registry"),
+            Session(self._engine) as session,
+        ):
+            rows = session.scalars(select(PartnerRow).order_by(PartnerRow.id)).all()
         return [Partner.from_row(row) for row in rows]
 
     def authenticate(self, client_id: str, secret: str) -> Partner | None:
@@ -292,7 +287,12 @@ class PartnerRegistry:
         row still holds `legacy`: a `rotate_secret` that ran meanwhile must not be undone,
         which would bring back the very secret the operator meant to retire."""
         try:
-            with self._engine.begin() as connection:
+            with (
+                database_errors(
+                    RegistryUnavailable, "could not upgrade a legacy client secret hash"
+                ),
+                self._engine.begin() as connection,
+            ):
                 connection.execute(
                     update(PartnerRow)
                     .where(
@@ -301,8 +301,8 @@ class PartnerRegistry:
                     )
                     .values(client_secret_hash=secret_digest(secret))
                 )
-        except SQLAlchemyError as exc:
+        except RegistryUnavailable as exc:
             # The partner did authenticate; the upgrade waits for its next call.
-            log.warning("could not upgrade a legacy client secret hash: %s", type(exc).__name__)
+            log.warning("%s", exc)
         else:
             log.info("legacy Argon2 client secret of partner %s upgraded", client_id)

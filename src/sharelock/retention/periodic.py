@@ -8,6 +8,7 @@ import logging
 
 from sqlalchemy import Engine
 
+from sharelock.blocking import run_blocking
 from sharelock.config import Settings
 from sharelock.errors import ServiceUnavailable
 from sharelock.keys import KeyLayer
@@ -20,7 +21,7 @@ async def retention_forever(engine: Engine, keys: KeyLayer, settings: Settings) 
     while True:
         await asyncio.sleep(settings.retention_interval_seconds)
         try:
-            report = await asyncio.to_thread(
+            report = await run_blocking(
                 run_retention,
                 engine,
                 keys,

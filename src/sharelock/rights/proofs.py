@@ -29,27 +29,23 @@ import binascii
 import contextlib
 import logging
 from collections.abc import Mapping
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from sharelock.audit import EventType, login_hash_input
+from sharelock.clock import utc
 from sharelock.config import Settings
 from sharelock.connectors.base import CollectionResult, Connector, Outcome
-from sharelock.envelope import EnvelopeRejected, OpenedSecret, open_envelope
-from sharelock.flow.ports import AsyncAudit
+from sharelock.envelope import EnvelopeRejected
+from sharelock.flow import AsyncAudit, Envelopes, Records
+from sharelock.flow.records import RIGHTS_PENDING, RIGHTS_PROOF, RightsPending, RightsProof
 from sharelock.keys import KeyLayer
 from sharelock.oauth.tokens import digest, new_handle
 from sharelock.ratelimit import RateLimited, RateLimiter
 from sharelock.rights.service import Subject, UnknownDataSource
-from sharelock.store import SealedStore
 
 log = logging.getLogger("sharelock.rights")
 
-PROOF_KIND = "rights-proof"
-PENDING_KIND = "rights-pending"
-# The same Redis kind as the consent flow's: one envelope, one use, whichever API it is sent
-# to (a JWE made for a share cannot be replayed here, nor the other way round).
-ENVELOPE_SEEN_KIND = "envelope-seen"
 # Long enough to look at the traces, download a copy and ask for erasure in one visit; short
 # enough that a proof left in a browser's memory or a shared computer is soon worth nothing.
 # Capped by the session's lifetime and by what the store allows (`proof_lifetime`).
@@ -89,7 +85,8 @@ class ProofService:
         self,
         settings: Settings,
         keys: KeyLayer,
-        store: SealedStore,
+        records: Records,
+        envelopes: Envelopes,
         audit: AsyncAudit,
         connectors: Mapping[str, Connector],
         limiter: RateLimiter,
@@ -97,12 +94,13 @@ class ProofService:
         self.settings = settings
         self.limiter = limiter
         self.keys = keys
-        self.store = store
+        self.records = records
+        self.envelopes = envelopes
         self.audit = audit
         self.connectors = connectors
 
     def proof_lifetime(self) -> timedelta:
-        return min(PROOF_LIFETIME, self.settings.retention.session, self.store.max_lifetime)
+        return RIGHTS_PROOF.lifetime(self.settings.retention)
 
     def pending_lifetime(self) -> timedelta:
         return min(PENDING_LIFETIME, self.proof_lifetime())
@@ -113,10 +111,10 @@ class ProofService:
         """The verified data source and login hash a live proof stands for."""
         if not _valid_handle(handle):
             raise ProofNotFound()
-        held = await self.store.get_json(PROOF_KIND, digest(handle))
+        held = await self.records.get(RIGHTS_PROOF, digest(handle))
         if held is None:
             raise ProofNotFound()
-        return Subject("proof", str(held["data_source"]), str(held["login_hash"]))
+        return Subject("proof", held.data_source, held.login_hash)
 
     # -- signing in again -----------------------------------------------------------------
 
@@ -126,8 +124,8 @@ class ProofService:
         connector = self.connectors.get(data_source)
         if connector is None:
             raise UnknownDataSource("unknown data source")
-        await self._remember_envelope(envelope)
-        opened = await self._open(envelope)
+        await self.envelopes.remember(envelope)
+        opened = await self.envelopes.open(envelope.encode("ascii", "replace"))
         with opened:  # the clear bytes are wiped when the block ends
             credentials = opened.json_object(CREDENTIAL_MEMBERS)
             try:
@@ -160,23 +158,23 @@ class ProofService:
         code, with the same pending handle, at most `MAX_OTP_ATTEMPTS` times) or `failed`."""
         if not _valid_handle(pending):
             raise ProofNotFound()
-        await self._remember_envelope(envelope)
+        await self.envelopes.remember(envelope)
         record = digest(pending)
-        expires = await self.store.expires_at(PENDING_KIND, record)
-        held = await self.store.take_json(PENDING_KIND, record)  # one code, one taker
+        expires = await self.records.expires(RIGHTS_PENDING, record)
+        held = await self.records.take(RIGHTS_PENDING, record)  # one code, one taker
         if held is None or expires is None:
             raise ProofNotFound()
-        connector = self.connectors.get(str(held["data_source"]))
+        connector = self.connectors.get(held.data_source)
         if connector is None:
             raise ProofNotFound()
         try:
-            resume = base64.b64decode(str(held["resume"]), validate=True)
+            resume = base64.b64decode(held.resume, validate=True)
         except (binascii.Error, ValueError):
             raise ProofNotFound() from None
-        login_hash = str(held["login_hash"])
-        attempts = int(held.get("attempts", 0))
+        login_hash = held.login_hash
+        attempts = held.attempts
         try:
-            opened = await self._open(envelope)
+            opened = await self.envelopes.open(envelope.encode("ascii", "replace"))
         except EnvelopeRejected:
             # A broken envelope is not a wrong code: the pending proof stays as it was.
             await self._keep_pending(pending, held, expires)
@@ -219,28 +217,10 @@ class ProofService:
                 "too many wrong passwords or codes; wait before trying again",
             ) from None
 
-    async def _remember_envelope(self, envelope: str) -> None:
-        """One envelope, one use (as `ConsentService._remember_envelope`): a JWE seen before,
-        by either API, is refused before it is opened. The marker lives as long as a
-        session, the longest a credential JWE is ever kept (SPEC, "Retention")."""
-        if not envelope or len(envelope) > self.settings.max_envelope_bytes:
-            raise EnvelopeRejected()
-        expire_at = datetime.now(UTC) + self.settings.retention.session
-        fresh = await self.store.put_new(
-            ENVELOPE_SEEN_KIND, digest(envelope), b"1", expire_at=expire_at
-        )
-        if not fresh:
-            raise EnvelopeRejected()
-
-    async def _open(self, envelope: str) -> OpenedSecret:
-        limit = self.settings.max_envelope_bytes
-        raw = envelope.encode("ascii", "replace")
-        return await self.keys.run_async(lambda: open_envelope(raw, self.keys, max_bytes=limit))
-
-    async def _keep_pending(self, pending: str, held: dict[str, Any], expires: datetime) -> bool:
-        if expires <= datetime.now(UTC):
+    async def _keep_pending(self, pending: str, held: RightsPending, expires: datetime) -> bool:
+        if expires.timestamp() <= self.records.clock.now():
             return False
-        await self.store.put_json(PENDING_KIND, digest(pending), held, expire_at=expires)
+        await self.records.put(RIGHTS_PENDING, digest(pending), held, until=expires.timestamp())
         return True
 
     async def _after_login(
@@ -267,12 +247,8 @@ class ProofService:
             await self.audit.record(EventType.RIGHTS_PROOF, outcome="verified", **common)
             lifetime = self.proof_lifetime()
             handle = new_handle(HANDLE_BYTES)
-            await self.store.put_json(
-                PROOF_KIND,
-                digest(handle),
-                {"data_source": connector.info.id, "login_hash": login_hash},
-                expire_at=datetime.now(UTC) + lifetime,
-            )
+            proof = RightsProof(data_source=connector.info.id, login_hash=login_hash)
+            await self.records.put(RIGHTS_PROOF, digest(handle), proof)
             return {
                 "status": "verified",
                 "proof": handle,
@@ -286,15 +262,15 @@ class ProofService:
                 detail_code=outcome.value,
                 **common,
             )
-            held = {
-                "data_source": connector.info.id,
-                "login_hash": login_hash,
-                "resume": base64.b64encode(result.resume_state).decode("ascii"),
-                "attempts": attempts,
-            }
+            held = RightsPending(
+                data_source=connector.info.id,
+                login_hash=login_hash,
+                resume=base64.b64encode(result.resume_state).decode("ascii"),
+                attempts=attempts,
+            )
             if pending is None:
                 handle = new_handle(HANDLE_BYTES)
-                expires = datetime.now(UTC) + self.pending_lifetime()
+                expires = utc(self.records.clock) + self.pending_lifetime()
             else:
                 handle, expires = pending
             if await self._keep_pending(handle, held, expires):

@@ -16,26 +16,25 @@ actor `person`) before anything is read or erased; if that row cannot be written
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
 
 from sqlalchemy import Engine, and_, or_, select
-from sqlalchemy.exc import SQLAlchemyError
 
 from sharelock.audit import AuditRecord, AuditUnavailable, EventType
 from sharelock.audit.receipts import Receipt, verify_receipt
 from sharelock.audit.records import select_records
+from sharelock.blocking import run_blocking
 from sharelock.config import Settings
+from sharelock.db.errors import database_errors
 from sharelock.db.models import AuditEventRow
-from sharelock.flow.ports import AsyncAudit, AsyncPartners
+from sharelock.flow import AsyncAudit, AsyncPartners, Records
+from sharelock.flow.records import IDENTITY
 from sharelock.keys import KeyLayer
 from sharelock.maintenance import delete_for_login_hash, list_kept
-from sharelock.store import SealedStore
 
-IDENTITY_KIND = "identity"  # `DeliveryService._keep_identity`: sealed, 72 h, by flow_ref
 EXPORT_FORMAT = "sharelock-rights-export/1"
 MAX_TRACES = 1000
 # Rows the person does not see: auditors' questions (which may belong to an inquiry by the
@@ -92,7 +91,7 @@ class RightsService:
         self,
         settings: Settings,
         keys: KeyLayer,
-        store: SealedStore,
+        records: Records,
         engine: Engine,
         audit: AsyncAudit,
         partners: AsyncPartners,
@@ -100,7 +99,7 @@ class RightsService:
     ) -> None:
         self.settings = settings
         self.keys = keys
-        self.store = store
+        self.records = records
         self.engine = engine
         self.audit = audit
         self.partners = partners
@@ -133,19 +132,17 @@ class RightsService:
         refs = await self._identity_refs(subject)
         held = False
         for ref in refs:
-            held = held or await self.store.exists(IDENTITY_KIND, ref)
+            held = held or await self.records.exists(IDENTITY, ref)
         detail = "identity_held" if held else "nothing_held"
         await self.audit.record(
             EventType.RIGHTS_ERASURE, detail_code=detail, **subject.audit_fields()
         )
-        erased = await self.store.delete(IDENTITY_KIND, *refs) > 0
+        erased = await self.records.delete(IDENTITY, *refs) > 0
         # Credentials kept for maintenance with this person's consent go too: consent to keep
         # them is withdrawn by asking for erasure.
         kept_erased = 0
         if subject.login_hash is not None:
-            kept_erased = await asyncio.to_thread(
-                delete_for_login_hash, self.engine, subject.login_hash
-            )
+            kept_erased = await run_blocking(delete_for_login_hash, self.engine, subject.login_hash)
         view = await self._view(subject)
         answer: dict[str, Any] = {
             "erased": {"identity_data": erased, "maintenance_credentials": kept_erased},
@@ -183,7 +180,7 @@ class RightsService:
             # What is kept and until when; never the credentials themselves.
             kept = [
                 {k: v for k, v in row.to_json().items() if k != "login_hash"}
-                for row in await asyncio.to_thread(list_kept, self.engine, subject.login_hash)
+                for row in await run_blocking(list_kept, self.engine, subject.login_hash)
             ]
         return {
             "format": EXPORT_FORMAT,
@@ -195,13 +192,13 @@ class RightsService:
         }
 
     async def _held(self, ref: str) -> dict[str, Any] | None:
-        held = await self.store.get_json(IDENTITY_KIND, ref)
+        held = await self.records.get(IDENTITY, ref)
         if held is None:
             return None
-        expires = await self.store.expires_at(IDENTITY_KIND, ref)
+        expires = await self.records.expires(IDENTITY, ref)
         return {
             "flow_ref": ref,
-            "identity": held.get("identity", {}),
+            "identity": dict(held.identity),
             "erased_at_the_latest": _time(expires) if expires is not None else None,
         }
 
@@ -214,12 +211,12 @@ class RightsService:
             return []
         retention = self.settings.retention
         since = datetime.now(UTC) - (retention.identity_data + retention.session + FLOW_MARGIN)
-        return await asyncio.to_thread(flow_refs_of, self.engine, subject.login_hash, since)
+        return await run_blocking(flow_refs_of, self.engine, subject.login_hash, since)
 
     # -- what is shown ------------------------------------------------------------------
 
     async def _view(self, subject: Subject) -> dict[str, Any]:
-        rows, truncated = await asyncio.to_thread(
+        rows, truncated = await run_blocking(
             person_rows,
             self.engine,
             subject.login_hash,
@@ -302,42 +299,39 @@ def person_rows(
     (or `flow_ref`) belong to, within `flow_span` of them."""
     row = AuditEventRow
     visible = row.event.not_in([event.value for event in HIDDEN_EVENTS])
-    try:
-        with engine.connect() as connection:
-            own: list[Any] = []
-            if login_hash is not None:
-                own = list(
-                    connection.execute(
-                        select(row.flow_ref, row.at).where(row.login_hash == login_hash)
-                    ).all()
-                )
-            flows = {ref for ref, _ in own if ref}
-            moments = [at for _, at in own]
-            if flow_ref is not None:
-                flows.add(flow_ref)
-            matches = []
-            if login_hash is not None:
-                matches.append(row.login_hash == login_hash)
-            if flows:
-                unlabelled = and_(row.login_hash.is_(None), row.flow_ref.in_(sorted(flows)))
-                if moments:
-                    unlabelled = and_(
-                        unlabelled,
-                        row.at >= min(moments) - flow_span,
-                        row.at <= max(moments) + flow_span,
-                    )
-                matches.append(unlabelled)
-            if not matches:
-                return [], False
-            query = (
-                select_records()
-                .where(or_(*matches), visible)
-                .order_by(row.id.desc())
-                .limit(limit + 1)
+    with (
+        database_errors(AuditUnavailable, "audit trail unavailable"),
+        engine.connect() as connection,
+    ):
+        own: list[Any] = []
+        if login_hash is not None:
+            own = list(
+                connection.execute(
+                    select(row.flow_ref, row.at).where(row.login_hash == login_hash)
+                ).all()
             )
-            found = [AuditRecord.from_mapping(r) for r in connection.execute(query).mappings()]
-    except SQLAlchemyError as exc:
-        raise AuditUnavailable(f"audit trail unavailable: {type(exc).__name__}") from None
+        flows = {ref for ref, _ in own if ref}
+        moments = [at for _, at in own]
+        if flow_ref is not None:
+            flows.add(flow_ref)
+        matches = []
+        if login_hash is not None:
+            matches.append(row.login_hash == login_hash)
+        if flows:
+            unlabelled = and_(row.login_hash.is_(None), row.flow_ref.in_(sorted(flows)))
+            if moments:
+                unlabelled = and_(
+                    unlabelled,
+                    row.at >= min(moments) - flow_span,
+                    row.at <= max(moments) + flow_span,
+                )
+            matches.append(unlabelled)
+        if not matches:
+            return [], False
+        query = (
+            select_records().where(or_(*matches), visible).order_by(row.id.desc()).limit(limit + 1)
+        )
+        found = [AuditRecord.from_mapping(r) for r in connection.execute(query).mappings()]
     return list(reversed(found[:limit])), len(found) > limit
 
 
@@ -349,9 +343,9 @@ def flow_refs_of(engine: Engine, login_hash: str, since: datetime) -> list[str]:
         .where(row.login_hash == login_hash, row.at >= since, row.flow_ref.is_not(None))
         .distinct()
     )
-    try:
-        with engine.connect() as connection:
-            refs = [ref for (ref,) in connection.execute(query).all() if ref]
-    except SQLAlchemyError as exc:
-        raise AuditUnavailable(f"audit trail unavailable: {type(exc).__name__}") from None
+    with (
+        database_errors(AuditUnavailable, "audit trail unavailable"),
+        engine.connect() as connection,
+    ):
+        refs = [ref for (ref,) in connection.execute(query).all() if ref]
     return sorted(refs)

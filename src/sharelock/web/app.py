@@ -15,6 +15,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from sharelock import __version__
 from sharelock.config import Settings, load_settings
 from sharelock.connectors.base import Connector
+from sharelock.db import migrate
 from sharelock.flow import expiry
 from sharelock.keys import KeyLayer
 from sharelock.keys.layer import refresh_forever
@@ -104,12 +105,17 @@ def create_app(
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         layer = keys or KeyLayer(settings)
         broker = Broker.assemble(settings, layer, connectors)
+        # Start-up brings the schema up to date (idempotent; `sharelock serve` already did
+        # once before forking its workers, so they only find it current).
+        migrate(broker.engine)
         app.state.broker = broker
         app.state.metrics.watch_hsm(lambda: layer.token.calls)
         app.state.metrics.registry.register(throttle.RefusalCollector(broker.limiter))
         jobs = [
             asyncio.create_task(
-                expiry.sweep_forever(broker.store, broker.audit, settings.expiry_sweep_seconds)
+                expiry.sweep_forever(
+                    broker.store, broker.audit, settings.expiry_sweep_seconds, broker.clock
+                )
             ),
             asyncio.create_task(retention_forever(broker.engine, layer, settings)),
             asyncio.create_task(refresh_forever(layer, settings.key_refresh_seconds)),

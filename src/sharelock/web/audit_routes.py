@@ -9,8 +9,8 @@ answered; if that row cannot be written the answer is 503 and nothing is disclos
 
 from __future__ import annotations
 
-import asyncio
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
+from itertools import islice
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Query, Request
@@ -21,7 +21,6 @@ from sqlalchemy import Engine
 from sharelock.audit import (
     AuditEvent,
     AuditRecord,
-    AuditTrail,
     EventType,
     InvalidAuditEvent,
     login_hash_input,
@@ -30,8 +29,9 @@ from sharelock.audit.checkpoints import read_checkpoints
 from sharelock.audit.export import MEDIA_TYPES, export_lines
 from sharelock.audit.integrity import verify_trail
 from sharelock.audit.queries import QueryKind, TraceFilters, auditor_query_event
-from sharelock.audit.search import iter_matching, search_filtered
-from sharelock.auditors import Auditor, AuditorRegistry
+from sharelock.audit.search import EXPORT_BATCH, iter_matching, search_filtered
+from sharelock.auditors import Auditor
+from sharelock.blocking import run_blocking
 from sharelock.keys import KeyLayer, KeyNotFound
 from sharelock.oauth.errors import InvalidRequest, InvalidToken
 from sharelock.ratelimit import RateLimited
@@ -53,8 +53,8 @@ async def current_auditor(request: Request) -> Auditor:
         raise InvalidToken(
             "an auditor's bearer token is required", credentials=bool(header.strip())
         )
-    registry = AuditorRegistry(broker_of(request).engine)
-    auditor = await asyncio.to_thread(registry.authenticate, token)
+    registry = broker_of(request).auditors
+    auditor = await run_blocking(registry.authenticate, token)
     if auditor is None:
         raise InvalidToken("unknown or revoked auditor token")
     return auditor
@@ -85,7 +85,7 @@ async def _count_lookup(broker: Broker, auditor: Auditor) -> None:
 
 async def _record(broker: Broker, event: AuditEvent) -> None:
     """Write the auditor's question to the trail; `AuditUnavailable` (503) stops the answer."""
-    await asyncio.to_thread(AuditTrail(broker.engine).record, event)
+    await run_blocking(broker.trail.record, event)
 
 
 async def _record_query(
@@ -160,7 +160,7 @@ async def traces(
         broker = await _record_query(request, auditor, "export", filters, format=format)
         return _export(broker.engine, filters, format)
     broker = await _record_query(request, auditor, "traces", filters, limit=limit, offset=offset)
-    rows, more = await asyncio.to_thread(_page, broker.engine, filters, limit, offset)
+    rows, more = await run_blocking(_page, broker.engine, filters, limit, offset)
     return JSONResponse(
         {
             "traces": [row.to_json() for row in rows],
@@ -186,9 +186,13 @@ def _page(
 def _export(
     engine: Engine, filters: TraceFilters, fmt: Literal["csv", "jsonl"]
 ) -> StreamingResponse:
-    def body() -> Iterator[bytes]:
-        for line in export_lines(iter_matching(engine, filters), fmt):
-            yield line.encode("utf-8")
+    lines = export_lines(iter_matching(engine, filters), fmt)
+
+    async def body() -> AsyncIterator[bytes]:
+        # The rows are read on the database pool like every other query (a plain iterator
+        # would be read on Starlette's thread pool), one batch of lines per hop.
+        while chunk := await run_blocking(_next_chunk, lines):
+            yield chunk
 
     return StreamingResponse(
         body(),
@@ -197,12 +201,17 @@ def _export(
     )
 
 
+def _next_chunk(lines: Iterator[str]) -> bytes:
+    """The next `EXPORT_BATCH` lines, encoded; empty once the export is complete."""
+    return "".join(islice(lines, EXPORT_BATCH)).encode("utf-8")
+
+
 @router.get("/verify")
 async def verify(request: Request, auditor: AuditorDep) -> JSONResponse:
     """The whole trail checked: chain, checkpoints and their signatures."""
     broker = await _record_query(request, auditor, "verify")
     jwk = await broker.keys.run_async(_signing_jwk, broker.keys)
-    report = await asyncio.to_thread(verify_trail, broker.engine, jwk)
+    report = await run_blocking(verify_trail, broker.engine, jwk)
     return JSONResponse(report.to_json(), headers=NO_STORE)
 
 
@@ -217,7 +226,7 @@ def _signing_jwk(keys: KeyLayer) -> dict[str, Any] | None:
 async def checkpoints(request: Request, auditor: AuditorDep) -> JSONResponse:
     """The signed checkpoints (JWS), for auditors to keep copies outside the broker."""
     broker = await _record_query(request, auditor, "checkpoint")
-    listed = await asyncio.to_thread(read_checkpoints, broker.engine)
+    listed = await run_blocking(read_checkpoints, broker.engine)
     jwk = await broker.keys.run_async(_signing_jwk, broker.keys)
     return JSONResponse(
         {"checkpoints": [c.to_json() for c in listed], "signing_key": jwk}, headers=NO_STORE

@@ -3,9 +3,9 @@
 
 from __future__ import annotations
 
+import math
 import time
 from typing import Any, NoReturn
-from urllib.parse import urlencode
 
 from fastapi import APIRouter, Request, Response
 from fastapi.responses import JSONResponse, RedirectResponse
@@ -20,6 +20,7 @@ from sharelock.oauth.errors import (
     UnsupportedGrantType,
     UntrustedRedirect,
 )
+from sharelock.oauth.redirects import authorization_response
 from sharelock.web.access_log import RECEIVED_AT
 from sharelock.web.deps import Broker, broker_of
 from sharelock.web.errors import NO_STORE, error_page
@@ -38,6 +39,7 @@ async def _client(broker: Broker, request: Request, form: dict[str, str]) -> Any
         broker.partners,
         issuer=broker.settings.issuer,
         remember_once=broker.remember_assertion,
+        now=broker.clock.now(),
     )
 
 
@@ -62,12 +64,14 @@ async def push_authorization_request(request: Request) -> JSONResponse:
 
 
 def _error_redirect(broker: Broker, exc: RedirectableError) -> RedirectResponse:
-    query = {"error": exc.cause.error, "error_description": exc.cause.description}
-    if exc.state is not None:
-        query["state"] = exc.state
-    query["iss"] = broker.settings.issuer
-    separator = "&" if "?" in exc.redirect_uri else "?"
-    return RedirectResponse(exc.redirect_uri + separator + urlencode(query), status_code=303)
+    location = authorization_response(
+        exc.redirect_uri,
+        broker.settings.issuer,
+        exc.state,
+        error=exc.cause.error,
+        error_description=exc.cause.description,
+    )
+    return RedirectResponse(location, status_code=303)
 
 
 @router.get("/authorize", response_model=None)
@@ -95,7 +99,8 @@ async def authorize(request: Request) -> Response:
         return _error_redirect(broker, exc)
     started = await broker.consent.start(auth_request, request.headers.get("user-agent"))
     response = RedirectResponse(f"/consent/{started.flow_id}", status_code=303)
-    lifetime = int(started.expires_at - time.time())
+    # Rounded up: a cookie that dies before its flow would lock the person out of it.
+    lifetime = math.ceil(started.expires_at - broker.clock.now())
     set_session(response, broker.settings, started.flow_id, started.session_secret, lifetime)
     return response
 

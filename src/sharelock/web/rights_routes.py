@@ -77,23 +77,11 @@ class _Refused(Exception):
 
 
 def _service(request: Request) -> RightsService:
-    broker = broker_of(request)
-    return RightsService(
-        broker.settings,
-        broker.keys,
-        broker.store,
-        broker.engine,
-        broker.audit,
-        broker.partners,
-        {source_id: c.info.name for source_id, c in broker.connectors.items()},
-    )
+    return broker_of(request).rights
 
 
 def _proofs(request: Request) -> ProofService:
-    broker = broker_of(request)
-    return ProofService(
-        broker.settings, broker.keys, broker.store, broker.audit, broker.connectors, broker.limiter
-    )
+    return broker_of(request).proofs
 
 
 def _invalid_proof() -> JSONResponse:

@@ -1,0 +1,161 @@
+"""The composition root: every service of the broker, built once per process from `Settings`.
+
+`web` (the app's lifespan) and `cli` build a `Broker` with `Broker.assemble` and use its parts;
+nothing else constructs services. Database migrations are not run here: `sharelock serve`,
+`sharelock demo` and the app's start-up run them (`sharelock.db.migrate`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+
+from sqlalchemy import Engine, text
+
+from sharelock.audit import AuditTrail, AuditUnavailable
+from sharelock.auditors import AuditorRegistry
+from sharelock.blocking import run_blocking
+from sharelock.clock import SYSTEM_CLOCK, Clock
+from sharelock.config import Settings
+from sharelock.connectors import build_connectors
+from sharelock.connectors.base import Connector
+from sharelock.db import create_engine_for, database_errors
+from sharelock.errors import ConfigError
+from sharelock.flow import (
+    AsyncAudit,
+    AsyncPartners,
+    ConsentService,
+    DeliveryService,
+    Envelopes,
+    Records,
+)
+from sharelock.flow.records import ASSERTION_JTI
+from sharelock.keys import KeyLayer
+from sharelock.maintenance import MaintenanceVault
+from sharelock.oauth.tokens import digest
+from sharelock.ratelimit import IDENTIFIER_KEY_LABEL, RateLimiter, identifier_key_from
+from sharelock.registry import PartnerRegistry
+from sharelock.rights import ProofService, RightsService
+from sharelock.store import SealedStore
+
+
+@dataclass
+class Broker:
+    settings: Settings
+    keys: KeyLayer
+    engine: Engine
+    store: SealedStore
+    records: Records
+    trail: AuditTrail
+    auditors: AuditorRegistry
+    partners: AsyncPartners
+    audit: AsyncAudit
+    consent: ConsentService
+    delivery: DeliveryService
+    envelopes: Envelopes
+    connectors: dict[str, Connector]
+    limiter: RateLimiter
+    maintenance: MaintenanceVault
+    rights: RightsService
+    proofs: ProofService
+    clock: Clock = field(default=SYSTEM_CLOCK)
+
+    @classmethod
+    def assemble(
+        cls,
+        settings: Settings,
+        keys: KeyLayer,
+        connectors: dict[str, Connector] | None = None,
+        *,
+        clock: Clock = SYSTEM_CLOCK,
+    ) -> Broker:
+        if not settings.redis_url:
+            raise ConfigError(
+                "SHARELOCK_REDIS_URL is not set ('sharelock serve' and 'sharelock demo' start "
+                "an embedded redis-server when it is unset)"
+            )
+        engine = create_engine_for(settings)
+        store = SealedStore.from_url(settings.redis_url, keys, settings.retention)
+        records = Records(store, settings.retention, clock)
+        partners = AsyncPartners(PartnerRegistry(engine))
+        trail = AuditTrail(engine)
+        audit = AsyncAudit(trail)
+        sources = connectors if connectors is not None else build_connectors(settings)
+        # One HSM call at start: every process sharing the token derives the same key.
+        identifier_key = identifier_key_from(keys.keyed_hash(IDENTIFIER_KEY_LABEL))
+        limiter = RateLimiter(store.client, settings.limits, identifier_key)
+        maintenance = MaintenanceVault(engine, keys, settings.retention)
+        consent = ConsentService(
+            settings,
+            records,
+            keys,
+            partners,
+            audit,
+            sources,
+            limiter=limiter,
+            clock=clock,
+            maintenance=maintenance,
+        )
+        rights = RightsService(
+            settings,
+            keys,
+            records,
+            engine,
+            audit,
+            partners,
+            {source_id: c.info.name for source_id, c in sources.items()},
+        )
+        proofs = ProofService(settings, keys, records, consent.envelopes, audit, sources, limiter)
+        return cls(
+            settings=settings,
+            keys=keys,
+            engine=engine,
+            store=store,
+            records=records,
+            trail=trail,
+            auditors=AuditorRegistry(engine, trail),
+            partners=partners,
+            audit=audit,
+            consent=consent,
+            delivery=DeliveryService(settings, records, audit, clock),
+            envelopes=consent.envelopes,
+            connectors=sources,
+            limiter=limiter,
+            maintenance=maintenance,
+            rights=rights,
+            proofs=proofs,
+            clock=clock,
+        )
+
+    async def close(self) -> None:
+        try:
+            for connector in self.connectors.values():
+                await connector.aclose()
+        finally:
+            await self.store.aclose()
+            # The database executor (`sharelock.blocking`) is the process's, shared by every
+            # broker a test process builds: it is not shut down with one of them.
+            self.engine.dispose()
+
+    async def remember_assertion(self, key: str, expires_at: float) -> bool:
+        """Remember a client assertion's jti until it expires; False on a replay."""
+        return await self.records.put_new(ASSERTION_JTI, digest(key), b"1", until=expires_at)
+
+    def readiness_probes(self) -> dict[str, Callable[[], Awaitable[None]]]:
+        async def hsm() -> None:
+            await self.keys.run_async(self.keys.check)
+
+        async def redis() -> None:
+            await self.store.ping()
+
+        def query_database() -> None:
+            with (
+                database_errors(AuditUnavailable, "the database does not answer"),
+                self.engine.connect() as connection,
+            ):
+                connection.execute(text("SELECT 1"))
+
+        async def database() -> None:
+            await run_blocking(query_database)
+
+        return {"hsm": hsm, "redis": redis, "database": database}

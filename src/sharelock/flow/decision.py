@@ -1,0 +1,134 @@
+"""The person's decision: refuse (everything erased, `access_denied` to the partner) or approve
+(the consent receipt signed in the HSM, the approved fields set aside for one delivery, and a
+single-use authorization code in the redirect)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from functools import partial
+
+from sharelock.audit import EventType
+from sharelock.audit.receipts import issue_receipt
+from sharelock.clock import Clock
+from sharelock.config import Settings
+from sharelock.flow.errors import FlowConflict, FlowError, FlowNotFound
+from sharelock.flow.ports import AsyncAudit, AsyncPartners
+from sharelock.flow.records import CODE, COLLECTED, RELEASE, Data, Records, Release
+from sharelock.flow.session import Sessions
+from sharelock.flow.state import ACCEPTS_DECISION, FlowState, Status, flow_ref
+from sharelock.keys import KeyLayer
+from sharelock.oauth.grants import CodeGrant
+from sharelock.oauth.redirects import authorization_response
+from sharelock.oauth.tokens import digest, new_handle
+from sharelock.scopes import OPTIONAL_FIELDS
+
+OPTIONAL_NAMES = frozenset(name for _, name in OPTIONAL_FIELDS)
+
+
+class Decisions:
+    def __init__(
+        self,
+        settings: Settings,
+        sessions: Sessions,
+        records: Records,
+        keys: KeyLayer,
+        partners: AsyncPartners,
+        audit: AsyncAudit,
+        clock: Clock,
+    ) -> None:
+        self.settings = settings
+        self.sessions = sessions
+        self.records = records
+        self.keys = keys
+        self.partners = partners
+        self.audit = audit
+        self.clock = clock
+
+    def _redirect(self, flow: FlowState, **params: str) -> str:
+        request = flow.request
+        return authorization_response(
+            request.redirect_uri, self.settings.issuer, request.state, **params
+        )
+
+    async def decide(self, flow: FlowState, approve: bool, omit: list[str]) -> dict[str, str]:
+        if flow.status not in ACCEPTS_DECISION:
+            raise FlowConflict(f"no decision possible while the flow is {flow.status.value}")
+        common = {
+            "client_id": flow.request.client_id,
+            "data_source": flow.data_source,
+            "login_hash": flow.login_hash,
+            "flow_ref": flow_ref(flow.flow_id),
+            "browser_family": flow.browser_family,
+            "device_type": flow.device_type,
+        }
+        if not approve:
+            await self.audit.record(EventType.CONSENT_REFUSED, outcome="refused", **common)
+            await self.sessions.end(flow)
+            return {"redirect_to": self._redirect(flow, error="access_denied")}
+        collected = await self.records.get(COLLECTED, flow.flow_id)
+        if collected is None:
+            raise FlowNotFound("the collected data has expired")
+        omitted = set(omit)
+        if not omitted <= OPTIONAL_NAMES:
+            raise FlowError("only optional fields can be left out")
+        released: Data = {
+            scope: {k: v for k, v in values.items() if k not in omitted}
+            for scope, values in collected.data.items()
+        }
+        # Signed before anything changes: if the HSM cannot sign, the flow stays as it was.
+        receipt = await self._receipt(flow, released)
+        await self.sessions.transition(flow, ACCEPTS_DECISION, status=Status.APPROVED)
+        await self.audit.record(EventType.CONSENT_GIVEN, outcome="approved", **common)
+        code = await self._issue_code(flow, released)
+        await self.records.delete(COLLECTED, flow.flow_id)
+        return {"redirect_to": self._redirect(flow, code=code), "receipt": receipt}
+
+    async def _issue_code(self, flow: FlowState, released: Data) -> str:
+        """The approved data waits for the code's and then the token's life at most, never
+        past the session; the code lives its own life, never past the session either."""
+        code = new_handle(32)
+        retention = self.settings.retention
+        release_until = min(
+            self.clock.now()
+            + (retention.authorization_code + retention.access_token).total_seconds(),
+            flow.expires_at,
+        )
+        release = Release(
+            data=released, data_source=flow.data_source, scopes=list(flow.request.scopes)
+        )
+        await self.records.put(RELEASE, flow.flow_id, release, until=release_until)
+        grant = CodeGrant(
+            flow_id=flow.flow_id,
+            client_id=flow.request.client_id,
+            redirect_uri=flow.request.redirect_uri,
+            code_challenge=flow.request.code_challenge,
+            scopes=list(flow.request.scopes),
+            data_source=flow.data_source,
+            login_hash=flow.login_hash,
+            release_expires_at=release_until,
+        )
+        await self.records.put(CODE, digest(code), grant, until=flow.expires_at)
+        return code
+
+    async def _receipt(self, flow: FlowState, released: Mapping[str, Mapping[str, str]]) -> str:
+        """The consent receipt (`sharelock.audit.receipts`), signed in the HSM: which fields
+        of which scopes went to whom, when, why, from where, and the flow's audit reference
+        and login pseudonym. Field names only: no value ever goes into it."""
+        partner = await self.partners.get(flow.request.client_id)
+        if partner is None:
+            raise FlowNotFound("the partner of this flow is no longer registered")
+        shared = {scope: sorted(values) for scope, values in released.items()}
+        issue = partial(
+            issue_receipt,
+            self.keys,
+            issuer=self.settings.issuer,
+            client_id=partner.client_id,
+            partner_name=partner.name,
+            purpose=partner.purpose,
+            data_source=flow.data_source or "",
+            shared=shared,
+            flow_ref=flow_ref(flow.flow_id),
+            login_hash=flow.login_hash,
+            valid_for=self.settings.retention.audit_trace,
+        )
+        return await self.keys.run_async(issue)

@@ -1,0 +1,335 @@
+"""Every kind of record the broker keeps in Redis, on one page: its key, its type and its
+lifetime, and the typed access to them (`Records`).
+
+A record's key is `sl:<kind>:<id>`; its value is sealed by the store (`sharelock.store`) with the
+key name as additional data, so Redis holds nothing in clear. Each kind names the limit of
+`Settings.retention` it lives by (or, for the markers that hold nothing personal, a fixed
+lifetime): `Records.put` never lets a record outlive it, and a caller may only shorten it
+(`until`: a code never outlives its session). `KINDS` lists them all; `sharelock records`
+and `docs/privacy.md` print the table from it.
+
+Ids are digests of bearer values (codes, tokens, handles: a copy of Redis gives nothing usable)
+or the flow's random id. The only Redis value the store does not seal is the expiry index of
+live flows (`sharelock.flow.expiry`), whose members are flow references and client ids.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Mapping
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any, Generic, TypeVar
+
+from sharelock.clock import Clock
+from sharelock.config import Retention
+from sharelock.flow.state import FlowState
+from sharelock.oauth.authorization import AuthorizationRequest
+from sharelock.oauth.grants import CodeGrant, CodeUse, TokenGrant
+from sharelock.store import SealedStore
+
+T = TypeVar("T")
+Data = dict[str, dict[str, str]]  # scope -> field -> value
+
+
+# -- the records' types -----------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True, repr=False)
+class CollectedData:
+    """What a connector collected, awaiting the person's review."""
+
+    data: Data
+
+    def __repr__(self) -> str:
+        return "CollectedData(…)"
+
+
+@dataclass(frozen=True, slots=True, repr=False)
+class MaintenanceOffer:
+    """A failed collection's JWE, kept within the session for the person's answer to keeping
+    their credentials for the connector's maintenance."""
+
+    envelope: str
+    data_source: str
+    login_hash: str
+    outcome: str
+
+    def __repr__(self) -> str:
+        return f"MaintenanceOffer(data_source={self.data_source!r})"
+
+
+@dataclass(frozen=True, slots=True, repr=False)
+class Release:
+    """What the person approved, awaiting the partner's one delivery."""
+
+    data: Data
+    data_source: str | None
+    scopes: list[str]
+
+    def __repr__(self) -> str:
+        return f"Release(data_source={self.data_source!r}, scopes={self.scopes!r})"
+
+
+@dataclass(frozen=True, slots=True, repr=False)
+class IdentityKept:
+    """Identity data kept for identity verification, by the flow's audit reference."""
+
+    identity: dict[str, str]
+
+    def __repr__(self) -> str:
+        return "IdentityKept(…)"
+
+
+@dataclass(frozen=True, slots=True)
+class RightsProof:
+    """A person proved control of this login at this data source (`sharelock.rights`)."""
+
+    data_source: str
+    login_hash: str
+
+
+@dataclass(frozen=True, slots=True, repr=False)
+class RightsPending:
+    """A proof waiting for the data source's one-time code: the connector's resume state."""
+
+    data_source: str
+    login_hash: str
+    resume: str  # base64 of the connector's opaque resume state
+    attempts: int = 0
+
+    def __repr__(self) -> str:
+        return f"RightsPending(data_source={self.data_source!r}, attempts={self.attempts})"
+
+
+# -- kinds ----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Kind(Generic[T]):
+    """One kind of Redis record."""
+
+    name: str  # `sl:<name>:<id>`
+    id_is: str  # what the id is, for people
+    what: str  # what the value is, for people
+    limit: str | timedelta  # a `Retention` field name, or a fixed lifetime (markers)
+    dump: Callable[[T], bytes] = field(repr=False)
+    load: Callable[[bytes], T] = field(repr=False)
+    json: bool = True  # JSON documents may be updated in place (`Records.update`)
+
+    def lifetime(self, retention: Retention) -> timedelta:
+        if isinstance(self.limit, timedelta):
+            return self.limit
+        value: timedelta = getattr(retention, self.limit)
+        return value
+
+
+def _dumps(document: Mapping[str, Any]) -> bytes:
+    return json.dumps(document, separators=(",", ":"), allow_nan=False).encode("utf-8")
+
+
+def _loads(raw: bytes) -> dict[str, Any]:
+    document = json.loads(raw.decode("utf-8"))
+    if not isinstance(document, dict):
+        raise ValueError("not a JSON object")
+    return document
+
+
+def _dataclass_kind(
+    cls: type[T], name: str, id_is: str, what: str, limit: str | timedelta
+) -> Kind[T]:
+    return Kind(
+        name,
+        id_is,
+        what,
+        limit,
+        dump=lambda value: _dumps(asdict(value)),  # type: ignore[call-overload]
+        load=lambda raw: cls(**_loads(raw)),
+    )
+
+
+def _bytes_kind(name: str, id_is: str, what: str, limit: str | timedelta) -> Kind[bytes]:
+    return Kind(name, id_is, what, limit, dump=bytes, load=bytes, json=False)
+
+
+FLOW: Kind[FlowState] = Kind(
+    "flow",
+    "flow id",
+    "the share's state: the partner's request, status, the session cookie's digest",
+    "session",
+    dump=lambda flow: _dumps(flow.to_json()),
+    load=lambda raw: FlowState.from_json(_loads(raw)),
+)
+CREDENTIALS = _bytes_kind(
+    "credentials", "flow id", "the credential JWE as received, until it is opened", "session"
+)
+RESUME = _bytes_kind(
+    "resume", "flow id", "the data source's session, while it asks a one-time code", "session"
+)
+COLLECTED = _dataclass_kind(
+    CollectedData, "data", "flow id", "the collected data, awaiting review", "session"
+)
+MAINTENANCE_OFFER = _dataclass_kind(
+    MaintenanceOffer,
+    "maintenance-offer",
+    "flow id",
+    "a failed collection's JWE, awaiting the answer to keeping it for maintenance",
+    "session",
+)
+ENVELOPE_SEEN = _bytes_kind(
+    "envelope-seen", "JWE digest", "a marker: this credential JWE was used once", "session"
+)
+RELEASE = _dataclass_kind(
+    Release,
+    "release",
+    "flow id",
+    "the approved data, awaiting delivery (the code's and the token's lives at most)",
+    "session",
+)
+CODE = _dataclass_kind(
+    CodeGrant, "code", "code digest", "what an authorization code grants", "authorization_code"
+)
+CODE_USED = _dataclass_kind(
+    CodeUse, "code-used", "code digest", "which token a redeemed code gave", "access_token"
+)
+TOKEN = _dataclass_kind(
+    TokenGrant, "token", "token digest", "what an access token grants", "access_token"
+)
+PUSHED_REQUEST: Kind[AuthorizationRequest] = Kind(
+    "par",
+    "request_uri digest",
+    "a pushed authorization request (RFC 9126)",
+    "pushed_request",
+    dump=lambda request: _dumps(request.to_json()),
+    load=lambda raw: AuthorizationRequest.from_json(_loads(raw)),
+)
+IDENTITY = _dataclass_kind(
+    IdentityKept,
+    "identity",
+    "flow reference",
+    "identity data kept for identity verification",
+    "identity_data",
+)
+# An assertion lives at most 5 minutes plus the allowed clock skew (`oauth.client_auth`).
+ASSERTION_JTI = _bytes_kind(
+    "assertion-jti",
+    "digest of client id and jti",
+    "a marker: this client assertion was used once",
+    timedelta(minutes=6),
+)
+RIGHTS_PROOF = _dataclass_kind(
+    RightsProof,
+    "rights-proof",
+    "proof handle digest",
+    "a person's proof of control of a login at a data source",
+    "rights_proof",
+)
+RIGHTS_PENDING = _dataclass_kind(
+    RightsPending,
+    "rights-pending",
+    "pending handle digest",
+    "a proof waiting for the data source's one-time code",
+    "rights_proof",
+)
+
+KINDS: tuple[Kind[Any], ...] = (
+    FLOW,
+    CREDENTIALS,
+    RESUME,
+    COLLECTED,
+    MAINTENANCE_OFFER,
+    ENVELOPE_SEEN,
+    PUSHED_REQUEST,
+    CODE,
+    CODE_USED,
+    RELEASE,
+    TOKEN,
+    ASSERTION_JTI,
+    IDENTITY,
+    RIGHTS_PROOF,
+    RIGHTS_PENDING,
+)
+
+
+def lifetimes(retention: Retention) -> list[dict[str, Any]]:
+    """The table of kinds, for `sharelock records` and the docs."""
+    return [
+        {
+            "kind": kind.name,
+            "id": kind.id_is,
+            "what": kind.what,
+            "limit": kind.limit if isinstance(kind.limit, str) else None,
+            "seconds": int(kind.lifetime(retention).total_seconds()),
+        }
+        for kind in KINDS
+    ]
+
+
+# -- typed access ----------------------------------------------------------------------------
+
+
+class Records:
+    """Typed, lifetime-capped access to the sealed store. Every expiry is absolute, computed
+    from the injected clock, and never later than the kind's lifetime."""
+
+    def __init__(self, store: SealedStore, retention: Retention, clock: Clock) -> None:
+        self.store = store
+        self.retention = retention
+        self.clock = clock
+
+    def __repr__(self) -> str:
+        return f"Records({self.store!r})"
+
+    def expire_at(self, kind: Kind[Any], until: float | None = None) -> datetime:
+        """When a record written now expires: at `until` if given, never past its lifetime."""
+        longest = self.clock.now() + kind.lifetime(self.retention).total_seconds()
+        moment = longest if until is None else min(until, longest)
+        return datetime.fromtimestamp(moment, UTC)
+
+    async def put(
+        self, kind: Kind[T], record_id: str, value: T, *, until: float | None = None
+    ) -> None:
+        await self.store.put(
+            kind.name, record_id, kind.dump(value), expire_at=self.expire_at(kind, until)
+        )
+
+    async def put_new(
+        self, kind: Kind[T], record_id: str, value: T, *, until: float | None = None
+    ) -> bool:
+        """Write only if no record has this id (SET NX); False if one does."""
+        return await self.store.put_new(
+            kind.name, record_id, kind.dump(value), expire_at=self.expire_at(kind, until)
+        )
+
+    async def get(self, kind: Kind[T], record_id: str) -> T | None:
+        raw = await self.store.get(kind.name, record_id)
+        return None if raw is None else kind.load(raw)
+
+    async def take(self, kind: Kind[T], record_id: str) -> T | None:
+        """Read and delete in one step (GETDEL): one caller gets it, ever."""
+        raw = await self.store.take(kind.name, record_id)
+        return None if raw is None else kind.load(raw)
+
+    async def delete(self, kind: Kind[Any], *record_ids: str) -> int:
+        return await self.store.delete(kind.name, *record_ids)
+
+    async def exists(self, kind: Kind[Any], record_id: str) -> bool:
+        return await self.store.exists(kind.name, record_id)
+
+    async def expires(self, kind: Kind[Any], record_id: str) -> datetime | None:
+        return await self.store.expires_at(kind.name, record_id)
+
+    async def update(
+        self, kind: Kind[T], record_id: str, change: Callable[[T], T | None]
+    ) -> T | None:
+        """Compare-and-set (`SealedStore.update_json`), keeping the record's expiry: `change`
+        may run several times and must have no side effects."""
+        if not kind.json:
+            raise TypeError(f"{kind.name} records are not JSON documents")
+
+        def apply(document: dict[str, Any]) -> dict[str, Any] | None:
+            changed = change(kind.load(_dumps(document)))
+            return None if changed is None else _loads(kind.dump(changed))
+
+        updated = await self.store.update_json(kind.name, record_id, apply)
+        return None if updated is None else kind.load(_dumps(updated))
