@@ -17,11 +17,11 @@ from sharelock.auditors import AuditorRegistry
 from sharelock.blocking import run_blocking
 from sharelock.clock import SYSTEM_CLOCK, Clock
 from sharelock.config import Settings
-from sharelock.connectors import build_connectors
-from sharelock.connectors.base import Connector
+from sharelock.connectors import Connector, build_connectors
 from sharelock.db import create_engine_for, database_errors
 from sharelock.errors import ConfigError
 from sharelock.flow import (
+    ASSERTION_JTI,
     AsyncAudit,
     AsyncPartners,
     ConsentService,
@@ -29,10 +29,9 @@ from sharelock.flow import (
     Envelopes,
     Records,
 )
-from sharelock.flow.records import ASSERTION_JTI
 from sharelock.keys import KeyLayer
 from sharelock.maintenance import MaintenanceVault
-from sharelock.oauth.tokens import digest
+from sharelock.oauth import digest
 from sharelock.ratelimit import IDENTIFIER_KEY_LABEL, RateLimiter, identifier_key_from
 from sharelock.registry import PartnerRegistry
 from sharelock.rights import ProofService, RightsService

@@ -113,6 +113,7 @@ def test_a_flow_stops_trying_after_its_wrong_passwords(
         _assert_429(share.send_credentials("alice", "alice-pass"), "too_many_attempts")
     assert stack.broker.operator_url is not None
     metrics = httpx.get(stack.broker.operator_url + "/metrics").text
+    # This stack's own app counts only its refusals: the three above.
     assert 'sharelock_rate_limited_total{limit="wrong_passwords_per_flow"} 3.0' in metrics
     assert sandbox.logins.total() == logins, "a refused attempt reached the data source"
     assert key_layer.token.calls == hsm_calls, "a refused envelope was opened"

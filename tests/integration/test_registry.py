@@ -36,7 +36,7 @@ from sharelock.db import (
     head_revision,
     migrate,
 )
-from sharelock.db.migrate import alembic_config
+from sharelock.db.schema import alembic_config
 from sharelock.db.types import UTCDateTime
 from sharelock.errors import ConfigError, SharelockError
 from sharelock.registry import InvalidPartner, Partner, PartnerRegistry, UnknownPartner

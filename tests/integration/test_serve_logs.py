@@ -286,6 +286,14 @@ def test_serve_logs_json_lines_without_a_secret(
     # level, so that whatever a library says at its most talkative is checked too.
     served = start_serve("--workers", "2", SHARELOCK_LOG_LEVEL="debug")
     found = drive_share(served.url, client_id, client_secret)
+    # Whichever worker answers the scrape, it adds up every worker's values (multiprocess
+    # mode): the one delivery and the one pushed request are there, once.
+    scraped = httpx.get(served.operator_url + "/metrics", timeout=30).text
+    assert 'sharelock_deliveries_total{data_source="sandbox-bank"} 1.0' in scraped
+    assert 'sharelock_collections_total{data_source="sandbox-bank",outcome="collected"} 1.0' in (
+        scraped
+    )
+    assert 'sharelock_http_requests_total{method="POST",route="/par",status="201"} 1.0' in scraped
     returncode, stdout, stderr = served.stop()
     assert returncode == 0, stderr[-2000:]
 

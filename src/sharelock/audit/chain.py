@@ -17,7 +17,7 @@ from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
 
-from sharelock.db.models import GENESIS_HASH
+from sharelock.db import GENESIS_HASH
 
 CHAIN_VERSION = 1
 HASHED_FIELDS = (

@@ -23,9 +23,7 @@ from sharelock.audit.chain import canonical_time
 from sharelock.audit.errors import AuditUnavailable
 from sharelock.audit.jws import Signer, sign_compact
 from sharelock.audit.trail import ChainHead, Purged, purge_locked, read_head
-from sharelock.db.engine import WRITE_LOCK
-from sharelock.db.errors import database_errors
-from sharelock.db.models import GENESIS_HASH, AuditCheckpointRow
+from sharelock.db import GENESIS_HASH, WRITE_LOCK, AuditCheckpointRow, database_errors
 
 CHECKPOINT_TYP = "sharelock-audit-checkpoint"
 Reason = Literal["manual", "retention", "scheduled"]

@@ -26,8 +26,7 @@ from sharelock.audit.errors import AuditUnavailable
 from sharelock.audit.jws import BadSignature, verify_compact
 from sharelock.audit.trail import ChainHead, read_head
 from sharelock.audit.verify import Progress, VerifyReport, snapshot, walk_chain
-from sharelock.db.errors import database_errors
-from sharelock.db.models import GENESIS_HASH, AuditEventRow
+from sharelock.db import GENESIS_HASH, AuditEventRow, database_errors
 
 
 @dataclass(frozen=True, slots=True)

@@ -18,7 +18,7 @@ from sqlalchemy import Select
 from sharelock.audit.chain import canonical_time
 from sharelock.audit.errors import InvalidAuditEvent
 from sharelock.audit.events import CLIENT_ID, DATA_SOURCE, LOGIN_HASH, AuditEvent, EventType
-from sharelock.db.models import AuditEventRow
+from sharelock.db import AuditEventRow
 
 QueryKind = Literal["hash", "traces", "export", "verify", "checkpoint"]
 

@@ -9,7 +9,7 @@ from typing import Any
 
 from sqlalchemy import Select, select
 
-from sharelock.db.models import AuditEventRow
+from sharelock.db import AuditEventRow
 
 
 @dataclass(frozen=True, slots=True)

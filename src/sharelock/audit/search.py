@@ -12,8 +12,7 @@ from sqlalchemy import Engine, func, select
 from sharelock.audit.errors import AuditUnavailable, InvalidAuditEvent
 from sharelock.audit.queries import TraceFilters
 from sharelock.audit.records import AuditRecord, select_records
-from sharelock.db.errors import database_errors
-from sharelock.db.models import AuditEventRow
+from sharelock.db import AuditEventRow, database_errors
 
 MAX_LIMIT = 1000
 EXPORT_BATCH = 1000

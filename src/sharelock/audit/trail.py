@@ -21,9 +21,7 @@ from sqlalchemy.exc import IntegrityError
 from sharelock.audit.chain import row_hash
 from sharelock.audit.errors import AuditUnavailable, DuplicateDelivery
 from sharelock.audit.events import AuditEvent
-from sharelock.db.engine import WRITE_LOCK
-from sharelock.db.errors import database_errors
-from sharelock.db.models import AuditChainHead, AuditEventRow
+from sharelock.db import WRITE_LOCK, AuditChainHead, AuditEventRow, database_errors
 
 log = logging.getLogger(__name__)
 

@@ -32,8 +32,7 @@ from sharelock.audit.chain import row_hash
 from sharelock.audit.errors import AuditUnavailable
 from sharelock.audit.records import select_records
 from sharelock.audit.trail import ChainHead, read_head
-from sharelock.db.errors import database_errors
-from sharelock.db.models import AuditEventRow
+from sharelock.db import AuditEventRow, database_errors
 
 Reason = Literal["altered", "deleted", "inserted", "reordered"]
 # Called now and then during a walk with (rows checked, rows expected), for progress bars.

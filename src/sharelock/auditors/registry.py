@@ -22,8 +22,7 @@ from sqlalchemy import Engine, insert, select, update
 
 from sharelock.audit import AuditEvent, AuditTrail, EventType
 from sharelock.auditors.errors import AuditorsUnavailable, InvalidAuditor, UnknownAuditor
-from sharelock.db import database_errors
-from sharelock.db.models import AuditorRow
+from sharelock.db import AuditorRow, database_errors
 
 TOKEN_PREFIX = "sla_"  # noqa: S105 (a prefix, not a secret)
 ID_PREFIX = "au_"

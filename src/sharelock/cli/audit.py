@@ -21,10 +21,22 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 from sqlalchemy import Engine
 
-from sharelock.audit import AuditEvent, AuditTrail, Checkpointer, login_hash_input, verify_trail
-from sharelock.audit.export import FORMATS, ExportFormat, export_lines
-from sharelock.audit.queries import QueryKind, TraceFilters, auditor_query_event
-from sharelock.audit.search import count_matching, iter_matching, search_filtered
+from sharelock.audit import (
+    FORMATS,
+    AuditEvent,
+    AuditTrail,
+    Checkpointer,
+    ExportFormat,
+    QueryKind,
+    TraceFilters,
+    auditor_query_event,
+    count_matching,
+    export_lines,
+    iter_matching,
+    login_hash_input,
+    search_filtered,
+    verify_trail,
+)
 from sharelock.cli.common import OPERATOR, database, err, friendly_errors, key_layer, out
 from sharelock.config import load_settings
 from sharelock.keys import KeyLayer, KeyNotFound

@@ -5,8 +5,10 @@ from __future__ import annotations
 import json
 import logging
 import os
+import shutil
 import socket
 import sys
+from pathlib import Path
 from typing import Any
 
 import typer
@@ -143,14 +145,19 @@ def serve(
 ) -> None:
     """Run the broker's HTTP API, and /metrics on the operator listener (with a private
     redis-server if SHARELOCK_REDIS_URL is unset)."""
+    settings = load_settings()
+    # Before anything imports prometheus-client, which reads it once: every worker then keeps
+    # its metrics in a file there, and a scrape adds up all workers (`sharelock.web.metrics`).
+    metrics_dir = _fresh_metrics_dir(settings)
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(metrics_dir)
+
     import uvicorn
     from uvicorn.supervisors import Multiprocess
 
-    from sharelock.demo.run import prepare
+    from sharelock.demo import prepare
     from sharelock.embedded import redis_url_for
     from sharelock.logs import configure_logging, logging_config
 
-    settings = load_settings()
     if settings.operator_port == settings.port:
         raise ConfigError("SHARELOCK_OPERATOR_PORT: must differ from SHARELOCK_PORT")
     KeyLayer(settings).check()  # a clear error now rather than a 503 later
@@ -197,6 +204,16 @@ def serve(
     finally:
         for sock in sockets:
             sock.close()
+        shutil.rmtree(metrics_dir, ignore_errors=True)
+
+
+def _fresh_metrics_dir(settings: Settings) -> Path:
+    """An empty directory for this run's metrics: values of an earlier run must not be
+    added to this one's."""
+    path = settings.state_path / "metrics" / str(os.getpid())
+    shutil.rmtree(path, ignore_errors=True)
+    path.mkdir(parents=True, mode=0o700)
+    return path
 
 
 @app.command()
@@ -205,7 +222,7 @@ def sandbox(
     slow_seconds: float = typer.Option(30.0, help="Delay of the 'slow' test users."),
 ) -> None:
     """Run the sandbox data sources (bank, telecom, energy, tax office)."""
-    from sharelock.sandbox.app import run_sandbox
+    from sharelock.sandbox import run_sandbox
 
     settings = load_settings()
     out.print(f"sandbox data sources on {settings.sandbox_url} (see docs/sandbox.md)")
@@ -231,7 +248,7 @@ def demo(
     ),
 ) -> None:
     """Run everything on the embedded default and print where to point a browser."""
-    from sharelock.demo.run import run_demo
+    from sharelock.demo import run_demo
     from sharelock.logs import configure_logging
 
     settings = load_settings()

@@ -13,7 +13,6 @@ from sharelock.db.engine import (
     normalise_url,
 )
 from sharelock.db.errors import DatabaseError, DatabaseUnavailable, database_errors
-from sharelock.db.migrate import current_revision, head_revision, migrate
 from sharelock.db.models import (
     GENESIS_HASH,
     ROLES,
@@ -25,6 +24,7 @@ from sharelock.db.models import (
     MaintenanceCredentialsRow,
     PartnerRow,
 )
+from sharelock.db.schema import current_revision, head_revision, migrate
 
 __all__ = [
     "GENESIS_HASH",

@@ -13,7 +13,7 @@ from urllib.parse import parse_qs, urlsplit
 
 import httpx
 
-from sharelock.envelope.sealing import pick_encryption_key, seal_for
+from sharelock.envelope import pick_encryption_key, seal_for
 
 
 @dataclass(frozen=True)

@@ -25,9 +25,9 @@ from sharelock.demo.partner_site import PartnerConfig, create_partner_app
 from sharelock.embedded import redis_url_for
 from sharelock.keys import KeyLayer, init_token
 from sharelock.registry import PartnerRegistry
-from sharelock.sandbox.app import create_sandbox_app
+from sharelock.sandbox import create_sandbox_app
 from sharelock.scopes import SCOPES
-from sharelock.web.app import create_app
+from sharelock.web import create_app
 
 DEMO_PARTNER_NAME = "Demo Shop"
 

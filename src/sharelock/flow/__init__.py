@@ -2,7 +2,9 @@
 (`DeliveryService`), and every record they keep in Redis (`Records`, `KINDS`).
 
 Public surface: the two services and `StartedFlow`; `Records`, `KINDS` and `lifetimes` (the
-Redis records, their types and lifetimes); `FlowState`, `Status`, `flow_ref`; the errors; the
+Redis records, their types and lifetimes) with the kinds other packages keep there (`IDENTITY`,
+`ASSERTION_JTI`, `RIGHTS_PROOF` / `RightsProof`, `RIGHTS_PENDING` / `RightsPending`);
+`FlowState`, `Status`, `flow_ref`; the errors; the
 async adapters the services take (`AsyncAudit`, `AsyncPartners`); `Envelopes` (one use per
 credential envelope, shared with the rights proofs); the expiry sweep.
 """
@@ -14,13 +16,28 @@ from sharelock.flow.envelopes import Envelopes
 from sharelock.flow.errors import FlowConflict, FlowError, FlowForbidden, FlowNotFound
 from sharelock.flow.expiry import sweep, sweep_forever
 from sharelock.flow.ports import AsyncAudit, AsyncPartners
-from sharelock.flow.records import KINDS, Kind, Records, lifetimes
+from sharelock.flow.records import (
+    ASSERTION_JTI,
+    IDENTITY,
+    KINDS,
+    RIGHTS_PENDING,
+    RIGHTS_PROOF,
+    Kind,
+    Records,
+    RightsPending,
+    RightsProof,
+    lifetimes,
+)
 from sharelock.flow.session import StartedFlow
 from sharelock.flow.state import FlowState, Status, flow_ref
 
 __all__ = [
+    "ASSERTION_JTI",
     "CREDENTIAL_MEMBERS",
+    "IDENTITY",
     "KINDS",
+    "RIGHTS_PENDING",
+    "RIGHTS_PROOF",
     "AsyncAudit",
     "AsyncPartners",
     "ConsentService",
@@ -33,6 +50,8 @@ __all__ = [
     "FlowState",
     "Kind",
     "Records",
+    "RightsPending",
+    "RightsProof",
     "StartedFlow",
     "Status",
     "flow_ref",

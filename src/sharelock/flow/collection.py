@@ -15,13 +15,14 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import time
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any, NoReturn
 
 from sharelock.audit import EventType, login_hash_input
 from sharelock.clock import Clock
 from sharelock.config import Settings
-from sharelock.connectors.base import CollectionResult, Connector, Outcome
+from sharelock.connectors import CollectionResult, Connector, Outcome
 from sharelock.envelope import EnvelopeRejected
 from sharelock.flow.envelopes import Envelopes
 from sharelock.flow.errors import FlowConflict, FlowError
@@ -88,6 +89,8 @@ class Collection:
         self.limiter = limiter
         self.offers = offers
         self.clock = clock
+        # Told of each connector call: data source id, outcome, seconds (the metrics).
+        self.on_collection: list[Callable[[str, str, float], None]] = []
 
     # -- the two steps ------------------------------------------------------------------
 
@@ -216,16 +219,20 @@ class Collection:
         )
         return flow.with_(login_hash=login_hash), None
 
-    @staticmethod
     async def _call(
-        connector: Connector, call: ConnectorCall, values: dict[str, str]
+        self, connector: Connector, call: ConnectorCall, values: dict[str, str]
     ) -> CollectionResult:
+        started = time.perf_counter()
         try:
-            return await call(values)
+            result = await call(values)
         except Exception:
             # The type is all that is logged: a connector's exception could quote anything.
             log.error("connector %s raised; treated as unavailable", connector.info.id)
-            return CollectionResult(Outcome.SOURCE_UNAVAILABLE)
+            result = CollectionResult(Outcome.SOURCE_UNAVAILABLE)
+        elapsed = time.perf_counter() - started
+        for listener in self.on_collection:
+            listener(connector.info.id, result.outcome.value, elapsed)
+        return result
 
     async def _back(self, flow: FlowState, status: Status) -> None:
         await self.sessions.transition(flow, COLLECTING, status=status)

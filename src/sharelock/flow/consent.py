@@ -23,7 +23,7 @@ from typing import Any
 
 from sharelock.clock import Clock
 from sharelock.config import Settings
-from sharelock.connectors.base import Connector
+from sharelock.connectors import Connector
 from sharelock.flow.collection import Collection
 from sharelock.flow.decision import Decisions
 from sharelock.flow.envelopes import Envelopes
@@ -35,7 +35,7 @@ from sharelock.flow.state import FlowState
 from sharelock.flow.views import Views
 from sharelock.keys import KeyLayer
 from sharelock.maintenance import MaintenanceVault
-from sharelock.oauth.authorization import AuthorizationRequest
+from sharelock.oauth import AuthorizationRequest
 from sharelock.ratelimit import RateLimiter
 
 

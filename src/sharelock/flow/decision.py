@@ -7,8 +7,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from functools import partial
 
-from sharelock.audit import EventType
-from sharelock.audit.receipts import issue_receipt
+from sharelock.audit import EventType, issue_receipt
 from sharelock.clock import Clock
 from sharelock.config import Settings
 from sharelock.flow.errors import FlowConflict, FlowError, FlowNotFound
@@ -17,9 +16,7 @@ from sharelock.flow.records import CODE, COLLECTED, RELEASE, Data, Records, Rele
 from sharelock.flow.session import Sessions
 from sharelock.flow.state import ACCEPTS_DECISION, FlowState, Status, flow_ref
 from sharelock.keys import KeyLayer
-from sharelock.oauth.grants import CodeGrant
-from sharelock.oauth.redirects import authorization_response
-from sharelock.oauth.tokens import digest, new_handle
+from sharelock.oauth import CodeGrant, authorization_response, digest, new_handle
 from sharelock.scopes import OPTIONAL_FIELDS
 
 OPTIONAL_NAMES = frozenset(name for _, name in OPTIONAL_FIELDS)

@@ -10,7 +10,7 @@ database is down, nothing is taken: the partner gets a 503 and may retry.
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from sharelock.audit import AuditUnavailable, DuplicateDelivery, EventType
@@ -31,10 +31,18 @@ from sharelock.flow.records import (
     Release,
 )
 from sharelock.flow.state import flow_ref
-from sharelock.oauth.authorization import AuthorizationRequest
-from sharelock.oauth.errors import InvalidGrant, InvalidToken
-from sharelock.oauth.grants import CodeUse, TokenGrant, TokenRequest, check_redemption
-from sharelock.oauth.tokens import REQUEST_URI_PREFIX, digest, new_handle
+from sharelock.oauth import (
+    REQUEST_URI_PREFIX,
+    AuthorizationRequest,
+    CodeUse,
+    InvalidGrant,
+    InvalidToken,
+    TokenGrant,
+    TokenRequest,
+    check_redemption,
+    digest,
+    new_handle,
+)
 
 log = logging.getLogger("sharelock.delivery")
 
@@ -47,6 +55,8 @@ class DeliveryService:
         self.records = records
         self.audit = audit
         self.clock = clock
+        # Told of each delivery by data source id (the metrics).
+        self.on_delivery: list[Callable[[str], None]] = []
 
     # -- PAR (RFC 9126) -----------------------------------------------------------------
 
@@ -178,6 +188,8 @@ class DeliveryService:
             expiry.INDEX, expiry.member(flow_ref(grant.flow_id), grant.client_id)
         )
         await self._keep_identity(grant.flow_id, release)
+        for listener in self.on_delivery:
+            listener(release.data_source or "unknown")
         return {
             "client_id": grant.client_id,
             "data_source": release.data_source,

@@ -11,7 +11,7 @@ from sharelock.config import Settings
 from sharelock.envelope import EnvelopeRejected, OpenedSecret, open_envelope
 from sharelock.flow.records import ENVELOPE_SEEN, Records
 from sharelock.keys import KeyLayer
-from sharelock.oauth.tokens import digest
+from sharelock.oauth import digest
 
 
 class Envelopes:

@@ -12,7 +12,7 @@ from typing import Any
 
 from sharelock.audit import EventType
 from sharelock.blocking import run_blocking
-from sharelock.connectors.base import CollectionResult, Connector
+from sharelock.connectors import CollectionResult, Connector
 from sharelock.flow.envelopes import Envelopes
 from sharelock.flow.errors import FlowConflict
 from sharelock.flow.ports import AsyncAudit

@@ -9,11 +9,16 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from sharelock.audit import AuditEvent, AuditRecord, AuditTrail, AuditUnavailable, EventType
-from sharelock.audit.records import select_records
+from sharelock.audit import (
+    AuditEvent,
+    AuditRecord,
+    AuditTrail,
+    AuditUnavailable,
+    EventType,
+    select_records,
+)
 from sharelock.blocking import run_blocking
-from sharelock.db import database_errors
-from sharelock.db.models import AuditEventRow
+from sharelock.db import AuditEventRow, database_errors
 from sharelock.registry import Partner, PartnerRegistry
 
 

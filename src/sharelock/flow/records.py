@@ -24,8 +24,7 @@ from typing import Any, Generic, TypeVar
 from sharelock.clock import Clock
 from sharelock.config import Retention
 from sharelock.flow.state import FlowState
-from sharelock.oauth.authorization import AuthorizationRequest
-from sharelock.oauth.grants import CodeGrant, CodeUse, TokenGrant
+from sharelock.oauth import AuthorizationRequest, CodeGrant, CodeUse, TokenGrant
 from sharelock.store import SealedStore
 
 T = TypeVar("T")

@@ -27,8 +27,7 @@ from sharelock.flow.records import (
     Records,
 )
 from sharelock.flow.state import FlowState, Status, flow_ref
-from sharelock.oauth.authorization import AuthorizationRequest
-from sharelock.oauth.tokens import digest, new_handle
+from sharelock.oauth import AuthorizationRequest, digest, new_handle
 
 MAX_FLOW_ID_LENGTH = 64
 

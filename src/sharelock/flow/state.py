@@ -7,8 +7,7 @@ from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any
 
-from sharelock.oauth.authorization import AuthorizationRequest
-from sharelock.oauth.tokens import digest
+from sharelock.oauth import AuthorizationRequest, digest
 
 
 class Status(StrEnum):

@@ -9,7 +9,7 @@ from typing import Any
 
 from sharelock.clock import Clock
 from sharelock.config import Settings
-from sharelock.connectors.base import Connector
+from sharelock.connectors import Connector
 from sharelock.flow.errors import FlowConflict, FlowNotFound
 from sharelock.flow.maintenance_offer import MaintenanceOffers
 from sharelock.flow.ports import AsyncPartners, eligible_sources, partner_view

@@ -1,7 +1,8 @@
 """Key layer: Sharelock's keys live in a PKCS#11 token and never leave it.
 
-Public surface: `KeyLayer`, `EncryptionKey`, the errors, and `init_token` for the embedded
-SoftHSM2 setup. Only `sharelock.keys._token` imports `pkcs11`.
+Public surface: `KeyLayer`, `EncryptionKey`, `refresh_forever` (the periodic key refresh), the
+errors, and `init_token` for the embedded SoftHSM2 setup. Only `sharelock.keys._token` imports
+`pkcs11`.
 """
 
 from sharelock.keys.errors import (
@@ -12,7 +13,13 @@ from sharelock.keys.errors import (
     KeyNotFound,
     UnsupportedAlgorithm,
 )
-from sharelock.keys.layer import OAEP_ALGORITHMS, EncryptionKey, EnsureReport, KeyLayer
+from sharelock.keys.layer import (
+    OAEP_ALGORITHMS,
+    EncryptionKey,
+    EnsureReport,
+    KeyLayer,
+    refresh_forever,
+)
 from sharelock.keys.softhsm import InitReport, init_token
 
 __all__ = [
@@ -28,4 +35,5 @@ __all__ = [
     "KeyNotFound",
     "UnsupportedAlgorithm",
     "init_token",
+    "refresh_forever",
 ]

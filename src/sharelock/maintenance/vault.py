@@ -29,9 +29,8 @@ from typing import Any
 from sqlalchemy import Connection, Engine, delete, insert, select
 
 from sharelock.config import Retention
-from sharelock.connectors.base import Outcome
-from sharelock.db.errors import DatabaseUnavailable, database_errors
-from sharelock.db.models import MaintenanceCredentialsRow
+from sharelock.connectors import Outcome
+from sharelock.db import DatabaseUnavailable, MaintenanceCredentialsRow, database_errors
 from sharelock.envelope import OpenedSecret
 from sharelock.errors import SharelockError
 from sharelock.keys import DecryptionFailed, KeyLayer

@@ -23,6 +23,7 @@ import hmac
 import math
 import time
 from collections import Counter
+from collections.abc import Callable
 from typing import Literal, get_args
 
 from limits import RateLimitItem, parse
@@ -99,6 +100,8 @@ class RateLimiter:
         }
         self._key = identifier_key
         self.refusals: Counter[str] = Counter()
+        # Told of each refusal by limit name (the metrics); never of the identifiers.
+        self.on_refusal: list[Callable[[str], None]] = []
         self.uncounted: Counter[str] = Counter()  # requests let through while Redis was full
 
     def __repr__(self) -> str:
@@ -131,7 +134,7 @@ class RateLimiter:
                 self.uncounted[name] += 1
                 return
             raise StoreUnavailable(f"rate limit {name}: redis unavailable") from exc
-        self.refusals[name] += 1
+        self._refused(name)
         raise RateLimited(name, retry_after, "rate_limited", "too many requests; try later")
 
     async def check(self, name: LimitName, *parts: str) -> None:
@@ -144,8 +147,13 @@ class RateLimiter:
             retry_after = await self._retry_after(item, identifier)
         except StorageError as exc:
             raise StoreUnavailable(f"rate limit {name}: redis unavailable") from exc
-        self.refusals[name] += 1
+        self._refused(name)
         raise RateLimited(name, retry_after, "rate_limited", "too many requests; try later")
+
+    def _refused(self, name: LimitName) -> None:
+        self.refusals[name] += 1
+        for listener in self.on_refusal:
+            listener(name)
 
     async def remaining(self, name: LimitName, *parts: str) -> int:
         item, identifier = self._items[name], self._identifier(parts)

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from sharelock.connectors.sources import PORTALS
+from sharelock.connectors import PORTALS
 from sharelock.registry import Partner
 from sharelock.scopes import SCOPE_FIELDS
 

@@ -7,7 +7,7 @@ from datetime import timedelta
 from typing import Any
 
 from sharelock.config import Retention
-from sharelock.flow.records import lifetimes
+from sharelock.flow import lifetimes
 from sharelock.records.activities import Activity
 
 HEADER = """# Privacy: record of processing activities

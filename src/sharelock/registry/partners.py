@@ -38,8 +38,7 @@ from argon2.exceptions import InvalidHashError, VerificationError
 from sqlalchemy import Engine, select, update
 from sqlalchemy.orm import Session
 
-from sharelock.db.errors import database_errors
-from sharelock.db.models import PartnerRow
+from sharelock.db import PartnerRow, database_errors
 from sharelock.registry import validation
 from sharelock.registry.errors import RegistryError, RegistryUnavailable
 

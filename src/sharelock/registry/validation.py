@@ -16,7 +16,7 @@ from urllib.parse import urlsplit
 from joserfc.errors import JoseError
 from joserfc.jwk import KeySet
 
-from sharelock.db.models import ROLES
+from sharelock.db import ROLES
 from sharelock.registry.errors import InvalidPartner
 from sharelock.scopes import SCOPES
 

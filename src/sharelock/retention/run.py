@@ -25,8 +25,7 @@ from typing import Any
 
 from sqlalchemy import Engine
 
-from sharelock.audit import Checkpoint, Checkpointer
-from sharelock.audit.jws import Signer
+from sharelock.audit import Checkpoint, Checkpointer, Signer
 from sharelock.config import Retention
 from sharelock.errors import ConfigError
 from sharelock.maintenance import purge_expired

@@ -35,12 +35,19 @@ from typing import Any
 from sharelock.audit import EventType, login_hash_input
 from sharelock.clock import utc
 from sharelock.config import Settings
-from sharelock.connectors.base import CollectionResult, Connector, Outcome
+from sharelock.connectors import CollectionResult, Connector, Outcome
 from sharelock.envelope import EnvelopeRejected
-from sharelock.flow import AsyncAudit, Envelopes, Records
-from sharelock.flow.records import RIGHTS_PENDING, RIGHTS_PROOF, RightsPending, RightsProof
+from sharelock.flow import (
+    RIGHTS_PENDING,
+    RIGHTS_PROOF,
+    AsyncAudit,
+    Envelopes,
+    Records,
+    RightsPending,
+    RightsProof,
+)
 from sharelock.keys import KeyLayer
-from sharelock.oauth.tokens import digest, new_handle
+from sharelock.oauth import digest, new_handle
 from sharelock.ratelimit import RateLimited, RateLimiter
 from sharelock.rights.service import Subject, UnknownDataSource
 

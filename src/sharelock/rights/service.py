@@ -23,15 +23,18 @@ from typing import Any, Literal
 
 from sqlalchemy import Engine, and_, or_, select
 
-from sharelock.audit import AuditRecord, AuditUnavailable, EventType
-from sharelock.audit.receipts import Receipt, verify_receipt
-from sharelock.audit.records import select_records
+from sharelock.audit import (
+    AuditRecord,
+    AuditUnavailable,
+    EventType,
+    Receipt,
+    select_records,
+    verify_receipt,
+)
 from sharelock.blocking import run_blocking
 from sharelock.config import Settings
-from sharelock.db.errors import database_errors
-from sharelock.db.models import AuditEventRow
-from sharelock.flow import AsyncAudit, AsyncPartners, Records
-from sharelock.flow.records import IDENTITY
+from sharelock.db import AuditEventRow, database_errors
+from sharelock.flow import IDENTITY, AsyncAudit, AsyncPartners, Records
 from sharelock.keys import KeyLayer
 from sharelock.maintenance import delete_for_login_hash, list_kept
 

@@ -32,7 +32,7 @@ RECEIVED_AT = "received_at"  # key in the request state: arrival time (Unix seco
 HEADER = "X-Request-Id"
 _ACCEPTED_ID = re.compile(r"[A-Za-z0-9-]{8,64}")
 # Any other method is logged as OTHER: a method is free text on the wire.
-_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
+METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
 
 
 def request_id_from(headers: Iterable[tuple[bytes, bytes]]) -> str:
@@ -83,7 +83,7 @@ class AccessLog:
             try:
                 await self.app(scope, receive, send_with_id)
             finally:
-                method = scope["method"] if scope["method"] in _METHODS else "OTHER"
+                method = scope["method"] if scope["method"] in METHODS else "OTHER"
                 log.info(
                     "request",
                     extra={

@@ -4,22 +4,22 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from importlib import resources
 
-from fastapi import FastAPI, Request, Response
+from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
+from starlette.datastructures import MutableHeaders
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from sharelock import __version__
 from sharelock.config import Settings, load_settings
-from sharelock.connectors.base import Connector
+from sharelock.connectors import Connector
 from sharelock.db import migrate
-from sharelock.flow import expiry
-from sharelock.keys import KeyLayer
-from sharelock.keys.layer import refresh_forever
-from sharelock.retention.periodic import retention_forever
+from sharelock.flow import sweep_forever
+from sharelock.keys import KeyLayer, refresh_forever
+from sharelock.retention import retention_forever
 from sharelock.web import (
     audit_routes,
     consent_page,
@@ -83,13 +83,27 @@ class App(FastAPI):
         return AccessLog(super().build_middleware_stack())
 
 
-async def security_headers(
-    request: Request, call_next: Callable[[Request], Awaitable[Response]]
-) -> Response:
-    response = await call_next(request)
-    for name, value in _SECURITY_HEADERS.items():
-        response.headers.setdefault(name, value)
-    return response
+class SecurityHeaders:
+    """Pure ASGI middleware: the security headers on every answer, unless the route set its
+    own (the consent page's CSP). No per-request task, unlike `@app.middleware("http")`."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+
+        async def with_headers(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                headers = MutableHeaders(scope=message)
+                for name, value in _SECURITY_HEADERS.items():
+                    if name not in headers:
+                        headers[name] = value
+            await send(message)
+
+        await self.app(scope, receive, with_headers)
 
 
 def create_app(
@@ -109,11 +123,14 @@ def create_app(
         # once before forking its workers, so they only find it current).
         migrate(broker.engine)
         app.state.broker = broker
-        app.state.metrics.watch_hsm(lambda: layer.token.calls)
-        app.state.metrics.registry.register(throttle.RefusalCollector(broker.limiter))
+        observed: metrics.Metrics = app.state.metrics
+        observed.watch_hsm(lambda: layer.token.calls)
+        broker.limiter.on_refusal.append(observed.refused)
+        broker.consent.collection.on_collection.append(observed.collection)
+        broker.delivery.on_delivery.append(observed.delivered)
         jobs = [
             asyncio.create_task(
-                expiry.sweep_forever(
+                sweep_forever(
                     broker.store, broker.audit, settings.expiry_sweep_seconds, broker.clock
                 )
             ),
@@ -138,9 +155,9 @@ def create_app(
     # Innermost of the middlewares: a refused request still gets the security headers and is
     # counted in the metrics, and nothing behind it (routing, body parsing) runs for it.
     app.add_middleware(throttle.AddressLimits, trusted_proxies=settings.trusted_proxies)
-    app.middleware("http")(security_headers)
+    app.add_middleware(SecurityHeaders)
     app.state.metrics = metrics.Metrics()
-    app.middleware("http")(metrics.observe)
+    app.add_middleware(metrics.Observe)
     app.add_middleware(BodyLimit, limit=MAX_BODY_BYTES)
     errors.install(app, on_auth_failure=throttle.record_failed_auth)
     app.include_router(discovery.router)
@@ -161,7 +178,7 @@ def create_operator_app(public: FastAPI) -> FastAPI:
     metrics. Only meant to be served beside `public`, in the same process."""
     operator = App(title="Sharelock operator", version=__version__, docs_url=None, redoc_url=None)
     operator.state = public.state
-    operator.middleware("http")(security_headers)
+    operator.add_middleware(SecurityHeaders)
     errors.install(operator)
     operator.include_router(health.router)
     operator.include_router(metrics.router)

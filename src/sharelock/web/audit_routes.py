@@ -19,21 +19,26 @@ from pydantic import BaseModel, Field
 from sqlalchemy import Engine
 
 from sharelock.audit import (
+    EXPORT_BATCH,
+    MEDIA_TYPES,
     AuditEvent,
     AuditRecord,
     EventType,
     InvalidAuditEvent,
+    QueryKind,
+    TraceFilters,
+    auditor_query_event,
+    export_lines,
+    iter_matching,
     login_hash_input,
+    read_checkpoints,
+    search_filtered,
+    verify_trail,
 )
-from sharelock.audit.checkpoints import read_checkpoints
-from sharelock.audit.export import MEDIA_TYPES, export_lines
-from sharelock.audit.integrity import verify_trail
-from sharelock.audit.queries import QueryKind, TraceFilters, auditor_query_event
-from sharelock.audit.search import EXPORT_BATCH, iter_matching, search_filtered
 from sharelock.auditors import Auditor
 from sharelock.blocking import run_blocking
 from sharelock.keys import KeyLayer, KeyNotFound
-from sharelock.oauth.errors import InvalidRequest, InvalidToken
+from sharelock.oauth import InvalidRequest, InvalidToken
 from sharelock.ratelimit import RateLimited
 from sharelock.web.deps import Broker, broker_of
 from sharelock.web.errors import NO_STORE

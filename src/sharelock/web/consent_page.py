@@ -15,7 +15,7 @@ from urllib.parse import urlsplit
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse
 
-from sharelock.flow.errors import FlowError
+from sharelock.flow import FlowError
 from sharelock.web import i18n
 from sharelock.web.deps import broker_of
 from sharelock.web.errors import NO_STORE, error_page

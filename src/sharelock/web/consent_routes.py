@@ -8,7 +8,7 @@ from fastapi import APIRouter, Depends, Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 
-from sharelock.flow.state import FlowState
+from sharelock.flow import FlowState
 from sharelock.web.deps import broker_of
 from sharelock.web.errors import NO_STORE
 from sharelock.web.session import read_session

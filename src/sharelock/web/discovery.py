@@ -7,7 +7,7 @@ from typing import Any
 from fastapi import APIRouter, Request
 
 from sharelock.envelope import ALLOWED_ENC
-from sharelock.oauth.client_auth import ASSERTION_ALGORITHMS
+from sharelock.oauth import ASSERTION_ALGORITHMS
 from sharelock.scopes import SCOPES
 from sharelock.web.deps import broker_of
 

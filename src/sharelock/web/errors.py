@@ -17,9 +17,9 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from sharelock.envelope import EnvelopeRejected
 from sharelock.errors import ServiceUnavailable
-from sharelock.flow.errors import FlowError
+from sharelock.flow import FlowError
 from sharelock.keys import HsmUnavailable, KeyLayerError
-from sharelock.oauth.errors import InvalidClient, InvalidToken, OAuthError
+from sharelock.oauth import InvalidClient, InvalidToken, OAuthError
 from sharelock.ratelimit import RateLimited
 from sharelock.store import SealError
 from sharelock.web.forms import BodyTooLarge

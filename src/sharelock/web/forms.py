@@ -6,8 +6,7 @@ from urllib.parse import parse_qsl
 
 from fastapi import Request
 
-from sharelock.oauth.authorization import single_valued
-from sharelock.oauth.errors import InvalidRequest
+from sharelock.oauth import InvalidRequest, single_valued
 
 MAX_FORM_BYTES = 16 * 1024
 

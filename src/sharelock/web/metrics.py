@@ -1,14 +1,22 @@
-"""`GET /metrics` (Prometheus). Labels are route templates, methods and status codes only:
-never a concrete path (it would carry flow ids), a client id, a login or a value.
+"""`GET /metrics` (Prometheus). Labels are route templates, methods, status codes, data source
+ids, outcomes and limit names only: never a concrete path (it would carry flow ids), a client
+id, a login or a value.
 
 The router is served on the operator listener only (`sharelock.web.app.create_operator_app`):
-per-route volumes are for the operator, not for whoever can reach the partner-facing API. The
-counters are those of the public app, whose requests `observe` counts."""
+per-route volumes are for the operator, not for whoever can reach the partner-facing API.
+
+Several workers: `sharelock serve` points `PROMETHEUS_MULTIPROC_DIR` at a fresh directory
+before any worker starts; prometheus-client then keeps every value in a file per process, and
+a scrape, answered by whichever worker the operator's connection reaches, adds them all up
+(`MultiProcessCollector`). Without it (one process, the tests), each app has its own registry.
+"""
 
 from __future__ import annotations
 
+import os
 import time
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Callable
+from pathlib import Path
 
 from fastapi import APIRouter, Request, Response
 from prometheus_client import (
@@ -18,47 +26,134 @@ from prometheus_client import (
     Histogram,
     generate_latest,
 )
-from prometheus_client.core import CounterMetricFamily
-from prometheus_client.registry import Collector
+from prometheus_client.multiprocess import MultiProcessCollector
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from sharelock.web import access_log
 from sharelock.web.deps import broker_of
 
 router = APIRouter()
 
+MULTIPROCESS_ENV = "PROMETHEUS_MULTIPROC_DIR"
+# Latency buckets for steps that take milliseconds (an API call) to seconds (a collection).
+STEP_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 
-class _HsmCollector(Collector):
-    def __init__(self, calls: Callable[[], int]) -> None:
-        self._calls = calls
 
-    def collect(self) -> Iterable[CounterMetricFamily]:
-        family = CounterMetricFamily(
-            "sharelock_hsm_operations", "PKCS#11 operations performed by this process"
-        )
-        family.add_metric([], self._calls())
-        yield family
+def multiprocess_dir() -> str | None:
+    path = os.environ.get(MULTIPROCESS_ENV)
+    return path if path and Path(path).is_dir() else None
 
 
 class Metrics:
-    """One registry per app (so tests that build several apps do not collide)."""
+    """The broker's metrics. One registry per app (so tests that build several apps do not
+    collide); in multiprocess mode the values live in files whatever the registry."""
 
     def __init__(self) -> None:
         self.registry = CollectorRegistry()
         self.requests = Counter(
             "sharelock_http_requests",
-            "HTTP requests by route template, method and status",
+            "HTTP requests by route template (the step), method and status",
             ("route", "method", "status"),
             registry=self.registry,
         )
         self.latency = Histogram(
             "sharelock_http_request_duration_seconds",
-            "HTTP request duration by route template",
+            "HTTP request duration by route template (the step)",
             ("route",),
+            buckets=STEP_BUCKETS,
             registry=self.registry,
         )
+        self.hsm_operations = Counter(
+            "sharelock_hsm_operations", "PKCS#11 operations performed", registry=self.registry
+        )
+        self.rate_limited = Counter(
+            "sharelock_rate_limited",
+            "Requests refused by a rate limit",
+            ("limit",),
+            registry=self.registry,
+        )
+        self.collections = Counter(
+            "sharelock_collections",
+            "Collections by data source and outcome",
+            ("data_source", "outcome"),
+            registry=self.registry,
+        )
+        self.collection_latency = Histogram(
+            "sharelock_collection_duration_seconds",
+            "Time the data source took to log in and answer, by data source",
+            ("data_source",),
+            buckets=STEP_BUCKETS,
+            registry=self.registry,
+        )
+        self.deliveries = Counter(
+            "sharelock_deliveries",
+            "Shares delivered to partners, by data source",
+            ("data_source",),
+            registry=self.registry,
+        )
+        self._hsm_calls: Callable[[], int] | None = None
+        self._hsm_seen = 0
 
     def watch_hsm(self, calls: Callable[[], int]) -> None:
-        self.registry.register(_HsmCollector(calls))
+        self._hsm_calls = calls
+        self._hsm_seen = calls()
+
+    def sync_hsm(self) -> None:
+        """Move the HSM counter to the key layer's own count (cheap: one subtraction)."""
+        if self._hsm_calls is not None:
+            calls = self._hsm_calls()
+            if calls > self._hsm_seen:
+                self.hsm_operations.inc(calls - self._hsm_seen)
+                self._hsm_seen = calls
+
+    def collection(self, data_source: str, outcome: str, seconds: float) -> None:
+        self.collections.labels(data_source, outcome).inc()
+        self.collection_latency.labels(data_source).observe(seconds)
+
+    def delivered(self, data_source: str) -> None:
+        self.deliveries.labels(data_source).inc()
+
+    def refused(self, limit: str) -> None:
+        self.rate_limited.labels(limit).inc()
+
+    def exposition(self) -> bytes:
+        path = multiprocess_dir()
+        if path is None:
+            return generate_latest(self.registry)
+        registry = CollectorRegistry()
+        MultiProcessCollector(registry, path=path)  # type: ignore[no-untyped-call]
+        return generate_latest(registry)
+
+
+class Observe:
+    """Pure ASGI middleware: counts and times each request by its route template (known once
+    routed, read back from the scope when the response starts)."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        metrics: Metrics = scope["app"].state.metrics
+        started = time.perf_counter()
+        status = 500
+
+        async def send_status(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = int(message["status"])
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_status)
+        finally:
+            route = access_log.route_template(scope)
+            method = scope["method"] if scope["method"] in access_log.METHODS else "OTHER"
+            metrics.requests.labels(route, method, str(status)).inc()
+            metrics.latency.labels(route).observe(time.perf_counter() - started)
+            metrics.sync_hsm()
 
 
 def route_template(request: Request) -> str:
@@ -66,20 +161,9 @@ def route_template(request: Request) -> str:
     return access_log.route_template(request.scope)
 
 
-async def observe(
-    request: Request, call_next: Callable[[Request], Awaitable[Response]]
-) -> Response:
-    metrics: Metrics = request.app.state.metrics
-    started = time.perf_counter()
-    response = await call_next(request)
-    route = route_template(request)
-    metrics.requests.labels(route, request.method, str(response.status_code)).inc()
-    metrics.latency.labels(route).observe(time.perf_counter() - started)
-    return response
-
-
 @router.get("/metrics")
 async def metrics_endpoint(request: Request) -> Response:
     broker_of(request)  # only once the broker is assembled
     metrics: Metrics = request.app.state.metrics
-    return Response(generate_latest(metrics.registry), media_type=CONTENT_TYPE_LATEST)
+    metrics.sync_hsm()
+    return Response(metrics.exposition(), media_type=CONTENT_TYPE_LATEST)

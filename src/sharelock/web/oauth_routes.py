@@ -10,17 +10,19 @@ from typing import Any, NoReturn
 from fastapi import APIRouter, Request, Response
 from fastapi.responses import JSONResponse, RedirectResponse
 
-from sharelock.oauth import authorization
-from sharelock.oauth.client_auth import authenticate_client
-from sharelock.oauth.errors import (
+from sharelock.oauth import (
     InvalidRequest,
     InvalidToken,
     OAuthError,
     RedirectableError,
     UnsupportedGrantType,
     UntrustedRedirect,
+    authenticate_client,
+    authorization_response,
+    require_pushed,
+    single_valued,
+    validate_request,
 )
-from sharelock.oauth.redirects import authorization_response
 from sharelock.web.access_log import RECEIVED_AT
 from sharelock.web.deps import Broker, broker_of
 from sharelock.web.errors import NO_STORE, error_page
@@ -54,7 +56,7 @@ async def push_authorization_request(request: Request) -> JSONResponse:
     params = {k: v for k, v in form.items() if k not in _CLIENT_AUTH_PARAMS}
     params["client_id"] = partner.client_id
     try:
-        auth_request = authorization.validate(params, partner)
+        auth_request = validate_request(params, partner)
     except UntrustedRedirect as exc:
         raise InvalidRequest(exc.description) from None
     except RedirectableError as exc:
@@ -78,7 +80,7 @@ def _error_redirect(broker: Broker, exc: RedirectableError) -> RedirectResponse:
 async def authorize(request: Request) -> Response:
     broker = broker_of(request)
     try:
-        params = authorization.single_valued(request.query_params.multi_items())
+        params = single_valued(request.query_params.multi_items())
     except OAuthError as exc:
         return error_page(request, 400, exc.description)
     client_id = params.get("client_id", "")
@@ -91,8 +93,8 @@ async def authorize(request: Request) -> Response:
             if auth_request is None:
                 raise UntrustedRedirect("request_uri is invalid, expired or already used")
         else:
-            authorization.require_pushed(partner)
-            auth_request = authorization.validate(params, partner)
+            require_pushed(partner)
+            auth_request = validate_request(params, partner)
     except UntrustedRedirect as exc:
         return error_page(request, 400, exc.description)
     except RedirectableError as exc:

@@ -31,7 +31,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 
-from sharelock.audit.receipts import MAX_RECEIPT_LENGTH, InvalidReceipt
+from sharelock.audit import MAX_RECEIPT_LENGTH, InvalidReceipt
 from sharelock.rights import (
     ProofNotFound,
     ProofService,

@@ -22,14 +22,12 @@ import ipaddress
 import logging
 from collections.abc import Iterable, Sequence
 
-from prometheus_client.core import CounterMetricFamily
-from prometheus_client.registry import Collector
 from starlette.requests import Request
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from sharelock.audit import EventType
 from sharelock.errors import ServiceUnavailable
-from sharelock.ratelimit import LIMIT_NAMES, LimitName, RateLimited, RateLimiter
+from sharelock.ratelimit import LimitName, RateLimited
 from sharelock.web.deps import Broker
 from sharelock.web.errors import limited_response, unavailable_response
 
@@ -155,18 +153,3 @@ async def record_failed_auth(request: Request) -> None:
         pass  # already spent: the next request is refused before any work
     except ServiceUnavailable:
         log.warning("a failed authentication could not be counted")
-
-
-class RefusalCollector(Collector):
-    """`sharelock_rate_limited_total{limit}`: refusals by limit name, never by key."""
-
-    def __init__(self, limiter: RateLimiter) -> None:
-        self._limiter = limiter
-
-    def collect(self) -> Iterable[CounterMetricFamily]:
-        family = CounterMetricFamily(
-            "sharelock_rate_limited", "Requests refused by a rate limit", labels=["limit"]
-        )
-        for name in LIMIT_NAMES:
-            family.add_metric([name], self._limiter.refusals[name])
-        yield family
