@@ -29,6 +29,7 @@ lint: $(STAMP)
 
 bench: system $(STAMP)
 	$(PY) tests/bench/bench_envelope.py
+	$(PY) tests/bench/bench_flow.py --paced
 
 system:
 	@deploy/system-packages.sh

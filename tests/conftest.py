@@ -44,7 +44,14 @@ OUT_OF_REACH = Limits(
 
 @pytest.fixture(scope="session")
 def settings(state_dir: Path) -> Settings:
-    return Settings(state_dir=state_dir, hsm_token_label=TOKEN_LABEL, limits=OUT_OF_REACH)
+    # partner_cache_seconds=0: tests change partners in the database (disable, rotate) and
+    # expect the running broker to see it at once; the cache has its own test.
+    return Settings(
+        state_dir=state_dir,
+        hsm_token_label=TOKEN_LABEL,
+        limits=OUT_OF_REACH,
+        partner_cache_seconds=0,
+    )
 
 
 @pytest.fixture(scope="session")

@@ -76,7 +76,9 @@ class Broker:
         engine = create_engine_for(settings)
         store = SealedStore.from_url(settings.redis_url, keys, settings.retention)
         records = Records(store, settings.retention, clock)
-        partners = AsyncPartners(PartnerRegistry(engine))
+        partners = AsyncPartners(
+            PartnerRegistry(engine, cache_seconds=settings.partner_cache_seconds)
+        )
         trail = AuditTrail(engine)
         audit = AsyncAudit(trail)
         sources = connectors if connectors is not None else build_connectors(settings)

@@ -215,6 +215,13 @@ class Settings(BaseSettings):
         gt=0,
         description="How often `serve` purges past-retention audit rows and signs a checkpoint.",
     )
+    partner_cache_seconds: float = Field(
+        default=5.0,
+        ge=0,
+        le=300,
+        description="How long a broker process remembers a partner it looked up: a change "
+        "made elsewhere (disable, rotate-secret) reaches it within this time (0: never cached).",
+    )
     connector_timeout: float = Field(
         default=10.0, gt=0, le=120, description="Seconds before a data source is given up on."
     )

@@ -137,3 +137,77 @@ def machine() -> str:
         pass
     load = ", ".join(f"{x:.2f}" for x in os.getloadavg())
     return f"{cpu}, {os.cpu_count()} CPUs, Python {sys.version.split()[0]}, load average {load}"
+
+
+# -- processes seen through /proc (bench_flow.py): CPU, memory, process trees ---------------
+
+CLOCK_TICKS = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
+
+
+def _stat_fields(pid: int) -> list[str] | None:
+    """The fields of /proc/<pid>/stat after the command name (field 3, the state, first)."""
+    try:
+        raw = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    return raw[raw.rindex(")") + 2 :].split()
+
+
+def proc_cpu_seconds(pid: int) -> float:
+    """User + system CPU of a process, plus that of its children it has already waited for
+    (utime, stime, cutime, cstime); 0 if it is gone. Summed over a process tree, this total
+    only grows, even when a child exits and is reaped during the measurement."""
+    fields = _stat_fields(pid)
+    if fields is None:
+        return 0.0
+    return sum(int(v) for v in fields[11:15]) / CLOCK_TICKS
+
+
+def proc_rss_bytes(pid: int) -> int:
+    """Resident set size (VmRSS) of a process; 0 if it is gone."""
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return 0
+
+
+def proc_cmdline(pid: int) -> str:
+    try:
+        raw = Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return ""
+    return raw.replace(b"\0", b" ").decode(errors="replace")
+
+
+def proc_tree(root: int) -> list[int]:
+    """`root` and all its descendants that are alive now (from each process's parent pid)."""
+    children: dict[int, list[int]] = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        fields = _stat_fields(int(entry.name))
+        if fields is not None:
+            children.setdefault(int(fields[1]), []).append(int(entry.name))
+    tree, todo = [], [root]
+    while todo:
+        pid = todo.pop()
+        tree.append(pid)
+        todo.extend(children.get(pid, []))
+    return tree
+
+
+def tree_cpu_seconds(root: int) -> float:
+    """CPU of a whole process tree (see `proc_cpu_seconds`)."""
+    return sum(proc_cpu_seconds(pid) for pid in proc_tree(root))
+
+
+def percentile(values: Sequence[float], pct: float) -> float:
+    """The pct-th percentile (inclusive method, as `Rate.percentile_ms`); NaN if empty."""
+    if not values:
+        return float("nan")
+    if len(values) == 1:
+        return values[0]
+    return statistics.quantiles(values, n=100, method="inclusive")[int(pct) - 1]

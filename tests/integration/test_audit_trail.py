@@ -3,6 +3,7 @@ cases 37, 38, 45, 46), on SQLite and (when configured) PostgreSQL."""
 
 from __future__ import annotations
 
+import asyncio
 import itertools
 import subprocess
 import sys
@@ -418,3 +419,64 @@ def test_login_pseudonym_through_the_hsm(
         dump = repr(connection.execute(text("SELECT * FROM audit_events")).all())
     assert first in dump and "alice" not in dump.lower()
     assert [r.login_hash for r in search(engine, login_hash=first)] == [first]
+
+
+# -- group commit (`record_many`, `AsyncAudit`) ------------------------------------------------
+
+
+def test_several_rows_in_one_transaction_keep_the_chain_and_each_outcome(
+    trail: AuditTrail, engine: Engine
+) -> None:
+    delivered = _event(event=EventType.DATA_DELIVERED, delivery_key="k" * 64)
+    first = trail.record_many([_event(1), delivered, _event(2)])
+    assert first[0] == 1 and first[1] == 2 and first[2] == 3
+    again = _event(event=EventType.DATA_DELIVERED, delivery_key="k" * 64)
+    twice = _event(event=EventType.DATA_DELIVERED, delivery_key="j" * 64)
+    second = trail.record_many([again, twice, _event(3), twice])
+    assert isinstance(second[0], DuplicateDelivery)  # recorded by the first batch
+    assert second[1] == 4 and second[2] == 5
+    assert isinstance(second[3], DuplicateDelivery)  # earlier in the same batch
+    assert verify_chain(engine).ok
+    with engine.connect() as connection:
+        assert connection.scalar(select(func.count()).select_from(AuditEventRow)) == 5
+
+
+async def test_rows_asked_for_together_share_a_transaction(engine: Engine) -> None:
+    from sqlalchemy import event as sa_event
+
+    from sharelock.flow import AsyncAudit
+
+    commits = 0
+
+    def count(_: object) -> None:
+        nonlocal commits
+        commits += 1
+
+    sa_event.listen(engine, "commit", count)
+    try:
+        audit = AsyncAudit(AuditTrail(engine))
+        ids = await asyncio.gather(
+            *(
+                audit.record(EventType.FLOW_STARTED, client_id="sl_client", outcome="ok")
+                for _ in range(20)
+            )
+        )
+    finally:
+        sa_event.remove(engine, "commit", count)
+    assert sorted(ids) == list(range(1, 21))
+    # All twenty were waiting when the writer ran: one transaction, not twenty.
+    assert commits == 1
+    assert verify_chain(engine).ok
+
+
+async def test_a_failed_group_commit_fails_every_row_in_it(engine: Engine) -> None:
+    from sharelock.flow import AsyncAudit
+
+    with engine.begin() as connection:
+        connection.execute(text("DROP TABLE audit_chain_head"))
+    audit = AsyncAudit(AuditTrail(engine))
+    results = await asyncio.gather(
+        *(audit.record(EventType.FLOW_STARTED, outcome="ok") for _ in range(3)),
+        return_exceptions=True,
+    )
+    assert all(isinstance(r, AuditUnavailable) for r in results)

@@ -25,12 +25,13 @@ from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 from argon2 import PasswordHasher
-from sqlalchemy import JSON, Engine, column, func, insert, inspect, select, table, text
+from sqlalchemy import JSON, Engine, column, func, insert, inspect, select, table, text, update
 
 from sharelock.db import (
     AuditChainHead,
     Base,
     DatabaseUnavailable,
+    PartnerRow,
     create_engine_for,
     current_revision,
     head_revision,
@@ -616,3 +617,38 @@ def test_cli_bad_input_is_one_error_line(tmp_path: Path, args: list[str], messag
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("error:") and message in lines[0]
     assert "Traceback" not in result.stderr
+
+
+def test_a_broker_remembers_a_partner_a_few_seconds_then_sees_changes(engine: Engine) -> None:
+    """The partner cache (`cache_seconds`): within its time a lookup needs no query; a change
+    made by another process (here: the table itself) is seen once it has passed, and a
+    rotation made through this registry is seen at once."""
+    now = [1000.0]
+    cached = PartnerRegistry(engine, cache_seconds=5.0, clock=lambda: now[0])
+    other = PartnerRegistry(engine)
+    partner, secret = other.add("Cached", ["https://cached.example/cb"], ["identity"])
+    assert cached.get(partner.client_id) is not None
+    with engine.begin() as connection:
+        connection.execute(
+            update(PartnerRow)
+            .where(PartnerRow.client_id == partner.client_id)
+            .values(disabled=True)
+        )
+    assert cached.get(partner.client_id) is not None  # remembered
+    now[0] += 5.1
+    assert cached.get(partner.client_id) is None  # seen as disabled once the time has passed
+    with engine.begin() as connection:
+        connection.execute(
+            update(PartnerRow)
+            .where(PartnerRow.client_id == partner.client_id)
+            .values(disabled=False)
+        )
+    now[0] += 5.1
+    assert cached.authenticate(partner.client_id, secret) is not None
+    new_secret = cached.rotate_secret(partner.client_id)
+    assert cached.authenticate(partner.client_id, secret) is None  # at once, here
+    assert cached.authenticate(partner.client_id, new_secret) is not None
+    # Made-up client ids are never remembered.
+    for n in range(50):
+        assert cached.get(f"sl_unknown{n}") is None
+    assert len(cached._cache) == 1

@@ -5,13 +5,16 @@ transaction starts with `BEGIN IMMEDIATE`), takes the next id and the previous h
 inserts the row and moves the head, then commits. Concurrent writers in any number of
 processes therefore queue on the head, and the chain never forks.
 
-`record` returns only after the commit. Callers write the row *before* the action it records
-(e.g. the release of data) and do not act if it raises (SECURITY-CHECKLIST case 45).
+`record` returns only after the commit; `record_many` appends several rows in one transaction
+(the broker's group commit, `sharelock.flow.AsyncAudit`), each one's outcome its own. Callers
+write the row *before* the action it records (e.g. the release of data) and do not act if it
+raises (SECURITY-CHECKLIST case 45).
 """
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import NamedTuple
 
@@ -70,14 +73,64 @@ class AuditTrail:
             log.warning("%s", exc)
             raise
 
-    def _append(self, connection: Connection, event: AuditEvent) -> int:
-        head = read_head(connection, lock=True)
-        if event.delivery_key is not None:
-            existing = connection.scalar(
-                select(AuditEventRow.id).where(AuditEventRow.delivery_key == event.delivery_key)
-            )
-            if existing is not None:
-                raise DuplicateDelivery("this delivery was already recorded")
+    def record_many(self, events: Sequence[AuditEvent]) -> list[int | DuplicateDelivery]:
+        """Append several events in one transaction (a group commit), in order; for each,
+        its id, or `DuplicateDelivery` if its delivery key was already recorded (by an earlier
+        row, or by an event before it in `events`), in which case nothing is written for it.
+        Returns once all are committed; `AuditUnavailable` if the transaction fails, in
+        which case none of them is written."""
+        if not all(isinstance(event, AuditEvent) for event in events):
+            raise TypeError("record_many() takes AuditEvents")
+        try:
+            return self._record_batch(events)
+        except IntegrityError:
+            # Only a row the head's lock did not serialise could do this (the unique index as
+            # a second lock): each event alone, so that only the offending one is refused.
+            return [self._record_one(event) for event in events]
+
+    def _record_one(self, event: AuditEvent) -> int | DuplicateDelivery:
+        try:
+            return self.record(event)
+        except DuplicateDelivery as duplicate:
+            return duplicate
+
+    def _record_batch(self, events: Sequence[AuditEvent]) -> list[int | DuplicateDelivery]:
+        try:
+            with (
+                database_errors(
+                    AuditUnavailable, "audit trail unavailable", connection_detail=True
+                ),
+                self._writer.begin() as connection,
+            ):
+                head = read_head(connection, lock=True)
+                results: list[int | DuplicateDelivery] = []
+                seen: set[str] = set()
+                for event in events:
+                    key = event.delivery_key
+                    if key is not None and (key in seen or self._delivered(connection, key)):
+                        results.append(DuplicateDelivery("this delivery was already recorded"))
+                        continue
+                    if key is not None:
+                        seen.add(key)
+                    head = self._insert(connection, head, event)
+                    results.append(head.last_id)
+                self._move_head(connection, head)
+                return results
+        except AuditUnavailable as exc:
+            if isinstance(exc.__cause__, IntegrityError):
+                raise exc.__cause__ from None
+            log.warning("%s", exc)
+            raise
+
+    @staticmethod
+    def _delivered(connection: Connection, delivery_key: str) -> bool:
+        found = connection.scalar(
+            select(AuditEventRow.id).where(AuditEventRow.delivery_key == delivery_key)
+        )
+        return found is not None
+
+    @staticmethod
+    def _insert(connection: Connection, head: ChainHead, event: AuditEvent) -> ChainHead:
         new_id = head.last_id + 1
         columns = {**event.columns(), "at": datetime.now(UTC)}
         digest = row_hash(columns, head.last_hash)
@@ -86,12 +139,23 @@ class AuditTrail:
                 id=new_id, prev_hash=head.last_hash, row_hash=digest, **columns
             )
         )
+        return head._replace(last_id=new_id, last_hash=digest)
+
+    @staticmethod
+    def _move_head(connection: Connection, head: ChainHead) -> None:
         connection.execute(
             update(AuditChainHead)
             .where(AuditChainHead.id == _HEAD_ID)
-            .values(last_id=new_id, last_hash=digest)
+            .values(last_id=head.last_id, last_hash=head.last_hash)
         )
-        return new_id
+
+    def _append(self, connection: Connection, event: AuditEvent) -> int:
+        head = read_head(connection, lock=True)
+        if event.delivery_key is not None and self._delivered(connection, event.delivery_key):
+            raise DuplicateDelivery("this delivery was already recorded")
+        head = self._insert(connection, head, event)
+        self._move_head(connection, head)
+        return head.last_id
 
     def purge(self, before: datetime) -> int:
         """Delete the oldest rows, those before the first row at or after `before` (the

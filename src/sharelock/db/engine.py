@@ -81,13 +81,17 @@ def create_engine_for(settings_or_url: Settings | str | URL, **kwargs: Any) -> E
         settings_or_url.sqlalchemy_url if isinstance(settings_or_url, Settings) else settings_or_url
     )
     url = normalise_url(raw)
-    options: dict[str, Any] = {"hide_parameters": True, "pool_pre_ping": True, **kwargs}
+    options: dict[str, Any] = {"hide_parameters": True, **kwargs}
     try:
         if url.get_backend_name() == "sqlite":
+            # A file on this machine: a pooled connection cannot have been dropped by a
+            # server, so no ping (a `SELECT 1` before every use) is needed.
             _prepare_sqlite_path(url)
             engine = create_engine(url, **options)
             _configure_sqlite(engine)
         else:
+            # A server may drop idle connections (restart, failover): ping before each use.
+            options.setdefault("pool_pre_ping", True)
             connect_args = {"connect_timeout": POSTGRES_CONNECT_TIMEOUT_S}
             connect_args.update(options.pop("connect_args", {}))
             engine = create_engine(url, connect_args=connect_args, **options)

@@ -6,6 +6,7 @@ executor (`sharelock.blocking`) so the event loop never blocks on the database.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -34,13 +35,46 @@ class AsyncPartners:
 
 
 class AsyncAudit:
-    """Appends audit rows; raises (and so stops the action) when a row cannot be written."""
+    """Appends audit rows; raises (and so stops the action) when a row cannot be written.
+
+    Group commit: while one transaction is being committed, the rows other requests of this
+    process ask for wait, then go together in the next one (`AuditTrail.record_many`). Each
+    caller still returns only once its own row is committed, with its own outcome (its id,
+    `DuplicateDelivery`, or `AuditUnavailable` for the whole transaction), so every rule that
+    rests on "the row first" holds; under load, a share costs fewer transactions."""
 
     def __init__(self, trail: AuditTrail) -> None:
         self._trail = trail
+        self._waiting: list[tuple[AuditEvent, asyncio.Future[int]]] = []
+        self._writer: asyncio.Task[None] | None = None
 
     async def record(self, event: EventType, **fields: Any) -> int:
-        return await run_blocking(self._trail.record, AuditEvent(event=event, **fields))
+        row = AuditEvent(event=event, **fields)  # an invalid row is refused here, alone
+        done: asyncio.Future[int] = asyncio.get_running_loop().create_future()
+        self._waiting.append((row, done))
+        if self._writer is None or self._writer.done():
+            self._writer = asyncio.create_task(self._write_batches())
+        return await done
+
+    async def _write_batches(self) -> None:
+        while self._waiting:
+            batch, self._waiting = self._waiting, []
+            try:
+                results = await run_blocking(self._trail.record_many, [row for row, _ in batch])
+            except BaseException as exc:  # the transaction failed: nobody's row is written
+                for _, done in batch:
+                    if not done.done():
+                        done.set_exception(exc)
+                if not isinstance(exc, Exception):
+                    raise
+                continue
+            for (_, done), result in zip(batch, results, strict=True):
+                if done.done():
+                    continue
+                if isinstance(result, BaseException):
+                    done.set_exception(result)
+                else:
+                    done.set_result(result)
 
     async def delivery(self, delivery_key: str) -> AuditRecord | None:
         """The `data_delivered` row with this delivery key, if the data was released."""

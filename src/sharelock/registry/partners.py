@@ -27,7 +27,8 @@ import hmac
 import logging
 import secrets
 import threading
-from collections.abc import Iterable, Mapping
+import time
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -48,6 +49,7 @@ CLIENT_ID_PREFIX = "sl_"
 MAX_CLIENT_ID_LENGTH = 64
 # Real secrets are 43 characters; the cap keeps a hostile megabyte from being hashed at all.
 MAX_SECRET_LENGTH = 512
+MAX_CACHED_PARTNERS = 4096
 DIGEST_PREFIX = "sha256:"
 LEGACY_PREFIX = "$argon2"
 
@@ -128,8 +130,21 @@ _LEGACY_SLOT = threading.BoundedSemaphore(1)
 class PartnerRegistry:
     """Partners in the SQL database. Synchronous; safe to share between threads."""
 
-    def __init__(self, engine: Engine) -> None:
+    def __init__(
+        self,
+        engine: Engine,
+        *,
+        cache_seconds: float = 0.0,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         self._engine = engine
+        # Every partner call (PAR, authorize, token, the consent page) looks its partner up;
+        # a few seconds' memory of found rows saves most of those queries. Changes made by
+        # another process (disable, rotate-secret) reach this one within `cache_seconds`.
+        self._cache_seconds = cache_seconds
+        self._clock = clock
+        self._cache: dict[str, tuple[float, PartnerRow]] = {}
+        self._cache_lock = threading.Lock()
 
     def __repr__(self) -> str:
         return f"PartnerRegistry(engine={self._engine!r})"
@@ -199,17 +214,34 @@ class PartnerRegistry:
                 ).rowcount
         if not changed:
             raise UnknownPartner("no partner with that client id (see 'sharelock partners list')")
+        self._forget(client_id)
         log.info("client secret rotated for partner %s", client_id)
         return secret
 
     def _row(self, client_id: str) -> PartnerRow | None:
         if not client_id or len(client_id) > MAX_CLIENT_ID_LENGTH:
             return None
+        if self._cache_seconds > 0:
+            with self._cache_lock:
+                cached = self._cache.get(client_id)
+            if cached is not None and self._clock() < cached[0]:
+                return cached[1]
         with (
             database_errors(RegistryUnavailable, "cannot read the partner registry"),
             Session(self._engine) as session,
         ):
-            return session.scalar(select(PartnerRow).where(PartnerRow.client_id == client_id))
+            row = session.scalar(select(PartnerRow).where(PartnerRow.client_id == client_id))
+        if row is not None and self._cache_seconds > 0:
+            # Only rows that exist: a stranger's made-up client ids never fill the memory.
+            with self._cache_lock:
+                if len(self._cache) >= MAX_CACHED_PARTNERS:
+                    self._cache.clear()
+                self._cache[client_id] = (self._clock() + self._cache_seconds, row)
+        return row
+
+    def _forget(self, client_id: str) -> None:
+        with self._cache_lock:
+            self._cache.pop(client_id, None)
 
     def get(self, client_id: str, *, include_disabled: bool = False) -> Partner | None:
         """The partner with this client id; a disabled partner counts as unknown unless asked."""
@@ -304,4 +336,5 @@ class PartnerRegistry:
             # The partner did authenticate; the upgrade waits for its next call.
             log.warning("%s", exc)
         else:
+            self._forget(client_id)
             log.info("legacy Argon2 client secret of partner %s upgraded", client_id)

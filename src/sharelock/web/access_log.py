@@ -18,8 +18,8 @@ from __future__ import annotations
 
 import logging
 import re
+import secrets
 import time
-import uuid
 from collections.abc import Iterable
 
 import structlog
@@ -43,7 +43,8 @@ def request_id_from(headers: Iterable[tuple[bytes, bytes]]) -> str:
             if _ACCEPTED_ID.fullmatch(candidate):
                 return candidate
             break
-    return str(uuid.uuid4())
+    # 128 random bits, hex: as unique as a UUID, without building one per request.
+    return secrets.token_hex(16)
 
 
 def route_template(scope: Scope) -> str:
