@@ -1,13 +1,15 @@
 """The composition root: every service of the broker, built once per process from `Settings`.
 
 `web` (the app's lifespan) and `cli` build a `Broker` with `Broker.assemble` and use its parts;
-nothing else constructs services. Database migrations are not run here: `sharelock serve`,
-`sharelock demo` and the app's start-up run them (`sharelock.db.migrate`).
+nothing else constructs services. `Broker.assemble` runs no migration: `sharelock serve`,
+`sharelock demo` and the app's start-up do; `OperatorTools` (the operator's commands, which
+need the database but not Redis) brings the schema up to date when it opens.
 """
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 from sqlalchemy import Engine, text
@@ -18,7 +20,7 @@ from sharelock.blocking import run_blocking
 from sharelock.clock import SYSTEM_CLOCK, Clock
 from sharelock.config import Settings
 from sharelock.connectors import Connector, build_connectors
-from sharelock.db import create_engine_for, database_errors
+from sharelock.db import create_engine_for, database_errors, migrate
 from sharelock.errors import ConfigError
 from sharelock.flow import (
     ASSERTION_JTI,
@@ -160,3 +162,34 @@ class Broker:
             await run_blocking(query_database)
 
         return {"hsm": hsm, "redis": redis, "database": database}
+
+
+@dataclass
+class OperatorTools:
+    """What the operator's commands use (`sharelock partners`, `auditors`, `audit`,
+    `maintenance`, `retention`, `records`): the database, its schema brought up to date, and
+    the services over it; never Redis, which they do not need. Built here like `Broker`, so
+    that no command constructs a service itself."""
+
+    settings: Settings
+    engine: Engine
+    trail: AuditTrail
+    partners: PartnerRegistry
+    auditors: AuditorRegistry
+
+    @classmethod
+    @contextmanager
+    def open(cls, settings: Settings) -> Iterator[OperatorTools]:
+        engine = create_engine_for(settings)
+        try:
+            migrate(engine)
+            trail = AuditTrail(engine)
+            yield cls(
+                settings, engine, trail, PartnerRegistry(engine), AuditorRegistry(engine, trail)
+            )
+        finally:
+            engine.dispose()
+
+    def vault(self, keys: KeyLayer) -> MaintenanceVault:
+        """The credentials kept for maintenance, opened with this command's HSM session."""
+        return MaintenanceVault(self.engine, keys, self.settings.retention)

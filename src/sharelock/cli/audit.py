@@ -19,12 +19,9 @@ from typing import Annotated, Any
 import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
-from sqlalchemy import Engine
 
 from sharelock.audit import (
     FORMATS,
-    AuditEvent,
-    AuditTrail,
     Checkpointer,
     ExportFormat,
     QueryKind,
@@ -37,6 +34,7 @@ from sharelock.audit import (
     search_filtered,
     verify_trail,
 )
+from sharelock.broker import OperatorTools
 from sharelock.cli.common import OPERATOR, database, err, friendly_errors, key_layer, out
 from sharelock.config import load_settings
 from sharelock.keys import KeyLayer, KeyNotFound
@@ -44,14 +42,13 @@ from sharelock.keys import KeyLayer, KeyNotFound
 app = typer.Typer(no_args_is_help=True, help="Search, export and verify the audit trail.")
 
 
-def record(engine: Engine, event: AuditEvent) -> None:
-    AuditTrail(engine).record(event)
-
-
 def _record_query(
-    engine: Engine, kind: QueryKind, filters: TraceFilters | None = None, **extra: str | int
+    tools: OperatorTools,
+    kind: QueryKind,
+    filters: TraceFilters | None = None,
+    **extra: str | int,
 ) -> None:
-    record(engine, auditor_query_event(OPERATOR, kind, filters, **extra))
+    tools.trail.record(auditor_query_event(OPERATOR, kind, filters, **extra))
 
 
 def progress_bar(label: str) -> Progress:
@@ -87,9 +84,9 @@ def hash_login(
         login = typer.prompt("login", hide_input=True)
     message = login_hash_input(data_source, login)
     settings = load_settings()
-    with database(settings) as engine, key_layer(settings) as keys:
+    with database(settings) as tools, key_layer(settings) as keys:
         digest = keys.keyed_hash(message)
-        _record_query(engine, "hash", TraceFilters(login_hash=digest, data_source=data_source))
+        _record_query(tools, "hash", TraceFilters(login_hash=digest, data_source=data_source))
     typer.echo(digest)
 
 
@@ -113,9 +110,9 @@ def search_traces(
         since=since,
         until=until,
     )
-    with database() as engine:
-        _record_query(engine, "traces", filters, limit=limit, offset=offset)
-        rows = search_filtered(engine, filters, limit=limit, offset=offset)
+    with database() as tools:
+        _record_query(tools, "traces", filters, limit=limit, offset=offset)
+        rows = search_filtered(tools.engine, filters, limit=limit, offset=offset)
     if as_json:
         typer.echo(json.dumps([row.to_json() for row in rows], indent=2))
         return
@@ -160,15 +157,17 @@ def export(
         since=since,
         until=until,
     )
-    with database() as engine:
-        _record_query(engine, "export", filters, format=chosen)
-        total = count_matching(engine, filters)
+    with database() as tools:
+        _record_query(tools, "export", filters, format=chosen)
+        total = count_matching(tools.engine, filters)
         with (
             progress_bar("exporting") as bar,
             _opened(output) as sink,
         ):
             task = bar.add_task("export", total=total)
-            for line in export_lines(_counted(iter_matching(engine, filters), bar, task), chosen):
+            for line in export_lines(
+                _counted(iter_matching(tools.engine, filters), bar, task), chosen
+            ):
                 sink.write(line)
     if output is not None:
         err.print(f"wrote {total} rows to {output}")
@@ -203,8 +202,8 @@ def signing_jwk(keys: KeyLayer) -> dict[str, Any] | None:
 def verify(as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False) -> None:
     """Check the chain and its signed checkpoints; exit 1 if anything was tampered with."""
     settings = load_settings()
-    with database(settings) as engine, key_layer(settings) as keys:
-        _record_query(engine, "verify")
+    with database(settings) as tools, key_layer(settings) as keys:
+        _record_query(tools, "verify")
         jwk = signing_jwk(keys)
         with progress_bar("verifying") as bar:
             task = bar.add_task("verify", total=None)
@@ -212,7 +211,7 @@ def verify(as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] 
             def advance(done: int, total: int) -> None:
                 bar.update(task, completed=done, total=total)
 
-            report = verify_trail(engine, jwk, advance)
+            report = verify_trail(tools.engine, jwk, advance)
     if as_json:
         typer.echo(json.dumps(report.to_json(), indent=2))
     else:
@@ -235,6 +234,6 @@ def verify(as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] 
 def checkpoint() -> None:
     """Sign the chain's current head with the HSM's signing key (prints the checkpoint)."""
     settings = load_settings()
-    with database(settings) as engine, key_layer(settings) as keys:
-        made = Checkpointer(engine, keys, settings.issuer).checkpoint("manual")
+    with database(settings) as tools, key_layer(settings) as keys:
+        made = Checkpointer(tools.engine, keys, settings.issuer).checkpoint("manual")
     typer.echo(json.dumps(made.to_json(), indent=2))

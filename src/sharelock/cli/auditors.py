@@ -12,8 +12,7 @@ from typing import Annotated, Any
 import typer
 from rich.table import Table
 
-from sharelock.audit import AuditTrail
-from sharelock.auditors import Auditor, AuditorRegistry
+from sharelock.auditors import Auditor
 from sharelock.cli.common import database, friendly_errors, out
 
 app = typer.Typer(no_args_is_help=True, help="Auditors' bearer tokens for the /audit API.")
@@ -32,8 +31,8 @@ def _public(auditor: Auditor) -> dict[str, Any]:
 @friendly_errors
 def add(name: Annotated[str, typer.Option(help="Who the auditor is (shown in lists).")]) -> None:
     """Add an auditor; prints its bearer token (shown only this once)."""
-    with database() as engine:
-        auditor, token = AuditorRegistry(engine, AuditTrail(engine)).add(name)
+    with database() as tools:
+        auditor, token = tools.auditors.add(name)
     typer.echo(json.dumps({**_public(auditor), "token": token}, indent=2))
 
 
@@ -43,8 +42,8 @@ def list_auditors(
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
 ) -> None:
     """Auditors, active and revoked (never their tokens)."""
-    with database() as engine:
-        auditors = AuditorRegistry(engine).list()
+    with database() as tools:
+        auditors = tools.auditors.list()
     if as_json:
         typer.echo(json.dumps([_public(a) for a in auditors], indent=2))
         return
@@ -62,6 +61,6 @@ def list_auditors(
 @friendly_errors
 def revoke(auditor_id: Annotated[str, typer.Argument(help="The auditor's id (au_…).")]) -> None:
     """Revoke an auditor's token at once (its past queries stay in the trail)."""
-    with database() as engine:
-        auditor = AuditorRegistry(engine, AuditTrail(engine)).revoke(auditor_id)
+    with database() as tools:
+        auditor = tools.auditors.revoke(auditor_id)
     typer.echo(json.dumps(_public(auditor), indent=2))

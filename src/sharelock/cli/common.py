@@ -16,10 +16,9 @@ from typing import Any, TypeVar
 import typer
 from rich.console import Console
 from rich.markup import escape
-from sqlalchemy import Engine
 
+from sharelock.broker import OperatorTools
 from sharelock.config import Settings, load_settings
-from sharelock.db import create_engine_for, migrate
 from sharelock.errors import SharelockError
 from sharelock.keys import KeyLayer
 
@@ -50,14 +49,11 @@ def friendly_errors(fn: F) -> F:
 
 
 @contextmanager
-def database(settings: Settings | None = None) -> Iterator[Engine]:
-    """An engine on the configured database, schema brought up to date."""
-    engine = create_engine_for(settings or load_settings())
-    try:
-        migrate(engine)
-        yield engine
-    finally:
-        engine.dispose()
+def database(settings: Settings | None = None) -> Iterator[OperatorTools]:
+    """The operator's services on the configured database, schema brought up to date
+    (`sharelock.broker.OperatorTools`, the composition root's: no command builds one)."""
+    with OperatorTools.open(settings or load_settings()) as tools:
+        yield tools
 
 
 @contextmanager

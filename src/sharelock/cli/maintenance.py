@@ -19,7 +19,8 @@ import typer
 from rich.table import Table
 from sqlalchemy import Engine
 
-from sharelock.audit import AuditEvent, AuditTrail, EventType
+from sharelock.audit import AuditEvent, EventType
+from sharelock.broker import OperatorTools
 from sharelock.cli.common import OPERATOR, database, friendly_errors, key_layer, out
 from sharelock.config import load_settings
 from sharelock.flow import CREDENTIAL_MEMBERS
@@ -27,7 +28,6 @@ from sharelock.maintenance import (
     KeptCredentials,
     MaintenanceExpired,
     MaintenanceNotFound,
-    MaintenanceVault,
     delete_kept,
     get_kept,
     list_kept,
@@ -60,9 +60,9 @@ def _existing(engine: Engine, maintenance_id: str) -> KeptCredentials:
 
 
 def _record(
-    engine: Engine, event: EventType, kept: KeptCredentials, outcome: str, reason: str
+    tools: OperatorTools, event: EventType, kept: KeptCredentials, outcome: str, reason: str
 ) -> None:
-    AuditTrail(engine).record(
+    tools.trail.record(
         AuditEvent(
             event,
             client_id=kept.client_id,
@@ -81,8 +81,8 @@ def _record(
 @friendly_errors
 def list_command(as_json: JsonOpt = False) -> None:
     """What is kept: ids, data source, partner, dates and login hash (no secret)."""
-    with database() as engine:
-        rows = list_kept(engine)
+    with database() as tools:
+        rows = list_kept(tools.engine)
     if as_json:
         typer.echo(json.dumps([row.to_json() for row in rows], indent=2))
         return
@@ -118,13 +118,13 @@ def show(
     """Print the kept credentials, after recording the access in the audit trail."""
     reason = _reason(reason)
     settings = load_settings()
-    with database(settings) as engine, key_layer(settings) as keys:
-        vault = MaintenanceVault(engine, keys, settings.retention)
-        kept = _existing(engine, maintenance_id)
+    with database(settings) as tools, key_layer(settings) as keys:
+        vault = tools.vault(keys)
+        kept = _existing(tools.engine, maintenance_id)
         if kept.expired(datetime.now(UTC)):
             raise MaintenanceExpired("these credentials are past their retention limit")
         # The access is recorded first: if the row cannot be written, nothing is opened.
-        _record(engine, EventType.MAINTENANCE_ACCESS, kept, "shown", reason)
+        _record(tools, EventType.MAINTENANCE_ACCESS, kept, "shown", reason)
         with vault.reveal(maintenance_id) as opened:
             credentials = opened.json_object(CREDENTIAL_MEMBERS)
             try:
@@ -150,10 +150,10 @@ def delete(
 ) -> None:
     """Erase one row before its expiry (e.g. once the connector is repaired); audited first."""
     reason = _reason(reason)
-    with database() as engine:
-        kept = _existing(engine, maintenance_id)
-        _record(engine, EventType.MAINTENANCE_DELETED, kept, "deleted", reason)
-        delete_kept(engine, maintenance_id)
+    with database() as tools:
+        kept = _existing(tools.engine, maintenance_id)
+        _record(tools, EventType.MAINTENANCE_DELETED, kept, "deleted", reason)
+        delete_kept(tools.engine, maintenance_id)
     out.print(f"deleted {kept.id}")
 
 
@@ -161,8 +161,8 @@ def delete(
 @friendly_errors
 def purge(as_json: JsonOpt = False) -> None:
     """Delete every row past its expiry (also done by 'sharelock retention run')."""
-    with database() as engine:
-        removed = purge_expired(engine)
+    with database() as tools:
+        removed = purge_expired(tools.engine)
     if as_json:
         typer.echo(json.dumps({"rows_purged": removed}))
         return

@@ -29,8 +29,8 @@ app = typer.Typer(no_args_is_help=True, help="Partners (online services) allowed
 
 @contextmanager
 def _registry() -> Iterator[PartnerRegistry]:
-    with database() as engine:
-        yield PartnerRegistry(engine)
+    with database() as tools:
+        yield tools.partners
 
 
 def _split(values: list[str]) -> list[str]:

@@ -11,7 +11,6 @@ import typer
 from sharelock.cli.common import database, friendly_errors
 from sharelock.config import load_settings
 from sharelock.records import broker_record, partner_record, to_json, to_markdown
-from sharelock.registry import PartnerRegistry
 
 
 @friendly_errors
@@ -27,8 +26,8 @@ def records(
     settings = load_settings()
     per_partner = []
     if partners:
-        with database(settings) as engine:
-            per_partner = [partner_record(p) for p in PartnerRegistry(engine).list()]
+        with database(settings) as tools:
+            per_partner = [partner_record(p) for p in tools.partners.list()]
     broker = broker_record()
     if as_json:
         typer.echo(json.dumps(to_json(broker, per_partner, settings.retention), indent=2))

@@ -20,8 +20,10 @@ def run(as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = F
     """Purge audit rows older than the audit_trace limit and maintenance credentials past
     their expiry, sign a checkpoint; idempotent."""
     settings = load_settings()
-    with database(settings) as engine, key_layer(settings) as keys:
-        report = run_retention(engine, keys, retention=settings.retention, issuer=settings.issuer)
+    with database(settings) as tools, key_layer(settings) as keys:
+        report = run_retention(
+            tools.engine, keys, retention=settings.retention, issuer=settings.issuer
+        )
     if as_json:
         typer.echo(json.dumps(report.to_json(), indent=2))
         return

@@ -18,13 +18,13 @@ from typing import Any
 
 import uvicorn
 
+from sharelock.broker import OperatorTools
 from sharelock.config import Settings
 from sharelock.db import create_engine_for, migrate
 from sharelock.demo.headless import HeadlessResult, run_share
 from sharelock.demo.partner_site import PartnerConfig, create_partner_app
 from sharelock.embedded import redis_url_for
 from sharelock.keys import KeyLayer, init_token
-from sharelock.registry import PartnerRegistry
 from sharelock.sandbox import create_sandbox_app
 from sharelock.scopes import SCOPES
 from sharelock.web import create_app
@@ -59,9 +59,8 @@ def demo_partner(settings: Settings) -> PartnerConfig:
     """The demo partner's registration, made once and kept in an owner-only file."""
     redirect_uri = f"http://127.0.0.1:{settings.demo_partner_port}/callback"
     path: Path = settings.state_path / "demo-partner.json"
-    engine = create_engine_for(settings)
-    try:
-        registry = PartnerRegistry(engine)
+    with OperatorTools.open(settings) as tools:
+        registry = tools.partners
         if path.exists():
             saved = json.loads(path.read_text(encoding="utf-8"))
             known = registry.get(saved["client_id"])
@@ -80,8 +79,6 @@ def demo_partner(settings: Settings) -> PartnerConfig:
             purpose="Open a customer account (demonstration)",
             home_url=f"http://127.0.0.1:{settings.demo_partner_port}/",
         )
-    finally:
-        engine.dispose()
     path.parent.mkdir(parents=True, exist_ok=True)
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(fd, "w", encoding="utf-8") as handle:
