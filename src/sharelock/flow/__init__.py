@@ -6,10 +6,11 @@ Redis records, their types and lifetimes) with the kinds other packages keep the
 `ASSERTION_JTI`, `RIGHTS_PROOF` / `RightsProof`, `RIGHTS_PENDING` / `RightsPending`);
 `FlowState`, `Status`, `flow_ref`; the errors; the
 async adapters the services take (`AsyncAudit`, `AsyncPartners`); `Envelopes` (one use per
-credential envelope, shared with the rights proofs); the expiry sweep.
+credential envelope, shared with the rights proofs); `refuse_attempt` (a person stopped by a
+wrong-attempt limit, also from the rights proofs); the expiry sweep.
 """
 
-from sharelock.flow.collection import CREDENTIAL_MEMBERS
+from sharelock.flow.collection import CREDENTIAL_MEMBERS, refuse_attempt
 from sharelock.flow.consent import ConsentService
 from sharelock.flow.delivery import DeliveryService
 from sharelock.flow.envelopes import Envelopes
@@ -56,6 +57,7 @@ __all__ = [
     "Status",
     "flow_ref",
     "lifetimes",
+    "refuse_attempt",
     "sweep",
     "sweep_forever",
 ]

@@ -340,23 +340,41 @@ class Collection:
         data_source: str | None,
         login_hash: str | None = None,
     ) -> NoReturn:
-        """Audit the first refusal of its window (a person was stopped), then tell them."""
-        if await self.limiter.first_refusal(refused.limit, flow.flow_id):
-            await self.audit.record(
-                EventType.RATE_LIMITED,
-                client_id=flow.request.client_id,
-                data_source=data_source,
-                login_hash=login_hash,
-                flow_ref=flow_ref(flow.flow_id),
-                browser_family=flow.browser_family,
-                device_type=flow.device_type,
-                actor="person",
-                outcome="refused",
-                detail_code=refused.limit,
-            )
-        raise RateLimited(
-            refused.limit,
-            refused.retry_after,
-            "too_many_attempts",
-            "too many wrong passwords or codes; wait before trying again",
+        await refuse_attempt(
+            self.limiter,
+            self.audit,
+            refused,
+            (flow.flow_id,),
+            client_id=flow.request.client_id,
+            data_source=data_source,
+            login_hash=login_hash,
+            flow_ref=flow_ref(flow.flow_id),
+            browser_family=flow.browser_family,
+            device_type=flow.device_type,
         )
+
+
+async def refuse_attempt(
+    limiter: RateLimiter,
+    audit: AsyncAudit,
+    refused: RateLimited,
+    key: tuple[str, ...],
+    **row: str | None,
+) -> NoReturn:
+    """A person stopped by a wrong-attempt limit (here, or signing in for their rights):
+    the first refusal of its window for `key` is audited (not every one: a stranger hammering
+    must not turn each request into a 13-month row), then they are told why."""
+    if await limiter.first_refusal(refused.limit, *key):
+        await audit.record(
+            EventType.RATE_LIMITED,
+            actor="person",
+            outcome="refused",
+            detail_code=refused.limit,
+            **row,
+        )
+    raise RateLimited(
+        refused.limit,
+        refused.retry_after,
+        "too_many_attempts",
+        "too many wrong passwords or codes; wait before trying again",
+    ) from None

@@ -45,6 +45,7 @@ from sharelock.flow import (
     Records,
     RightsPending,
     RightsProof,
+    refuse_attempt,
 )
 from sharelock.keys import KeyLayer
 from sharelock.oauth import digest, new_handle
@@ -208,21 +209,14 @@ class ProofService:
         try:
             await self.limiter.check("wrong_passwords_per_login", source, login_hash)
         except RateLimited as refused:
-            if await self.limiter.first_refusal(refused.limit, source, login_hash):
-                await self.audit.record(
-                    EventType.RATE_LIMITED,
-                    actor="person",
-                    data_source=source,
-                    login_hash=login_hash,
-                    outcome="refused",
-                    detail_code=refused.limit,
-                )
-            raise RateLimited(
-                refused.limit,
-                refused.retry_after,
-                "too_many_attempts",
-                "too many wrong passwords or codes; wait before trying again",
-            ) from None
+            await refuse_attempt(
+                self.limiter,
+                self.audit,
+                refused,
+                (source, login_hash),
+                data_source=source,
+                login_hash=login_hash,
+            )
 
     async def _keep_pending(self, pending: str, held: RightsPending, expires: datetime) -> bool:
         if expires.timestamp() <= self.records.clock.now():
