@@ -10,10 +10,10 @@ credential envelope, shared with the rights proofs); `refuse_attempt` (a person 
 wrong-attempt limit, also from the rights proofs); the expiry sweep.
 """
 
-from sharelock.flow.collection import CREDENTIAL_MEMBERS, refuse_attempt
+from sharelock.flow.collection import FAILED_MESSAGES, refuse_attempt
 from sharelock.flow.consent import ConsentService
 from sharelock.flow.delivery import DeliveryService
-from sharelock.flow.envelopes import Envelopes
+from sharelock.flow.envelopes import CREDENTIAL_MEMBERS, OTP_MEMBERS, Envelopes
 from sharelock.flow.errors import FlowConflict, FlowError, FlowForbidden, FlowNotFound
 from sharelock.flow.expiry import sweep, sweep_forever
 from sharelock.flow.ports import AsyncAudit, AsyncPartners
@@ -35,8 +35,10 @@ from sharelock.flow.state import FlowState, Status, flow_ref
 __all__ = [
     "ASSERTION_JTI",
     "CREDENTIAL_MEMBERS",
+    "FAILED_MESSAGES",
     "IDENTITY",
     "KINDS",
+    "OTP_MEMBERS",
     "RIGHTS_PENDING",
     "RIGHTS_PROOF",
     "AsyncAudit",

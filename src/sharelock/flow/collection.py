@@ -24,7 +24,7 @@ from sharelock.clock import Clock
 from sharelock.config import Settings
 from sharelock.connectors import CollectionResult, Connector, Outcome
 from sharelock.envelope import EnvelopeRejected
-from sharelock.flow.envelopes import Envelopes
+from sharelock.flow.envelopes import CREDENTIAL_MEMBERS, OTP_MEMBERS, Envelopes
 from sharelock.flow.errors import FlowConflict, FlowError
 from sharelock.flow.maintenance_offer import MaintenanceOffers
 from sharelock.flow.ports import AsyncAudit
@@ -49,8 +49,6 @@ from sharelock.ratelimit import RateLimited, RateLimiter
 
 log = logging.getLogger("sharelock.flow")
 
-CREDENTIAL_MEMBERS = {"login": 256, "password": 1024}
-OTP_MEMBERS = {"otp": 32}
 COLLECTING = frozenset({Status.COLLECTING})
 FAILED_MESSAGES = {
     Outcome.INVALID_CREDENTIALS: "The data source did not accept these credentials.",

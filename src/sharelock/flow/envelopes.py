@@ -13,6 +13,11 @@ from sharelock.flow.records import ENVELOPE_SEEN, Records
 from sharelock.keys import KeyLayer
 from sharelock.oauth import digest
 
+# What a credential envelope may hold, member by member with its longest length: the same
+# shape for the consent screen, the maintenance offer and the rights proofs.
+CREDENTIAL_MEMBERS = {"login": 256, "password": 1024}
+OTP_MEMBERS = {"otp": 32}
+
 
 class Envelopes:
     def __init__(self, settings: Settings, records: Records, keys: KeyLayer) -> None:

@@ -13,15 +13,13 @@ from typing import Any
 from sharelock.audit import EventType
 from sharelock.blocking import run_blocking
 from sharelock.connectors import CollectionResult, Connector
-from sharelock.flow.envelopes import Envelopes
+from sharelock.flow.envelopes import CREDENTIAL_MEMBERS, Envelopes
 from sharelock.flow.errors import FlowConflict
 from sharelock.flow.ports import AsyncAudit
 from sharelock.flow.records import MAINTENANCE_OFFER, MaintenanceOffer, Records
 from sharelock.flow.state import FlowState, flow_ref
 from sharelock.keys import KeyLayer
 from sharelock.maintenance import MaintenanceVault, new_maintenance_id, offers_maintenance
-
-CREDENTIAL_MEMBERS = {"login": 256, "password": 1024}  # the shape a login accepts
 
 
 class MaintenanceOffers:

@@ -38,6 +38,9 @@ from sharelock.config import Settings
 from sharelock.connectors import CollectionResult, Connector, Outcome
 from sharelock.envelope import EnvelopeRejected
 from sharelock.flow import (
+    CREDENTIAL_MEMBERS,
+    FAILED_MESSAGES,
+    OTP_MEMBERS,
     RIGHTS_PENDING,
     RIGHTS_PROOF,
     AsyncAudit,
@@ -66,17 +69,6 @@ PENDING_LIFETIME = timedelta(minutes=5)
 MAX_OTP_ATTEMPTS = 3
 # 32 random bytes, URL-safe base64: 43 characters.
 HANDLE_BYTES = 32
-CREDENTIAL_MEMBERS = {"login": 256, "password": 1024}  # as on the consent screen
-OTP_MEMBERS = {"otp": 32}
-
-MESSAGES = {
-    Outcome.INVALID_CREDENTIALS: "The data source did not accept these credentials.",
-    Outcome.INVALID_OTP: "The one-time code was not accepted.",
-    Outcome.ACCOUNT_LOCKED: "The data source says this account is locked.",
-    Outcome.SOURCE_UNAVAILABLE: "The data source is unavailable. Try again later.",
-    Outcome.SOURCE_TIMEOUT: "The data source did not answer in time. Try again later.",
-    Outcome.INVALID_DATA: "The data source answered, but not as expected. Try again later.",
-}
 
 
 class ProofNotFound(Exception):
@@ -277,7 +269,7 @@ class ProofService:
             if await self._keep_pending(handle, held, expires):
                 answer: dict[str, Any] = {"status": "otp_required", "pending": handle}
                 if outcome is Outcome.INVALID_OTP:
-                    answer.update(reason=outcome.value, message=MESSAGES[outcome])
+                    answer.update(reason=outcome.value, message=FAILED_MESSAGES[outcome])
                 return answer
             outcome = Outcome.SOURCE_TIMEOUT  # the code came too late: sign in again
         return await self._failed(connector, login_hash, outcome)
@@ -296,7 +288,7 @@ class ProofService:
         return {
             "status": "failed",
             "reason": outcome.value,
-            "message": MESSAGES.get(outcome, "The sign-in did not succeed."),
+            "message": FAILED_MESSAGES.get(outcome, "The sign-in did not succeed."),
         }
 
 
