@@ -261,13 +261,34 @@ def start_broker(settings_env: dict[str, str], workers: int, log_path: Path) -> 
     return broker
 
 
+def redis_commands(url: str) -> dict[str, int]:
+    """Calls per Redis command so far (INFO commandstats)."""
+    with redis.Redis.from_url(url) as client:
+        stats = client.info("commandstats")
+    return {name.removeprefix("cmdstat_"): int(v["calls"]) for name, v in stats.items()}
+
+
+def print_redis_commands(url: str, before: dict[str, int], shares: int) -> None:
+    """Redis commands per share during a run, the busiest first (round trips are fewer:
+    pipelines and scripts carry several)."""
+    after = redis_commands(url)
+    spent = {name: calls - before.get(name, 0) for name, calls in after.items()}
+    spent = {name: calls for name, calls in spent.items() if calls > 0 and name != "info"}
+    if not shares or not spent:
+        return
+    total = sum(spent.values()) / shares
+    top = sorted(spent.items(), key=lambda item: -item[1])[:8]
+    listed = ", ".join(f"{name} {calls / shares:.1f}" for name, calls in top)
+    console.print(f"  redis: {total:.1f} commands per share ({listed})")
+
+
 def start_profiler(pid: int, out: Path) -> Child | None:
     tool = shutil.which("py-spy") or str(Path(sys.executable).with_name("py-spy"))
     if not Path(tool).exists():
         console.print("[yellow]--profile: py-spy is not installed (pip install py-spy)[/]")
         return None
     argv = [tool, "record", "--pid", str(pid), "--format", "raw", "-o", str(out)]
-    argv += ["--rate", "250", "--nonblocking"]
+    argv += ["--rate", "250", "--nonblocking", "--gil"]  # CPU: threads holding the GIL
     child = Child("py-spy", argv, dict(os.environ), out.with_suffix(".log"))
     time.sleep(1.0)  # attach
     if not child.alive():
@@ -871,9 +892,11 @@ def bench_backend(
         profiler = None
         if args.profile:
             profiler = start_profiler(broker.worker_pids()[0], profile_path)
+        commands_before = redis_commands(redis_server.url)
         stats, meters, _ = drive(
             broker, partner, jwk, args, meters_for, mode="closed", shares=args.shares
         )
+        print_redis_commands(redis_server.url, commands_before, stats.ok)
         if profiler is not None:
             profiler.stop(timeout=30, sig=signal.SIGINT)
             print_profile(profile_path, workers)

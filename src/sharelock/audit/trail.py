@@ -18,7 +18,7 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import NamedTuple
 
-from sqlalchemy import Connection, Engine, delete, func, insert, select, update
+from sqlalchemy import Connection, Engine, bindparam, delete, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
 from sharelock.audit.chain import row_hash
@@ -29,6 +29,14 @@ from sharelock.db import WRITE_LOCK, AuditChainHead, AuditEventRow, database_err
 log = logging.getLogger(__name__)
 
 _HEAD_ID = 1
+# Built once: a statement without inline values has a constant cache key, so executing it
+# skips SQLAlchemy's per-call traversal of the values.
+_INSERT_ROW = insert(AuditEventRow)
+_MOVE_HEAD = (
+    update(AuditChainHead)
+    .where(AuditChainHead.id == _HEAD_ID)
+    .values(last_id=bindparam("new_id"), last_hash=bindparam("new_hash"))
+)
 
 
 class AuditTrail:
@@ -103,17 +111,23 @@ class AuditTrail:
                 self._writer.begin() as connection,
             ):
                 head = read_head(connection, lock=True)
+                recorded = self._delivered_among(connection, events)
                 results: list[int | DuplicateDelivery] = []
-                seen: set[str] = set()
+                rows: list[dict[str, object]] = []
                 for event in events:
                     key = event.delivery_key
-                    if key is not None and (key in seen or self._delivered(connection, key)):
+                    if key is not None and key in recorded:
                         results.append(DuplicateDelivery("this delivery was already recorded"))
                         continue
                     if key is not None:
-                        seen.add(key)
-                    head = self._insert(connection, head, event)
+                        recorded.add(key)
+                    row, head = self._chain(head, event)
+                    rows.append(row)
                     results.append(head.last_id)
+                if rows:
+                    # One executemany of one prebuilt statement: the batch costs one
+                    # round trip, and SQLAlchemy compiles the statement once per process.
+                    connection.execute(_INSERT_ROW, rows)
                 self._move_head(connection, head)
                 return results
         except AuditUnavailable as exc:
@@ -130,24 +144,34 @@ class AuditTrail:
         return found is not None
 
     @staticmethod
-    def _insert(connection: Connection, head: ChainHead, event: AuditEvent) -> ChainHead:
+    def _delivered_among(connection: Connection, events: Sequence[AuditEvent]) -> set[str]:
+        """The delivery keys of `events` that already have their row (one query)."""
+        keys = {event.delivery_key for event in events if event.delivery_key is not None}
+        if not keys:
+            return set()
+        found = connection.scalars(
+            select(AuditEventRow.delivery_key).where(AuditEventRow.delivery_key.in_(keys))
+        )
+        return {key for key in found if key is not None}
+
+    @staticmethod
+    def _chain(head: ChainHead, event: AuditEvent) -> tuple[dict[str, object], ChainHead]:
+        """The row for `event` after `head`, and the head that row makes."""
         new_id = head.last_id + 1
         columns = {**event.columns(), "at": datetime.now(UTC)}
         digest = row_hash(columns, head.last_hash)
-        connection.execute(
-            insert(AuditEventRow).values(
-                id=new_id, prev_hash=head.last_hash, row_hash=digest, **columns
-            )
-        )
-        return head._replace(last_id=new_id, last_hash=digest)
+        row = {"id": new_id, "prev_hash": head.last_hash, "row_hash": digest, **columns}
+        return row, head._replace(last_id=new_id, last_hash=digest)
+
+    @classmethod
+    def _insert(cls, connection: Connection, head: ChainHead, event: AuditEvent) -> ChainHead:
+        row, head = cls._chain(head, event)
+        connection.execute(_INSERT_ROW, [row])
+        return head
 
     @staticmethod
     def _move_head(connection: Connection, head: ChainHead) -> None:
-        connection.execute(
-            update(AuditChainHead)
-            .where(AuditChainHead.id == _HEAD_ID)
-            .values(last_id=head.last_id, last_hash=head.last_hash)
-        )
+        connection.execute(_MOVE_HEAD, {"new_id": head.last_id, "new_hash": head.last_hash})
 
     def _append(self, connection: Connection, event: AuditEvent) -> int:
         head = read_head(connection, lock=True)
