@@ -295,6 +295,47 @@ def test_audit_store_slow_then_the_partner_retries(own: Own) -> None:
     assert len(own.stack.audit_rows("delivery_conflict", flow_id=share.flow_id)) == 1
 
 
+def _calls(raw: redis.Redis, command: str) -> int:
+    stats = raw.info("commandstats").get(f"cmdstat_{command}")
+    return int(stats["calls"]) if stats else 0
+
+
+def test_redis_fails_after_the_row_and_the_data_still_leaves(own: Own) -> None:
+    """Redis stalls between the committed `data_delivered` row and the erasure: the data
+    read before the row still leaves, so the row is true; the token then refuses a second
+    fetch, and the erasure applies once Redis answers (issue 12)."""
+    share, token = approved_token(own.stack)
+    blocker = sqlite3.connect(own.database, isolation_level=None)
+    try:
+        with own.redis.raw_client() as raw, ThreadPoolExecutor(max_workers=1) as pool:
+            # Hold the audit trail's write lock, so that the fetch stops at its row after
+            # reading the token and the release (the last Redis call before the row).
+            blocker.execute("BEGIN IMMEDIATE")
+            read = _calls(raw, "get")
+            first = pool.submit(share.fetch, token)
+            deadline = time.monotonic() + 30
+            while _calls(raw, "get") < read + 2:
+                assert time.monotonic() < deadline, "the fetch never reached its audit row"
+                time.sleep(0.01)
+            own.redis.pause()
+            try:
+                blocker.execute("ROLLBACK")  # the row commits; the erasure meets a stalled Redis
+                response = first.result(timeout=30)
+            finally:
+                own.redis.resume()
+    finally:
+        blocker.close()
+    assert response.status_code == 200, response.text
+    assert response.json()["data"]["bank_account"]["iban"] == "FR7699990000010001234567834"
+    assert len(own.stack.audit_rows("data_delivered", flow_id=share.flow_id)) == 1
+
+    until_redis_answers(own.stack)
+    again = share.fetch(token)
+    assert again.status_code == 401
+    assert len(own.stack.audit_rows("data_delivered", flow_id=share.flow_id)) == 1
+    assert len(own.stack.audit_rows("delivery_conflict", flow_id=share.flow_id)) == 1
+
+
 # -- the data source fails (47) ---------------------------------------------------------------
 
 

@@ -1,21 +1,22 @@
 """The partner's side of a share: pushed requests, code exchange, and the one-time delivery.
 
-Delivery order (Vault's rule "a request fails if it cannot be audited"): the `data_delivered`
-row is committed first, with the token's digest as a unique key, then the token and the data
-are taken from Redis (GETDEL) and returned. Two concurrent calls with one token: the database
-lets one row in; the other caller gets `invalid_token` and a `delivery_conflict` row. If the
-database is down, nothing is taken: the partner gets a 503 and may retry.
+Delivery order (Vault's rule "a request fails if it cannot be audited"): the token and the data
+are read, the `data_delivered` row is committed with the token's digest as a unique key, and
+only then is the data returned and erased from Redis (`DeliveryService.deliver` says why this
+order releases at most once, never without a row, and what a Redis failure after the row
+leaves). If the database is down, nothing is taken: the partner gets a 503 and may retry.
 """
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Mapping
-from typing import Any
+from typing import Any, NoReturn
 
 from sharelock.audit import AuditUnavailable, DuplicateDelivery, EventType
 from sharelock.clock import Clock, utc
 from sharelock.config import Settings
+from sharelock.errors import ServiceUnavailable
 from sharelock.flow import expiry
 from sharelock.flow.ports import AsyncAudit
 from sharelock.flow.records import (
@@ -158,6 +159,20 @@ class DeliveryService:
     # -- delivery -----------------------------------------------------------------------
 
     async def deliver(self, token: str) -> dict[str, Any]:
+        """The approved data, once, for a live token. The order is what makes it safe:
+
+        1. read (not take) the token and the release: nothing changes yet, so any failure
+           up to the row leaves everything for the partner's retry;
+        2. commit the `data_delivered` row, unique by the token's digest: the database, not
+           Redis, decides the one delivery, so a Redis failover that brings back a token the
+           old primary had already deleted cannot release twice (SECURITY-CHECKLIST 46);
+        3. answer with the data read in step 1; the token, release and flow are deleted in
+           one Redis transaction on the way out. If Redis fails then, the data still leaves
+           (its row says it did) and the leftovers expire with the token, which the unique
+           row already refuses.
+
+        No data leaves without its row; a row is written only when nothing but the answer
+        itself remains to be done."""
         token_digest = digest(token)
         grant = await self.records.get(TOKEN, token_digest)
         if grant is None:
@@ -169,6 +184,9 @@ class DeliveryService:
             "login_hash": grant.login_hash,
             "flow_ref": flow_ref(grant.flow_id),
         }
+        release = await self.records.get(RELEASE, grant.flow_id)
+        if release is None:
+            await self._without_release(token_digest, row)
         try:
             await self.audit.record(
                 EventType.DATA_DELIVERED, outcome="delivered", delivery_key=token_digest, **row
@@ -176,18 +194,7 @@ class DeliveryService:
         except DuplicateDelivery:
             await self._conflict(row)
             raise InvalidToken("the access token was already used") from None
-        if await self.records.take(TOKEN, token_digest) is None:
-            # Unreachable while the unique key holds, kept as a second lock on the door.
-            await self._conflict(row)
-            raise InvalidToken("the access token was already used")
-        release = await self.records.take(RELEASE, grant.flow_id)
-        await self.records.delete(FLOW, grant.flow_id)
-        if release is None:
-            raise InvalidGrant("the shared data has expired")
-        await self.records.store.index_remove(
-            expiry.INDEX, expiry.member(flow_ref(grant.flow_id), grant.client_id)
-        )
-        await self._keep_identity(grant.flow_id, release)
+        await self._erase_delivered(grant.flow_id, token_digest, grant.client_id, release)
         for listener in self.on_delivery:
             listener(release.data_source or "unknown")
         return {
@@ -197,6 +204,33 @@ class DeliveryService:
             "data": release.data,
             "delivered_at": utc(self.clock).isoformat(),
         }
+
+    async def _erase_delivered(
+        self, flow_id: str, token_digest: str, client_id: str, release: Release
+    ) -> None:
+        """After the row: erase the token, the release and the flow, and keep the identity
+        data for verification. A store failure here must not keep the data from leaving."""
+        try:
+            await self.records.end(
+                [(TOKEN, token_digest), (RELEASE, flow_id), (FLOW, flow_id)],
+                expiry.INDEX,
+                expiry.member(flow_ref(flow_id), client_id),
+            )
+            await self._keep_identity(flow_id, release)
+        except ServiceUnavailable:
+            log.warning(
+                "delivered, but the store failed while erasing: the rest expires with the token"
+            )
+
+    async def _without_release(self, token_digest: str, row: Mapping[str, Any]) -> NoReturn:
+        """The token is live but its release is gone (expired with the code's or token's
+        life, or taken by a concurrent delivery): no `data_delivered` row, since nothing
+        will leave; the token goes too."""
+        if await self.records.take(TOKEN, token_digest) is None:
+            # Taken meanwhile, by a delivery that also erased the release.
+            await self._conflict(row)
+            raise InvalidToken("the access token was already used")
+        raise InvalidGrant("the shared data has expired")
 
     async def _second_fetch(self, token_digest: str) -> None:
         """A token that already delivered: the alert "double fetch" (checklist 34), as a

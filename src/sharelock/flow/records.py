@@ -16,7 +16,7 @@ live flows (`sharelock.flow.expiry`), whose members are flow references and clie
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any, Generic, TypeVar
@@ -308,6 +308,12 @@ class Records:
         """Read and delete in one step (GETDEL): one caller gets it, ever."""
         raw = await self.store.take(kind.name, record_id)
         return None if raw is None else kind.load(raw)
+
+    async def end(self, records: Sequence[tuple[Kind[Any], str]], index: str, member: str) -> None:
+        """Delete `records` and remove `member` from the expiry `index`, in one transaction."""
+        await self.store.delete_with_index(
+            [(kind.name, record_id) for kind, record_id in records], index, member
+        )
 
     async def delete(self, kind: Kind[Any], *record_ids: str) -> int:
         return await self.store.delete(kind.name, *record_ids)

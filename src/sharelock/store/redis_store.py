@@ -12,7 +12,7 @@ one gets the value (see `vectors/redis_one_time_read_probe.json` for GET-then-DE
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator, Callable, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -183,6 +183,19 @@ class SealedStore:
         with redis_errors(f"take {kind}"):
             sealed = await self._client.getdel(key)
         return await self._open(key, sealed)
+
+    async def delete_with_index(
+        self, records: Sequence[tuple[str, str]], index: str, member: str
+    ) -> None:
+        """Delete `records` (kind, id) and remove `member` from `index` in one transaction
+        (MULTI/EXEC): a record's end and its index entry's removal never part ways."""
+        keys = [self.key(kind, record_id) for kind, record_id in records]
+        with redis_errors("delete records"):
+            async with self._client.pipeline(transaction=True) as pipe:
+                if keys:
+                    pipe.delete(*keys)
+                pipe.zrem(self.key("index", index), member)
+                await pipe.execute()
 
     async def replace(self, kind: str, record_id: str, value: bytes) -> bool:
         """Overwrite an existing record, keeping its expiry (SET XX KEEPTTL); False if it no
