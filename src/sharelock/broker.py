@@ -21,7 +21,6 @@ from sharelock.clock import SYSTEM_CLOCK, Clock
 from sharelock.config import Settings
 from sharelock.connectors import Connector, build_connectors
 from sharelock.db import create_engine_for, database_errors, migrate
-from sharelock.errors import ConfigError
 from sharelock.flow import (
     ASSERTION_JTI,
     AsyncAudit,
@@ -37,7 +36,7 @@ from sharelock.oauth import digest
 from sharelock.ratelimit import IDENTIFIER_KEY_LABEL, RateLimiter, identifier_key_from
 from sharelock.registry import PartnerRegistry
 from sharelock.rights import ProofService, RightsService
-from sharelock.store import SealedStore
+from sharelock.store import RedisEndpoint, SealedStore, verify_redis
 
 
 @dataclass
@@ -70,13 +69,14 @@ class Broker:
         *,
         clock: Clock = SYSTEM_CLOCK,
     ) -> Broker:
-        if not settings.redis_url:
-            raise ConfigError(
-                "SHARELOCK_REDIS_URL is not set ('sharelock serve' and 'sharelock demo' start "
-                "an embedded redis-server when it is unset)"
-            )
+        # ConfigError if neither a URL nor Sentinels are set.
+        endpoint = RedisEndpoint.from_settings(settings)
+        if endpoint.sentinels:
+            # Sentinels are asked now (one round trip each): a wrong list or service name
+            # stops start-up with its variable named, rather than every request failing.
+            verify_redis(endpoint)
         engine = create_engine_for(settings)
-        store = SealedStore.from_url(settings.redis_url, keys, settings.retention)
+        store = SealedStore.for_endpoint(endpoint, keys, settings.retention)
         records = Records(store, settings.retention, clock)
         partners = AsyncPartners(
             PartnerRegistry(engine, cache_seconds=settings.partner_cache_seconds)

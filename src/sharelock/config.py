@@ -25,9 +25,10 @@ from pydantic import (
     field_validator,
     model_validator,
 )
-from pydantic_settings import BaseSettings, SettingsConfigDict, SettingsError
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict, SettingsError
 
 from sharelock.errors import ConfigError
+from sharelock.redis_settings import check_redis_settings, parse_sentinels
 
 # Where Debian, Ubuntu, Fedora and Homebrew put SoftHSM2's PKCS#11 module.
 _SOFTHSM_MODULE_CANDIDATES = (
@@ -165,10 +166,67 @@ class Settings(BaseSettings):
         pattern=r"(?i)^(debug|info|warning|error|critical)$",
         description="Level of the JSON logs `serve` writes to stderr.",
     )
+    # HTTPS in `serve` itself, for a single host without a TLS proxy in front
+    # (docs/operations.md, "Deploying several nodes").
+    tls_cert_file: Path | None = Field(
+        default=None,
+        description="PEM certificate (chain included) `serve` answers HTTPS with; unset: HTTP.",
+    )
+    tls_key_file: Path | None = Field(default=None, description="Its private key (PEM).")
+
+    @model_validator(mode="after")
+    def _tls_coherent(self) -> Settings:
+        # A ConfigError, which pydantic lets through as it is.
+        if (self.tls_cert_file is None) != (self.tls_key_file is None):
+            raise ConfigError(
+                "SHARELOCK_TLS_CERT_FILE and SHARELOCK_TLS_KEY_FILE go together: set both or "
+                "neither"
+            )
+        if self.tls_cert_file is not None and not self.issuer.startswith("https://"):
+            raise ConfigError("SHARELOCK_ISSUER: must be an https:// URL when serving TLS")
+        return self
 
     redis_url: str | None = Field(
-        default=None, description="Redis URL; unset means the embedded redis-server."
+        default=None,
+        description="Redis URL; unset means the embedded redis-server.",
+        repr=False,  # may carry the password
     )
+    # Redis through Sentinel, TLS and an ACL user (docs/operations.md, "Redis high
+    # availability"); parsed and checked by `sharelock.redis_settings`.
+    redis_sentinels: Annotated[tuple[tuple[str, int], ...], NoDecode] = Field(
+        default=(),
+        description="Sentinels as host:port,host:port; exclusive with SHARELOCK_REDIS_URL.",
+    )
+    redis_sentinel_service: str | None = Field(
+        default=None, description="The service (master name) the Sentinels monitor."
+    )
+    redis_username: str | None = Field(default=None, description="ACL user on the data nodes.")
+    redis_password: SecretStr | None = None
+    redis_sentinel_username: str | None = Field(
+        default=None, description="ACL user on the Sentinels."
+    )
+    redis_sentinel_password: SecretStr | None = None
+    redis_tls_ca_file: Path | None = Field(
+        default=None, description="CA bundle: TLS, verified, to Redis and the Sentinels."
+    )
+    redis_tls_cert_file: Path | None = Field(default=None, description="TLS client certificate.")
+    redis_tls_key_file: Path | None = Field(default=None, description="Its private key.")
+
+    @field_validator("redis_sentinels", mode="before")
+    @classmethod
+    def _sentinels(cls, value: object) -> object:
+        return parse_sentinels(value)
+
+    @model_validator(mode="after")
+    def _redis_coherent(self) -> Settings:
+        check_redis_settings(self)  # a ConfigError, which pydantic lets through as it is
+        return self
+
+    @property
+    def redis_configured(self) -> bool:
+        """Whether an outside Redis is set (URL or Sentinels): if not, the embedded one runs."""
+        return bool(self.redis_url or self.redis_sentinels)
+
     database_url: str | None = Field(
         default=None, description="SQLAlchemy URL; unset means SQLite under the state directory."
     )

@@ -288,10 +288,11 @@ class EmbeddedRedis:
 
 
 @contextmanager
-def redis_url_for(settings: Settings) -> Iterator[str]:
-    """The Redis URL to use: `SHARELOCK_REDIS_URL` if set, otherwise that of a private
+def redis_url_for(settings: Settings) -> Iterator[str | None]:
+    """The Redis URL to use: `SHARELOCK_REDIS_URL` if set, None if Sentinels are set
+    (`SHARELOCK_REDIS_SENTINELS`: the broker asks them), otherwise that of a private
     redis-server under the state directory, running until the block ends."""
-    if settings.redis_url:
+    if settings.redis_configured:
         yield settings.redis_url
         return
     with EmbeddedRedis(settings.state_path / "redis") as server:

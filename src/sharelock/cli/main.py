@@ -7,6 +7,7 @@ import logging
 import os
 import shutil
 import socket
+import ssl
 import sys
 from pathlib import Path
 from typing import Any
@@ -144,7 +145,7 @@ def serve(
     workers: int = typer.Option(1, min=1, help="Worker processes (each opens the HSM itself)."),
 ) -> None:
     """Run the broker's HTTP API, and /metrics on the operator listener (with a private
-    redis-server if SHARELOCK_REDIS_URL is unset)."""
+    redis-server if neither SHARELOCK_REDIS_URL nor SHARELOCK_REDIS_SENTINELS is set)."""
     settings = load_settings()
     # Before anything imports prometheus-client, which reads it once: every worker then keeps
     # its metrics in a file there, and a scrape adds up all workers (`sharelock.web.metrics`).
@@ -157,10 +158,12 @@ def serve(
     from sharelock.demo import prepare
     from sharelock.embedded import redis_url_for
     from sharelock.logs import configure_logging, logging_config
+    from sharelock.store import RedisEndpoint, verify_redis
 
     if settings.operator_port == settings.port:
         raise ConfigError("SHARELOCK_OPERATOR_PORT: must differ from SHARELOCK_PORT")
     KeyLayer(settings).check()  # a clear error now rather than a 503 later
+    tls = _tls_options(settings)  # likewise: not a traceback in every worker
     # Both listeners are bound here and handed to uvicorn, which serves both in each worker
     # (`sharelock.web.app.Listeners` tells them apart by local port), as `uvicorn.run` does
     # with its one socket.
@@ -174,7 +177,17 @@ def serve(
         prepare(settings)
         with redis_url_for(settings) as redis_url:
             # Workers are separate processes that read their settings from the environment.
-            os.environ["SHARELOCK_REDIS_URL"] = redis_url
+            if redis_url is not None:  # None: Sentinels, which the workers read as we did
+                os.environ["SHARELOCK_REDIS_URL"] = redis_url
+            # Wrong Sentinels, service, credentials or certificates: one line, now, rather
+            # than a traceback in each worker.
+            verify_redis(
+                RedisEndpoint.from_settings(
+                    settings.model_copy(update={"redis_url": redis_url})
+                    if redis_url is not None
+                    else settings
+                )
+            )
             config = uvicorn.Config(
                 "sharelock.web.app:create_listeners_from_env",
                 factory=True,
@@ -185,6 +198,7 @@ def serve(
                 log_config=logging_config(settings),
                 log_level=settings.log_level.lower(),
                 access_log=False,
+                **tls,
             )
             log.info(
                 "serving the API on %s:%d and the operator listener on %s:%d, %d worker(s)",
@@ -207,6 +221,38 @@ def serve(
         shutil.rmtree(metrics_dir, ignore_errors=True)
 
 
+# The TLS 1.2 suites `serve` accepts: forward secrecy and AEAD only (TLS 1.3's own suites all
+# are). None of them exists before TLS 1.2, so TLS 1.0 and 1.1 cannot be negotiated whatever
+# the OpenSSL build allows; Python's default minimum is TLS 1.2 besides.
+TLS12_CIPHERS = "ECDHE+AESGCM:ECDHE+CHACHA20"
+
+
+def _tls_options(settings: Settings) -> dict[str, Any]:
+    """uvicorn's TLS arguments, or none. The files are loaded once here, so that a wrong path
+    or a key that does not match its certificate stops `serve` with one line.
+
+    uvicorn applies one TLS setting to every socket of a server, and `serve` runs both
+    listeners in one server (every worker serves both), so the operator listener answers
+    HTTPS too, with the same certificate: scrape and probe it with `https://` and the CA."""
+    cert, key = settings.tls_cert_file, settings.tls_key_file
+    if cert is None or key is None:  # both or neither: `Settings` checked
+        return {}
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    try:
+        context.load_cert_chain(cert, key)
+    except ssl.SSLError:  # before OSError, its base class
+        raise ConfigError(
+            "SHARELOCK_TLS_CERT_FILE, SHARELOCK_TLS_KEY_FILE: not a PEM certificate and its "
+            "matching private key"
+        ) from None
+    except OSError as exc:
+        raise ConfigError(
+            "SHARELOCK_TLS_CERT_FILE, SHARELOCK_TLS_KEY_FILE: cannot read the certificate or "
+            f"its key ({exc.strerror or type(exc).__name__})"
+        ) from None
+    return {"ssl_certfile": str(cert), "ssl_keyfile": str(key), "ssl_ciphers": TLS12_CIPHERS}
+
+
 def _fresh_metrics_dir(settings: Settings) -> Path:
     """An empty directory for this run's metrics: values of an earlier run must not be
     added to this one's."""
@@ -220,13 +266,16 @@ def _fresh_metrics_dir(settings: Settings) -> Path:
 @friendly_errors
 def sandbox(
     slow_seconds: float = typer.Option(30.0, help="Delay of the 'slow' test users."),
+    host: str = typer.Option(
+        "127.0.0.1", help="Address to listen on (0.0.0.0 in a container, for the brokers)."
+    ),
 ) -> None:
     """Run the sandbox data sources (bank, telecom, energy, tax office)."""
     from sharelock.sandbox import run_sandbox
 
     settings = load_settings()
     out.print(f"sandbox data sources on {settings.sandbox_url} (see docs/sandbox.md)")
-    run_sandbox("127.0.0.1", settings.sandbox_port, slow_seconds=slow_seconds)
+    run_sandbox(host, settings.sandbox_port, slow_seconds=slow_seconds)
 
 
 def _print_ready(settings: Settings, partner: Any) -> None:

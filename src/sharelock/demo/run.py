@@ -24,7 +24,7 @@ from sharelock.db import create_engine_for, migrate
 from sharelock.demo.headless import HeadlessResult, run_share
 from sharelock.demo.partner_site import PartnerConfig, create_partner_app
 from sharelock.embedded import redis_url_for
-from sharelock.keys import KeyLayer, init_token
+from sharelock.keys import KeyLayer, init_token, is_softhsm
 from sharelock.sandbox import create_sandbox_app
 from sharelock.scopes import SCOPES
 from sharelock.web import create_app
@@ -41,8 +41,10 @@ class _Server(uvicorn.Server):
 
 
 def prepare(settings: Settings) -> None:
-    """Token, keys and database, idempotently."""
-    init_token(settings)
+    """Token, keys and database, idempotently. A token other than SoftHSM (a network HSM) is
+    the operator's to initialise: only its keys are ensured here."""
+    if is_softhsm(settings):
+        init_token(settings)
     keys = KeyLayer(settings)
     try:
         keys.ensure_keys()
@@ -140,7 +142,8 @@ async def _serve(servers: list[_Server], headless: dict[str, Any] | None) -> Hea
 def run_demo(settings: Settings, *, headless: bool, on_ready: Any = print) -> HeadlessResult | None:
     prepare(settings)
     with redis_url_for(settings) as redis_url:
-        settings = settings.model_copy(update={"redis_url": redis_url})
+        if redis_url is not None:  # None: Sentinels, already in the settings
+            settings = settings.model_copy(update={"redis_url": redis_url})
         partner = demo_partner(settings)
         servers = _servers(settings, partner)
         options = None

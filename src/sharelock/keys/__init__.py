@@ -20,7 +20,7 @@ from sharelock.keys.layer import (
     KeyLayer,
     refresh_forever,
 )
-from sharelock.keys.softhsm import InitReport, init_token
+from sharelock.keys.softhsm import InitReport, init_token, is_softhsm
 
 __all__ = [
     "OAEP_ALGORITHMS",
@@ -35,5 +35,6 @@ __all__ = [
     "KeyNotFound",
     "UnsupportedAlgorithm",
     "init_token",
+    "is_softhsm",
     "refresh_forever",
 ]

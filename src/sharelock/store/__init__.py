@@ -1,18 +1,23 @@
 """The TTL store: Redis, holding only values sealed with keys Redis never sees.
 
 Public surface: `SealedStore` (namespaced, expiring, sealed records; one-time reads),
-`Sealer` (the envelope encryption), `connect` (the fail-fast Redis client), the errors, and
-`redis_max_lifetime` (the expiry cap from the retention table).
+`Sealer` (the envelope encryption), `connect` and `connect_endpoint` (the fail-fast Redis
+client, for a URL or through Sentinels), `RedisEndpoint` (where Redis is, from `Settings`),
+`verify_redis` (the start-up check), the errors, and `redis_max_lifetime` (the expiry cap from
+the retention table).
 """
 
-from sharelock.store.client import connect
+from sharelock.store.client import connect, connect_endpoint
+from sharelock.store.endpoint import RedisEndpoint, TlsFiles
 from sharelock.store.errors import SealError, StoreConflict, StoreError, StoreUnavailable
 from sharelock.store.keyspace import DEFAULT_NAMESPACE, redis_max_lifetime
 from sharelock.store.redis_store import SealedStore, scan_all
 from sharelock.store.sealing import Sealer, SealerStats
+from sharelock.store.startup import verify_redis
 
 __all__ = [
     "DEFAULT_NAMESPACE",
+    "RedisEndpoint",
     "SealError",
     "SealedStore",
     "Sealer",
@@ -20,7 +25,10 @@ __all__ = [
     "StoreConflict",
     "StoreError",
     "StoreUnavailable",
+    "TlsFiles",
     "connect",
+    "connect_endpoint",
     "redis_max_lifetime",
     "scan_all",
+    "verify_redis",
 ]

@@ -21,7 +21,8 @@ from redis.exceptions import WatchError
 
 from sharelock.config import Retention
 from sharelock.keys import KeyLayer
-from sharelock.store.client import DEFAULT_SOCKET_TIMEOUT, connect, redis_errors
+from sharelock.store.client import DEFAULT_SOCKET_TIMEOUT, connect, connect_endpoint, redis_errors
+from sharelock.store.endpoint import RedisEndpoint
 from sharelock.store.errors import StoreConflict, StoreError
 from sharelock.store.keyspace import (
     DEFAULT_NAMESPACE,
@@ -105,6 +106,25 @@ class SealedStore:
         expiry cap from the retention table."""
         return cls(
             connect(url, socket_timeout=socket_timeout),
+            Sealer(keys),
+            max_lifetime=redis_max_lifetime(retention),
+            namespace=namespace,
+        )
+
+    @classmethod
+    def for_endpoint(
+        cls,
+        endpoint: RedisEndpoint,
+        keys: KeyLayer,
+        retention: Retention,
+        *,
+        namespace: str = DEFAULT_NAMESPACE,
+        socket_timeout: float = DEFAULT_SOCKET_TIMEOUT,
+    ) -> SealedStore:
+        """As `from_url`, for a URL or Sentinels, with an ACL user and TLS
+        (`connect_endpoint`)."""
+        return cls(
+            connect_endpoint(endpoint, socket_timeout=socket_timeout),
             Sealer(keys),
             max_lifetime=redis_max_lifetime(retention),
             namespace=namespace,
