@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Install the Debian packages Sharelock's embedded setup needs, only when they are missing.
-# Usage: deploy/system-packages.sh [--with-browser]
+# Usage: deploy/system-packages.sh [--with-browser]   (the test tools: browser, HAProxy,
+#        redis-sentinel, PostgreSQL's initdb)
 set -euo pipefail
 
 need=()
@@ -11,6 +12,12 @@ python3 -c 'import ensurepip, venv' >/dev/null 2>&1 || need+=(python3-venv)
 if [[ "${1:-}" == "--with-browser" ]]; then
   command -v chromium >/dev/null 2>&1 || need+=(chromium)
   command -v npm >/dev/null 2>&1 || need+=(npm)  # axe-core for the accessibility checks
+  # deploy/redis/sentinel.conf, run by tests/integration/test_redis_ha.py
+  [[ -x /usr/bin/redis-sentinel ]] || need+=(redis-sentinel)
+  # deploy/haproxy/haproxy.cfg, run by tests/integration/test_haproxy_config.py
+  { command -v haproxy || [[ -x /usr/sbin/haproxy ]]; } >/dev/null 2>&1 || need+=(haproxy)
+  # initdb for the private PostgreSQL of tests/support/postgres_server.py and the cluster run
+  compgen -G "/usr/lib/postgresql/*/bin/initdb" >/dev/null || need+=(postgresql)
 fi
 
 [[ ${#need[@]} -eq 0 ]] && exit 0
