@@ -6,7 +6,7 @@ PY      := $(VENV)/bin/python
 STAMP   := $(VENV)/.installed-stamp
 PYTEST_ARGS ?=
 
-.PHONY: demo test lint bench system system-test clean
+.PHONY: demo test test-cluster lint bench system system-test clean
 
 demo: system $(STAMP)
 	$(VENV)/bin/sharelock demo
@@ -15,6 +15,11 @@ AXE := tests/browser/node_modules/axe-core/axe.min.js
 
 test: system-test $(STAMP) $(AXE)
 	$(PY) -m pytest $(PYTEST_ARGS)
+
+# Several broker nodes behind HAProxy on Redis Sentinel and PostgreSQL, under load and faults
+# (tests/cluster/run.py): real processes on this machine, a few minutes.
+test-cluster: system-test $(STAMP)
+	$(PY) -m tests.cluster.run
 
 $(AXE): tests/browser/package-lock.json
 	npm ci --prefix tests/browser --no-audit --no-fund --loglevel=error

@@ -24,6 +24,7 @@ import subprocess
 import time
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from types import TracebackType
 from typing import IO, Any, Self, TypeVar
@@ -392,7 +393,7 @@ class RedisHA:
             for node in self.nodes:
                 node.start()
             for node in self.nodes:
-                wait_until(lambda n=node: self._answers(n), timeout=START_TIMEOUT_S, what=f"{node}")
+                wait_until(partial(self._answers, node), timeout=START_TIMEOUT_S, what=f"{node}")
             wait_until(self._replica_linked, timeout=SETTLE_TIMEOUT_S, what="replication")
             for sentinel in self.sentinels:
                 sentinel.start()

@@ -1,0 +1,323 @@
+"""The cluster run's processes, each on its own port of this machine: a private CA, PostgreSQL
+(password and TLS), Redis with a replica and three Sentinels (ACL users and TLS), the sandbox,
+broker nodes (`sharelock serve --workers 2`) sharing one SoftHSM token, and HAProxy in front
+(TLS with an RSA-4096 certificate, health checks on `/readyz`).
+
+The Redis, Sentinel and HAProxy configurations are the files `deploy/` ships, rendered or fed
+through the environment: what operators deploy is what this run tests.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import httpx
+
+from sharelock.config import Settings
+from sharelock.db import create_engine_for, migrate
+from sharelock.embedded import free_port
+from sharelock.keys import KeyLayer, init_token
+from sharelock.registry import PartnerRegistry
+from sharelock.scopes import SCOPES
+from tests.cluster.load import REDIRECT_URI, Partner
+from tests.support.pki import Issued, PrivateCA
+from tests.support.postgres_server import PrivatePostgres
+from tests.support.redis_ha import RedisHA, RedisPki
+
+REPO = Path(__file__).resolve().parents[2]
+HAPROXY_CFG = REPO / "deploy" / "haproxy" / "haproxy.cfg"
+TOKEN_LABEL = "sharelock-cluster"
+READY_TIMEOUT_S = 90.0
+
+
+class Child:
+    """A subprocess in a session of its own (its whole process group can be signalled, as a
+    machine losing power would), its output in a log file."""
+
+    def __init__(self, name: str, argv: list[str], env: dict[str, str], log_path: Path) -> None:
+        self.name = name
+        self.argv = argv
+        self.env = env
+        self.log_path = log_path
+        self.proc: subprocess.Popen[bytes] | None = None
+        self.start()
+
+    def start(self) -> None:
+        with self.log_path.open("ab") as log:
+            self.proc = subprocess.Popen(
+                self.argv,
+                env=self.env,
+                cwd=REPO,
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+
+    @property
+    def pid(self) -> int:
+        assert self.proc is not None
+        return self.proc.pid
+
+    def alive(self) -> bool:
+        return self.proc is not None and self.proc.poll() is None
+
+    def kill(self) -> None:
+        """SIGKILL to the whole process group: the supervisor and every worker at once."""
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(self.pid, signal.SIGKILL)
+        if self.proc is not None:
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                self.proc.wait(10)
+
+    def stop(self, timeout: float = 20.0) -> None:
+        if self.proc is None:
+            return
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                self.proc.wait(timeout)
+        self.kill()
+
+    def log_tail(self, limit: int = 3000) -> str:
+        try:
+            return self.log_path.read_text(errors="replace")[-limit:]
+        except OSError:
+            return ""
+
+
+def wait_for(url: str, child: Child, *, verify: str | bool = True, timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    with httpx.Client(timeout=2, verify=verify) as client:
+        while time.monotonic() < deadline:
+            if not child.alive():
+                raise RuntimeError(f"{child.name} exited during start-up:\n{child.log_tail()}")
+            with contextlib.suppress(httpx.HTTPError):
+                if client.get(url).status_code == 200:
+                    return
+            time.sleep(0.2)
+    raise RuntimeError(f"{child.name} not ready at {url}:\n{child.log_tail()}")
+
+
+def clean_env() -> dict[str, str]:
+    return {k: v for k, v in os.environ.items() if not k.startswith("SHARELOCK_")}
+
+
+def redis_env(settings: Settings) -> dict[str, str]:
+    """The `SHARELOCK_REDIS_*` variables for `settings` (from `RedisHA.settings`)."""
+    env: dict[str, str] = {
+        "SHARELOCK_REDIS_SENTINELS": ",".join(f"{h}:{p}" for h, p in settings.redis_sentinels),
+    }
+    plain = {
+        "SHARELOCK_REDIS_SENTINEL_SERVICE": settings.redis_sentinel_service,
+        "SHARELOCK_REDIS_USERNAME": settings.redis_username,
+        "SHARELOCK_REDIS_SENTINEL_USERNAME": settings.redis_sentinel_username,
+        "SHARELOCK_REDIS_TLS_CA_FILE": settings.redis_tls_ca_file,
+        "SHARELOCK_REDIS_TLS_CERT_FILE": settings.redis_tls_cert_file,
+        "SHARELOCK_REDIS_TLS_KEY_FILE": settings.redis_tls_key_file,
+    }
+    env |= {name: str(value) for name, value in plain.items() if value is not None}
+    for name, secret in (
+        ("SHARELOCK_REDIS_PASSWORD", settings.redis_password),
+        ("SHARELOCK_REDIS_SENTINEL_PASSWORD", settings.redis_sentinel_password),
+    ):
+        if secret is not None:
+            env[name] = secret.get_secret_value()
+    return env
+
+
+@dataclass
+class Node:
+    """One broker node: `sharelock serve --workers 2` with its own ports."""
+
+    name: str
+    child: Child
+    port: int
+    operator_port: int
+
+    @property
+    def address(self) -> str:
+        return f"127.0.0.1:{self.port}"
+
+    def wait_ready(self) -> None:
+        wait_for(f"http://{self.address}/readyz", self.child, timeout=READY_TIMEOUT_S)
+
+
+@dataclass
+class Balancer:
+    """HAProxy running `deploy/haproxy/haproxy.cfg`."""
+
+    child: Child
+    https_port: int
+    http_port: int
+
+    @property
+    def url(self) -> str:
+        return f"https://127.0.0.1:{self.https_port}"
+
+
+@dataclass
+class Cluster:
+    state: Path
+    ca: PrivateCA
+    postgres: PrivatePostgres
+    redis: RedisHA
+    sandbox: Child
+    sandbox_url: str
+    partner: Partner
+    node_env: dict[str, str]
+    nodes: list[Node] = field(default_factory=list)
+    balancers: list[Balancer] = field(default_factory=list)
+    _certificate: Issued | None = None
+
+    def logs(self) -> list[Path]:
+        """Every log this run's processes wrote."""
+        return sorted(p for p in self.state.rglob("*.log") if p.is_file())
+
+    def start_node(self, name: str) -> Node:
+        port, operator_port = free_port(), free_port()
+        env = self.node_env | {
+            "SHARELOCK_PORT": str(port),
+            "SHARELOCK_OPERATOR_PORT": str(operator_port),
+        }
+        sharelock = str(Path(sys.executable).with_name("sharelock"))
+        child = Child(name, [sharelock, "serve", "--workers", "2"], env, self.state / f"{name}.log")
+        node = Node(name, child, port, operator_port)
+        node.wait_ready()
+        self.nodes.append(node)
+        return node
+
+    def restart_node(self, node: Node) -> None:
+        node.child.start()
+        node.wait_ready()
+
+    def start_balancer(self, name: str, backends: tuple[Node, Node], https_port: int) -> Balancer:
+        """HAProxy on `https_port` (the issuer's) in front of `backends` (the same node twice
+        for a one-node setup)."""
+        if self._certificate is None:
+            self._certificate = self.ca.issue("haproxy")  # RSA-4096, as seed 003 says
+        cert = self._certificate
+        http_port = free_port()
+        env = clean_env() | {
+            "LB_BIND": "127.0.0.1",
+            "LB_HTTPS_PORT": str(https_port),
+            "LB_HTTP_PORT": str(http_port),
+            "LB_CERT": str(cert.bundle),
+            "LB_NODE1": backends[0].address,
+            "LB_NODE2": backends[1].address,
+        }
+        child = Child(
+            name, ["haproxy", "-db", "-f", str(HAPROXY_CFG)], env, self.state / f"{name}.log"
+        )
+        balancer = Balancer(child, https_port, http_port)
+        wait_for(f"{balancer.url}/readyz", child, verify=str(self.ca.ca_cert), timeout=30)
+        self.balancers.append(balancer)
+        return balancer
+
+    def stop_balancer(self, balancer: Balancer) -> None:
+        balancer.child.stop()
+        self.balancers.remove(balancer)
+
+    def stop(self) -> None:
+        for balancer in self.balancers:
+            balancer.child.stop()
+        for node in self.nodes:
+            node.child.stop()
+        self.sandbox.stop()
+
+
+def _sandbox(state: Path) -> tuple[Child, str]:
+    port = free_port()
+    code = (
+        "import uvicorn; from sharelock.sandbox import create_sandbox_app; "
+        f"uvicorn.run(create_sandbox_app(), host='127.0.0.1', port={port}, "
+        "log_level='warning', access_log=False)"
+    )
+    child = Child("sandbox", [sys.executable, "-c", code], clean_env(), state / "sandbox.log")
+    url = f"http://127.0.0.1:{port}"
+    wait_for(url + "/", child, timeout=30)
+    return child, url
+
+
+def _prepare(settings: Settings) -> Partner:
+    """The shared token with its keys, the schema, and one registered partner."""
+    init_token(settings)
+    keys = KeyLayer(settings)
+    try:
+        keys.ensure_keys()
+    finally:
+        keys.close()
+    engine = create_engine_for(settings)
+    try:
+        migrate(engine)
+        row, secret = PartnerRegistry(engine).add(
+            name="Cluster Partner",
+            redirect_uris=[REDIRECT_URI],
+            scopes=list(SCOPES),
+            purpose="the fault run",
+        )
+    finally:
+        engine.dispose()
+    return Partner(row.client_id, secret)
+
+
+@contextlib.contextmanager
+def cluster(state: Path, *, issuer_port: int, session_seconds: int) -> Iterator[Cluster]:
+    """Everything but the broker nodes and HAProxy (started by the run, which controls them).
+    `issuer_port` is HAProxy's HTTPS port, decided before any node starts (the issuer is
+    part of every node's configuration)."""
+    ca = PrivateCA(state / "ca")
+    with (
+        PrivatePostgres(state / "postgres", ca=ca) as postgres,
+        RedisHA(
+            state / "redis", pki=RedisPki.create(state / "redis-pki"), maxmemory="256mb"
+        ) as redis_ha,
+    ):
+        base = Settings(
+            state_dir=state / "broker",
+            hsm_token_label=TOKEN_LABEL,
+            database_url=postgres.url,
+        )
+        settings = redis_ha.settings(base)
+        partner = _prepare(settings)
+        sandbox, sandbox_url = _sandbox(state)
+        retention = {
+            # A short session, so that the run can wait for every abandoned flow's expiry row.
+            "SHARELOCK_RETENTION__SESSION": f"PT{session_seconds}S",
+            "SHARELOCK_RETENTION__AUTHORIZATION_CODE": f"PT{session_seconds // 2}S",
+            "SHARELOCK_RETENTION__ACCESS_TOKEN": f"PT{session_seconds - 5}S",
+            "SHARELOCK_RETENTION__PUSHED_REQUEST": f"PT{session_seconds // 2}S",
+        }
+        node_env = (
+            clean_env()
+            | redis_env(settings)
+            | retention
+            | {
+                "SHARELOCK_STATE_DIR": str(settings.state_path),
+                "SHARELOCK_HSM_TOKEN_LABEL": TOKEN_LABEL,
+                "SHARELOCK_DATABASE_URL": postgres.url,
+                "SHARELOCK_SANDBOX_URL": sandbox_url,
+                "SHARELOCK_ISSUER": f"https://127.0.0.1:{issuer_port}",
+                "SHARELOCK_TRUSTED_PROXIES": '["127.0.0.1"]',
+                "SHARELOCK_EXPIRY_SWEEP_SECONDS": "1",
+                "SHARELOCK_LOG_LEVEL": "info",
+                # One generator address and one partner: the production limits would stop it.
+                "SHARELOCK_LIMITS__PER_ADDRESS": "1000000/minute",
+                "SHARELOCK_LIMITS__PAR_PER_PARTNER": "1000000/minute",
+                "SHARELOCK_LIMITS__TOKEN_PER_PARTNER": "1000000/minute",
+                "SHARELOCK_LIMITS__FAILED_AUTH_PER_ADDRESS": "1000000/minute",
+            }
+        )
+        running = Cluster(state, ca, postgres, redis_ha, sandbox, sandbox_url, partner, node_env)
+        try:
+            yield running
+        finally:
+            running.stop()
