@@ -124,6 +124,27 @@ def test_concurrent_fetches_deliver_once(stack: Stack, parallel: int) -> None:
     assert len(stack.audit_rows("delivery_conflict", flow_id=flow.flow_id)) == parallel - 1
 
 
+def test_a_failover_that_brings_the_token_back_cannot_deliver_twice(stack: Stack) -> None:
+    """Redis replicates asynchronously: a primary that dies right after erasing a delivered
+    token may leave a replica that still holds it and its release. The database's unique
+    row, not Redis, decides the one delivery (issue 12)."""
+    flow, _, token = token_for(stack)
+    keys = [token_key(token), f"sl:release:{flow.flow_id}", f"sl:flow:{flow.flow_id}"]
+    with stack.raw_redis() as raw:
+        before = {key: (raw.dump(key), raw.pttl(key)) for key in keys}
+    assert all(dumped is not None for dumped, _ in before.values())
+    assert flow.fetch(token).status_code == 200
+
+    with stack.raw_redis() as raw:
+        assert raw.exists(*keys) == 0
+        for key, (dumped, ttl) in before.items():  # what the promoted replica still held
+            raw.restore(key, max(ttl, 1000), dumped)
+    again = flow.fetch(token)
+    assert_invalid_token(again)
+    assert len(stack.audit_rows("data_delivered", flow_id=flow.flow_id)) == 1
+    assert len(stack.audit_rows("delivery_conflict", flow_id=flow.flow_id)) == 1
+
+
 def test_token_must_come_as_a_bearer_header(stack: Stack) -> None:
     flow, _, token = token_for(stack)
     with httpx.Client(base_url=stack.url, timeout=30) as client:
