@@ -1,7 +1,8 @@
 """The cluster run's processes, each on its own port of this machine: a private CA, PostgreSQL
 (password and TLS), Redis with a replica and three Sentinels (ACL users and TLS), the sandbox,
-broker nodes (`sharelock serve --workers 2`) sharing one SoftHSM token, and HAProxy in front
-(TLS with an RSA-4096 certificate, health checks on `/readyz`).
+broker nodes (`sharelock serve --workers 2`, HTTPS with a certificate from the CA) sharing one
+SoftHSM token, and HAProxy in front (TLS with an RSA-4096 certificate; TLS to the nodes too,
+their certificate verified against the CA and its name, health checks on `/readyz`).
 
 The Redis, Sentinel and HAProxy configurations are the files `deploy/` ships, rendered or fed
 through the environment: what operators deploy is what this run tests.
@@ -35,6 +36,9 @@ from tests.support.redis_ha import RedisHA, RedisPki
 REPO = Path(__file__).resolve().parents[2]
 HAPROXY_CFG = REPO / "deploy" / "haproxy" / "haproxy.cfg"
 TOKEN_LABEL = "sharelock-cluster"
+# The DNS name of the nodes' certificate that HAProxy checks (LB_NODES_NAME): the nodes are
+# addressed by IP, and HAProxy matches a certificate's DNS names only.
+NODES_NAME = "localhost"
 READY_TIMEOUT_S = 90.0
 
 
@@ -136,19 +140,28 @@ def redis_env(settings: Settings) -> dict[str, str]:
 
 @dataclass
 class Node:
-    """One broker node: `sharelock serve --workers 2` with its own ports."""
+    """One broker node: `sharelock serve --workers 2` with its own ports, over HTTPS with a
+    certificate that `ca_cert` signed."""
 
     name: str
     child: Child
     port: int
     operator_port: int
+    ca_cert: Path
 
     @property
     def address(self) -> str:
         return f"127.0.0.1:{self.port}"
 
     def wait_ready(self) -> None:
-        wait_for(f"http://{self.address}/readyz", self.child, timeout=READY_TIMEOUT_S)
+        # Verified as HAProxy will verify it: a node whose TLS is wrong fails here, with its
+        # log, rather than later as a balancer with no server UP.
+        wait_for(
+            f"https://{self.address}/readyz",
+            self.child,
+            verify=str(self.ca_cert),
+            timeout=READY_TIMEOUT_S,
+        )
 
 
 @dataclass
@@ -190,7 +203,7 @@ class Cluster:
         }
         sharelock = str(Path(sys.executable).with_name("sharelock"))
         child = Child(name, [sharelock, "serve", "--workers", "2"], env, self.state / f"{name}.log")
-        node = Node(name, child, port, operator_port)
+        node = Node(name, child, port, operator_port, self.ca.ca_cert)
         node.wait_ready()
         self.nodes.append(node)
         return node
@@ -213,6 +226,9 @@ class Cluster:
             "LB_CERT": str(cert.bundle),
             "LB_NODE1": backends[0].address,
             "LB_NODE2": backends[1].address,
+            # TLS to the nodes: their certificate must chain to the run's CA and name NODES_NAME.
+            "LB_NODES_CA": str(self.ca.ca_cert),
+            "LB_NODES_NAME": NODES_NAME,
         }
         child = Child(
             name, ["haproxy", "-db", "-f", str(HAPROXY_CFG)], env, self.state / f"{name}.log"
@@ -289,6 +305,10 @@ def cluster(state: Path, *, issuer_port: int, session_seconds: int) -> Iterator[
         settings = redis_ha.settings(base)
         partner = _prepare(settings)
         sandbox, sandbox_url = _sandbox(state)
+        # One certificate for every node (RSA-4096, the CA's default), as a deployment may
+        # share one: HAProxy checks the chain and NODES_NAME, `wait_ready` the chain and the
+        # address.
+        node_cert = ca.issue("node", hosts=(NODES_NAME, "127.0.0.1"))
         retention = {
             # A short session, so that the run can wait for every abandoned flow's expiry row.
             "SHARELOCK_RETENTION__SESSION": f"PT{session_seconds}S",
@@ -306,6 +326,9 @@ def cluster(state: Path, *, issuer_port: int, session_seconds: int) -> Iterator[
                 "SHARELOCK_DATABASE_URL": postgres.url,
                 "SHARELOCK_SANDBOX_URL": sandbox_url,
                 "SHARELOCK_ISSUER": f"https://127.0.0.1:{issuer_port}",
+                # HTTPS on both listeners; the issuer stays HAProxy's URL, which partners call.
+                "SHARELOCK_TLS_CERT_FILE": str(node_cert.cert),
+                "SHARELOCK_TLS_KEY_FILE": str(node_cert.key),
                 "SHARELOCK_TRUSTED_PROXIES": '["127.0.0.1"]',
                 "SHARELOCK_EXPIRY_SWEEP_SECONDS": "1",
                 "SHARELOCK_LOG_LEVEL": "info",

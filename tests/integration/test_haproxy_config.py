@@ -1,15 +1,19 @@
 """`deploy/haproxy/haproxy.cfg`, the very file a deployment uses, checked and then run.
 
 `haproxy -c` validates it with the environment a deployment sets; then a real HAProxy serves
-it on free ports in front of two small HTTP servers that stand for broker nodes (they answer
-`/readyz` and echo the headers they received), and a client that trusts only the test CA
-checks what partners and people would meet: TLS 1.2 or 1.3 with strong suites only, HSTS,
+it on free ports in front of two small HTTPS servers that stand for broker nodes (they answer
+`/readyz` and echo the headers they received, with a certificate from the test CA, as `sharelock
+serve` does with SHARELOCK_TLS_CERT_FILE), and a client that trusts only the test CA checks
+what partners and people would meet: TLS 1.2 or 1.3 with strong suites only, HSTS,
 X-Forwarded-For and -Proto set by the proxy, both nodes used, a node whose `/readyz` says 503
-taken out of rotation and put back, plain HTTP redirected.
+taken out of rotation and put back, plain HTTP redirected. Towards the nodes, HAProxy speaks TLS
+and verifies them: a node whose certificate another CA signed, or that names another host, is
+marked DOWN and never receives a request.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import shutil
 import socket
@@ -28,7 +32,7 @@ import httpx
 import pytest
 
 from sharelock.embedded import free_port
-from tests.support.pki import PrivateCA
+from tests.support.pki import Issued, PrivateCA
 
 ROOT = Path(__file__).resolve().parents[2]
 CONFIG = ROOT / "deploy" / "haproxy" / "haproxy.cfg"
@@ -44,19 +48,23 @@ class _Server(ThreadingHTTPServer):
     daemon_threads = True
 
     def handle_error(self, request: object, client_address: object) -> None:
-        # HAProxy closes health-check connections as soon as it has the status line; a reset
-        # seen by the handler then is expected, anything else is still reported.
-        if not isinstance(sys.exc_info()[1], ConnectionError):
+        # HAProxy closes health-check connections as soon as it has the status line, and
+        # aborts the handshake with a node it does not trust: a reset or a TLS alert seen by
+        # the handler then is expected, anything else is still reported.
+        if not isinstance(sys.exc_info()[1], (ConnectionError, ssl.SSLError)):
             super().handle_error(request, client_address)  # type: ignore[arg-type]
 
 
 @dataclass
 class Node:
-    """A stand-in for a broker node: `/readyz` answers `ready`'s status, anything else echoes
-    the node's name and the request headers as JSON."""
+    """A stand-in for a broker node, over HTTPS with `certificate`: `/readyz` answers `ready`'s
+    status, anything else echoes the node's name and the request headers as JSON. `requests`
+    counts every request that reached it, checks included."""
 
     name: str
+    certificate: Issued
     ready: bool = True
+    requests: int = 0
     server: _Server = field(init=False)
 
     def __post_init__(self) -> None:
@@ -66,6 +74,7 @@ class Node:
             protocol_version = "HTTP/1.1"
 
             def do_GET(self) -> None:
+                node.requests += 1
                 if self.path == "/readyz":
                     status = 200 if node.ready else 503
                     body = b'{"status": "ready"}' if node.ready else b'{"status": "unavailable"}'
@@ -82,6 +91,13 @@ class Node:
                 pass  # quiet: HAProxy's checks would fill the test output
 
         self.server = _Server(("127.0.0.1", 0), Handler)
+        context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        context.load_cert_chain(self.certificate.cert, self.certificate.key)
+        # The handshake at the first read, in the connection's own thread: done in accept(),
+        # one client that never completes it would stall the whole server.
+        self.server.socket = context.wrap_socket(
+            self.server.socket, server_side=True, do_handshake_on_connect=False
+        )
         threading.Thread(target=self.server.serve_forever, daemon=True).start()
 
     @property
@@ -101,6 +117,7 @@ class Proxy:
     https_port: int
     ca: Path
     nodes: dict[str, Node]
+    log: Path
 
     def client(self) -> httpx.Client:
         # A new connection per request: HAProxy balances connections as well as requests, and
@@ -113,21 +130,35 @@ class Proxy:
         )
 
 
+# The name HAProxy checks on the nodes' certificates (LB_NODES_NAME): nodes are addressed by
+# IP here, and HAProxy matches only DNS names, which the test certificates carry as well.
+NODES_NAME = "localhost"
+
+
+@dataclass(frozen=True)
+class Pki:
+    ca: PrivateCA
+    bundle: Path  # HAProxy's own certificate (LB_CERT)
+    node: Issued  # the nodes' certificate, one for both as a deployment may do
+
+
 @pytest.fixture(scope="module")
-def pki(tmp_path_factory: pytest.TempPathFactory) -> tuple[PrivateCA, Path]:
+def pki(tmp_path_factory: pytest.TempPathFactory) -> Pki:
     ca = PrivateCA(tmp_path_factory.mktemp("pki"))
-    return ca, ca.issue("haproxy").bundle
+    return Pki(ca, ca.issue("haproxy").bundle, ca.issue("node", hosts=(NODES_NAME, "127.0.0.1")))
 
 
-def lb_env(bundle: Path, node1: str, node2: str, https_port: int, http_port: int) -> dict[str, str]:
+def lb_env(pki: Pki, node1: str, node2: str, https_port: int, http_port: int) -> dict[str, str]:
     return {
         "PATH": "/usr/sbin:/usr/bin:/bin",
         "LB_BIND": "127.0.0.1",
         "LB_HTTPS_PORT": str(https_port),
         "LB_HTTP_PORT": str(http_port),
-        "LB_CERT": str(bundle),
+        "LB_CERT": str(pki.bundle),
         "LB_NODE1": node1,
         "LB_NODE2": node2,
+        "LB_NODES_CA": str(pki.ca.ca_cert),
+        "LB_NODES_NAME": NODES_NAME,
     }
 
 
@@ -145,13 +176,12 @@ def wait_for(condition: Callable[[], bool], what: str) -> None:
         time.sleep(0.1)
 
 
-@pytest.fixture(scope="module")
-def proxy(pki: tuple[PrivateCA, Path], tmp_path_factory: pytest.TempPathFactory) -> Iterator[Proxy]:
-    ca, bundle = pki
-    nodes = {"node1": Node("node1"), "node2": Node("node2")}
+@contextlib.contextmanager
+def running_proxy(pki: Pki, nodes: dict[str, Node], log: Path) -> Iterator[Proxy]:
+    """HAProxy on free ports in front of `nodes` ("node1", "node2"), once it answers over TLS
+    (at least one node UP); its output goes to `log`."""
     https_port, http_port = free_port(), free_port()
-    env = lb_env(bundle, nodes["node1"].address, nodes["node2"].address, https_port, http_port)
-    log = tmp_path_factory.mktemp("haproxy") / "haproxy.log"
+    env = lb_env(pki, nodes["node1"].address, nodes["node2"].address, https_port, http_port)
     with log.open("wb") as out:
         # -db: stay in the foreground, so that the test owns the process.
         process = subprocess.Popen(
@@ -161,8 +191,9 @@ def proxy(pki: tuple[PrivateCA, Path], tmp_path_factory: pytest.TempPathFactory)
         f"https://127.0.0.1:{https_port}",
         f"http://127.0.0.1:{http_port}",
         https_port,
-        ca.ca_cert,
+        pki.ca.ca_cert,
         nodes,
+        log,
     )
     try:
 
@@ -184,25 +215,32 @@ def proxy(pki: tuple[PrivateCA, Path], tmp_path_factory: pytest.TempPathFactory)
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait(10)
+
+
+@pytest.fixture(scope="module")
+def proxy(pki: Pki, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Proxy]:
+    nodes = {"node1": Node("node1", pki.node), "node2": Node("node2", pki.node)}
+    try:
+        with running_proxy(pki, nodes, tmp_path_factory.mktemp("haproxy") / "haproxy.log") as p:
+            yield p
+    finally:
         for node in nodes.values():
             node.close()
 
 
-def test_the_configuration_is_valid_with_a_deployments_environment(
-    pki: tuple[PrivateCA, Path],
-) -> None:
-    _, bundle = pki
-    env = lb_env(bundle, "127.0.0.1:18001", "127.0.0.1:18002", free_port(), free_port())
+def test_the_configuration_is_valid_with_a_deployments_environment(pki: Pki) -> None:
+    env = lb_env(pki, "127.0.0.1:18001", "127.0.0.1:18002", free_port(), free_port())
     done = check_config(env)
     assert done.returncode == 0, done.stdout + done.stderr
 
 
-def test_the_configuration_needs_its_node_addresses(pki: tuple[PrivateCA, Path]) -> None:
-    """The nodes come from the environment: without them the file does not load (it has no
-    address of its own that would silently send traffic elsewhere)."""
-    _, bundle = pki
-    env = lb_env(bundle, "127.0.0.1:18001", "127.0.0.1:18002", free_port(), free_port())
-    del env["LB_NODE2"]
+@pytest.mark.parametrize("missing", ["LB_NODE2", "LB_NODES_CA", "LB_NODES_NAME"])
+def test_the_configuration_needs_its_nodes_and_how_to_verify_them(pki: Pki, missing: str) -> None:
+    """The nodes and the CA and name their certificates are checked against come from the
+    environment: without one of them the file does not load (it has no default that would
+    silently send traffic elsewhere, or trust any certificate)."""
+    env = lb_env(pki, "127.0.0.1:18001", "127.0.0.1:18002", free_port(), free_port())
+    del env[missing]
     assert check_config(env).returncode != 0
 
 
@@ -302,3 +340,83 @@ def test_only_failed_connections_are_retried() -> None:
     retry_on = [words[1:] for words in directives if words[:1] == ["retry-on"]]
     assert retry_on == [["conn-failure"]]
     assert not any(words[:1] == ["http-request"] and "retry" in words for words in directives)
+
+
+@pytest.fixture(scope="module")
+def rogue_ca(tmp_path_factory: pytest.TempPathFactory) -> PrivateCA:
+    """A CA that HAProxy does not trust (not LB_NODES_CA)."""
+    return PrivateCA(tmp_path_factory.mktemp("rogue"))
+
+
+@pytest.mark.parametrize(
+    ("flaw", "reason"),
+    [
+        # The chain does not lead to LB_NODES_CA (`verify required ca-file`).
+        ("signed by another CA", "SSL handshake failure"),
+        # The chain does, but LB_NODES_NAME is not among the names (`verifyhost`).
+        ("issued for another name", "Server presented an SSL certificate different from"),
+    ],
+)
+def test_a_node_whose_certificate_does_not_verify_is_never_sent_traffic(
+    pki: Pki, rogue_ca: PrivateCA, flaw: str, reason: str, tmp_path: Path
+) -> None:
+    """node2 answers `/readyz` with 200 over TLS, yet its certificate fails HAProxy's checks:
+    its checks fail at the handshake, so it is DOWN, and every request goes to node1. Not a
+    single request (check or traffic) reaches node2: TLS is refused before any is sent."""
+    if flaw == "signed by another CA":
+        bad = rogue_ca.issue("impostor", hosts=(NODES_NAME, "127.0.0.1"))
+    else:
+        # The right CA, but not the nodes' name: any other service's certificate from the
+        # operator's CA must not pass for a broker node.
+        bad = pki.ca.issue("other", hosts=("redis.example.org", "127.0.0.1"))
+    nodes = {"node1": Node("node1", pki.node), "node2": Node("node2", bad)}
+    try:
+        with running_proxy(pki, nodes, tmp_path / "haproxy.log") as proxy:
+            wait_for(
+                lambda: "sharelock_nodes/node2 is DOWN" in proxy.log.read_text(errors="replace"),
+                "node2 marked DOWN",
+            )
+            assert set(seen_nodes(proxy, 8)) == {"node1"}
+            log = proxy.log.read_text(errors="replace")
+    finally:
+        for node in nodes.values():
+            node.close()
+    down = next(line for line in log.splitlines() if "sharelock_nodes/node2 is DOWN" in line)
+    assert "Layer6" in down and reason in down, down
+    assert nodes["node2"].requests == 0
+    assert nodes["node1"].requests > 0
+
+
+def test_with_no_node_it_trusts_haproxy_answers_503(pki: Pki, rogue_ca: PrivateCA) -> None:
+    """Both nodes fail verification: HAProxy sends nothing on and answers 503 itself."""
+    bad = rogue_ca.issue("impostors", hosts=(NODES_NAME, "127.0.0.1"))
+    nodes = {"node1": Node("node1", bad), "node2": Node("node2", bad)}
+    https_port, http_port = free_port(), free_port()
+    env = lb_env(pki, nodes["node1"].address, nodes["node2"].address, https_port, http_port)
+    process = subprocess.Popen(
+        [HAPROXY, "-db", "-f", str(CONFIG)],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        context = ssl.create_default_context(cafile=str(pki.ca.ca_cert))
+        with httpx.Client(verify=context, timeout=10) as client:
+
+            def answers() -> bool:
+                try:
+                    return client.get(f"https://127.0.0.1:{https_port}/whoami").status_code == 503
+                except httpx.TransportError:
+                    return False
+
+            wait_for(answers, "HAProxy answers 503")
+    finally:
+        process.terminate()
+        try:
+            process.wait(10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(10)
+        for node in nodes.values():
+            node.close()
+    assert nodes["node1"].requests == nodes["node2"].requests == 0
