@@ -13,8 +13,8 @@ sandbox data sources in a subprocess of their own, then in the same run:
    ms per opening, the ceiling a share cannot beat (one opening per share);
 2. **closed**: C concurrent simulated people, each running whole shares back to back, as a
    partner's back end and a browser do over HTTP (PAR, /authorize, the consent page, the JWKS,
-   credentials, review, decision, /token, /v1/share), for N shares; every delivered payload is
-   checked (IBAN, name, scopes, client), not only counted;
+   credentials, review, decision, Continue, /token, /v1/share), for N shares; every delivered
+   payload is checked (IBAN, name, scopes, client), not only counted;
 3. **paced** (`--paced`): an open loop starting shares at half the closed loop's rate, whatever
    the answers; the whole flow's latency counts from each share's scheduled start.
 
@@ -97,7 +97,18 @@ IBAN = "FR7699990000010001234567834"
 GIVEN_NAME, FAMILY_NAME = "Alice", "Martin"
 
 # Each step is one HTTP request; `flow` is the whole share (no think time).
-STEPS = ("par", "authorize", "consent", "jwks", "credentials", "data", "decision", "token", "share")
+STEPS = (
+    "par",
+    "authorize",
+    "consent",
+    "jwks",
+    "credentials",
+    "data",
+    "decision",
+    "continue",
+    "token",
+    "share",
+)
 ROUTES = {
     "par": "POST /par",
     "authorize": "GET /authorize",
@@ -106,6 +117,7 @@ ROUTES = {
     "credentials": "POST …/credentials",
     "data": "GET …/data",
     "decision": "POST …/decision",
+    "continue": "GET /consent/{id}/continue",
     "token": "POST /token",
     "share": "GET /v1/share",
 }
@@ -589,7 +601,10 @@ class Driver:
             web.post(f"{flow}/decision", headers=browser, json={"approve": True, "omit": []}),
             200,
         )
-        callback = parse_qs(urlsplit(decided.json()["redirect_to"]).query)
+        left = await self._timed(
+            t, "continue", web.get(decided.json()["redirect_to"], headers=browser), 303
+        )
+        callback = parse_qs(urlsplit(left.headers.get("location", "")).query)
         if callback.get("state") != [m.state] or callback.get("iss") != [self.url]:
             raise StepFailed("decision", "wrong state or iss in the callback")
         token = await self._timed(

@@ -262,7 +262,10 @@ class Load:
             web.post(f"{flow}/decision", headers=browser, json={"approve": True, "omit": []}),
         )
         self._expect(decided, 200, "decision")
-        callback = parse_qs(urlsplit(decided.json()["redirect_to"]).query)
+        # Continue: the broker issues the code as the person leaves for the partner.
+        left = await self._send("continue", web.get(decided.json()["redirect_to"], headers=browser))
+        self._expect(left, 303, "continue")
+        callback = parse_qs(urlsplit(left.headers.get("location", "")).query)
         if callback.get("state") != [state]:
             raise Final("decision", "wrong state in the callback")
         return str(callback["code"][0])

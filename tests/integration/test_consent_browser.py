@@ -267,8 +267,9 @@ class Person:
         expect(link).to_have_attribute("href", re.compile(r"^blob:"))
         filename = re.compile(r"^sharelock-receipt-\d{4}-\d{2}-\d{2}\.jws$")
         expect(link).to_have_attribute("download", filename)
+        # The code is issued only when the person continues (`/consent/{id}/continue`).
         expect(self.page.locator("#done-link")).to_have_attribute(
-            "href", re.compile(re.escape(self.site.partner.url) + r"/callback\?code=")
+            "href", re.compile(re.escape(self.site.broker) + r"/consent/[\w-]+/continue$")
         )
         assert self.page.url.startswith(self.site.broker)
 

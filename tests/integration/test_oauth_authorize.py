@@ -322,10 +322,13 @@ def test_successful_authorization_response(stack: Stack, issuer: str) -> None:
     share.collect_started()
     decision = share.decide(True)
     assert decision.status_code == 200
-    query = parse_qs(urlsplit(decision.json()["redirect_to"]).query)
+    assert decision.json()["redirect_to"] == f"{issuer}/consent/{share.flow_id}/continue"
+    left = share.browser.get(decision.json()["redirect_to"])
+    assert left.status_code == 303
+    query = parse_qs(urlsplit(left.headers["location"]).query)
     assert query["iss"] == [issuer]
     assert query["state"] == [share.state]
-    assert decision.json()["redirect_to"].startswith(REDIRECT_URI + "?")
+    assert left.headers["location"].startswith(REDIRECT_URI + "?")
 
 
 def test_error_responses_carry_the_same_headers(stack: Stack, exempt: RegisteredPartner) -> None:

@@ -91,9 +91,7 @@ def approve(share: Share, omit: list[str] | None = None) -> tuple[str, str]:
     decision = share.decide(True, omit)
     assert decision.status_code == 200, decision.text
     body = decision.json()
-    code = re.search(r"[?&]code=([^&]+)", body["redirect_to"])
-    assert code is not None
-    return body["receipt"], code.group(1)
+    return body["receipt"], share.continue_to_partner(body["redirect_to"])
 
 
 def approved(stack: Stack, **collect: str) -> tuple[Share, str]:
@@ -201,10 +199,8 @@ def test_approval_returns_a_signed_receipt_that_names_fields_never_values(stack:
         assert value.lower() not in clear.lower(), value
     assert not re.search(r"(?<![a-z_])alice(?![a-z_])", clear.lower())
 
-    # The share goes on as before: the code in `redirect_to` still delivers.
-    code = re.search(r"[?&]code=([^&]+)", decision.json()["redirect_to"])
-    assert code is not None
-    token = share.exchange(code.group(1))
+    # The share goes on as before: Continue gives the code, which still delivers.
+    token = share.exchange(share.continue_to_partner(decision.json()["redirect_to"]))
     assert token.status_code == 200 and share.fetch(token.json()["access_token"]).status_code == 200
 
 

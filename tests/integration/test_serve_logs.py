@@ -228,7 +228,9 @@ def drive_share(url: str, client_id: str, client_secret: str) -> Secrets:
 
         decided = browser.post(f"/api/flows/{flow_id}/decision", json={"approve": True, "omit": []})
         assert decided.status_code == 200, decided.text
-        code = parse_qs(urlsplit(decided.json()["redirect_to"]).query)["code"][0]
+        left = browser.get(decided.json()["redirect_to"])  # Continue: the code is issued now
+        assert left.status_code == 303, left.text
+        code = parse_qs(urlsplit(left.headers["location"]).query)["code"][0]
 
         exchanged = partner.post(
             "/token",

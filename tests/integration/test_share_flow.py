@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from datetime import UTC, datetime, timedelta
 
 import httpx
@@ -9,12 +10,18 @@ import pytest
 from sqlalchemy import Engine, text
 
 from sharelock.audit import AuditTrail, search
+from sharelock.config import Retention
 from sharelock.db import create_engine_for
 from sharelock.flow import AsyncAudit, expiry, flow_ref
 from sharelock.keys import KeyLayer
 from sharelock.store import SealedStore
-from tests.support.broker import Share, Stack
+from tests.support.broker import Share, Stack, StackFactory
 from tests.support.redis_server import RedisServer
+
+# A code that lives 1 s, so that a real wait longer than its life proves when it was issued
+# (the wait only has to be longer, which no busy machine can make it not be).
+CODE_LIFE = timedelta(seconds=1)
+LONGER_THAN_A_CODE = 1.6
 
 
 def test_bank_share_delivers_once(stack: Stack) -> None:
@@ -23,6 +30,38 @@ def test_bank_share_delivers_once(stack: Stack) -> None:
     assert received["data_source"] == "sandbox-bank"
     assert received["data"]["bank_account"]["iban"] == "FR7699990000010001234567834"
     assert received["data"]["identity"]["given_name"] == "Alice"
+
+
+def test_the_code_is_issued_when_the_person_continues(
+    make_stack: StackFactory, redis_server: RedisServer, sandbox_url: str
+) -> None:
+    """The person may read and download the receipt for longer than a code lives: the code
+    is issued when they continue, so the share still completes (issue 13); and a code then
+    left unused for longer than its life is refused, so the wait was real."""
+    retention = Retention(authorization_code=CODE_LIFE)
+    with make_stack(
+        redis_url=redis_server.url, sandbox_url=sandbox_url, retention=retention
+    ) as stack:
+        share = Share(stack)
+        share.collect()
+        decision = share.decide(True)
+        assert decision.status_code == 200, decision.text
+        time.sleep(LONGER_THAN_A_CODE)  # reading the receipt
+        code = share.continue_to_partner(decision.json()["redirect_to"])
+        # Continue again (a second click, the back button): no second code.
+        again = share.browser.get(decision.json()["redirect_to"])
+        assert again.status_code == 409
+        assert "location" not in again.headers
+        token = share.exchange(code)
+        assert token.status_code == 200, token.text
+        assert share.fetch(token.json()["access_token"]).status_code == 200
+
+        late = Share(stack)
+        late.collect()
+        code = late.approve_and_get_code()
+        time.sleep(LONGER_THAN_A_CODE)
+        refused = late.exchange(code)
+        assert refused.status_code == 400 and refused.json()["error"] == "invalid_grant"
 
 
 @pytest.mark.parametrize(

@@ -74,7 +74,9 @@ def consent_in_browser(stack: Stack, authorization_url: str, state: str) -> str:
     person.collect_started()
     decision = person.decide(True)
     assert decision.status_code == 200, decision.text
-    callback: str = decision.json()["redirect_to"]
+    left = person.browser.get(decision.json()["redirect_to"])  # Continue: the code is issued now
+    assert left.status_code == 303, left.text
+    callback: str = left.headers["location"]
     return callback
 
 

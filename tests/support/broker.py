@@ -235,7 +235,15 @@ class Share:
     def approve_and_get_code(self, omit: list[str] | None = None) -> str:
         decision = self.decide(True, omit)
         assert decision.status_code == 200, decision.text
-        query = parse_qs(urlsplit(decision.json()["redirect_to"]).query)
+        return self.continue_to_partner(decision.json()["redirect_to"])
+
+    def continue_to_partner(self, continue_url: str) -> str:
+        """Follow the approved flow's Continue link, as the person does: the broker issues
+        the code then and redirects to the partner; returns the code."""
+        assert continue_url == f"{self.stack.url}/consent/{self.flow_id}/continue"
+        response = self.browser.get(continue_url)
+        assert response.status_code == 303, response.text
+        query = parse_qs(urlsplit(response.headers["location"]).query)
         assert query["state"] == [self.state]
         assert query["iss"] == [self.stack.url]
         code: str = query["code"][0]

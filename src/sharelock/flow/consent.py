@@ -104,3 +104,7 @@ class ConsentService:
 
     async def decide(self, flow: FlowState, approve: bool, omit: list[str]) -> dict[str, str]:
         return await self.decisions.decide(flow, approve, omit)
+
+    async def leave(self, flow: FlowState) -> str:
+        """The partner's redirect with the code, issued now (`Decisions.leave`)."""
+        return await self.decisions.leave(flow)

@@ -1,6 +1,10 @@
 """The person's decision: refuse (everything erased, `access_denied` to the partner) or approve
-(the consent receipt signed in the HSM, the approved fields set aside for one delivery, and a
-single-use authorization code in the redirect)."""
+(the consent receipt signed in the HSM, the approved fields set aside for one delivery), then,
+when the person goes on to the partner, the single-use authorization code in the redirect.
+
+The code is issued when the person leaves (`leave`), not when they approve: they may read or
+download the receipt for as long as the session lasts, and the code's short life (60 s) starts
+only when the partner is about to receive it."""
 
 from __future__ import annotations
 
@@ -14,7 +18,7 @@ from sharelock.flow.errors import FlowConflict, FlowError, FlowNotFound
 from sharelock.flow.ports import AsyncAudit, AsyncPartners
 from sharelock.flow.records import CODE, COLLECTED, RELEASE, Data, Records, Release
 from sharelock.flow.session import Sessions
-from sharelock.flow.state import ACCEPTS_DECISION, FlowState, Status, flow_ref
+from sharelock.flow.state import ACCEPTS_DECISION, ACCEPTS_LEAVE, FlowState, Status, flow_ref
 from sharelock.keys import KeyLayer
 from sharelock.oauth import CodeGrant, authorization_response, digest, new_handle
 from sharelock.scopes import OPTIONAL_FIELDS
@@ -74,15 +78,27 @@ class Decisions:
         }
         # Signed before anything changes: if the HSM cannot sign, the flow stays as it was.
         receipt = await self._receipt(flow, released)
+        release = Release(
+            data=released, data_source=flow.data_source, scopes=list(flow.request.scopes)
+        )
+        # Until the person leaves for the partner, at most the session's end.
+        await self.records.put(RELEASE, flow.flow_id, release, until=flow.expires_at)
         await self.sessions.transition(flow, ACCEPTS_DECISION, status=Status.APPROVED)
         await self.audit.record(EventType.CONSENT_GIVEN, outcome="approved", **common)
-        code = await self._issue_code(flow, released)
         await self.records.delete(COLLECTED, flow.flow_id)
-        return {"redirect_to": self._redirect(flow, code=code), "receipt": receipt}
+        return {"redirect_to": self.continue_url(flow), "receipt": receipt}
 
-    async def _issue_code(self, flow: FlowState, released: Data) -> str:
-        """The approved data waits for the code's and then the token's life at most, never
-        past the session; the code lives its own life, never past the session either."""
+    def continue_url(self, flow: FlowState) -> str:
+        """Where the person goes on to the partner (`leave`), on the broker."""
+        return f"{self.settings.issuer}/consent/{flow.flow_id}/continue"
+
+    async def leave(self, flow: FlowState) -> str:
+        """The partner's redirect with a fresh code, once per approved flow: the code lives
+        from now, and the approved data for the code's and then the token's life at most,
+        never past the session."""
+        release = await self.records.get(RELEASE, flow.flow_id)
+        if flow.status not in ACCEPTS_LEAVE or release is None:
+            raise FlowConflict(f"not possible while the flow is {flow.status.value}")
         code = new_handle(32)
         retention = self.settings.retention
         release_until = min(
@@ -90,10 +106,6 @@ class Decisions:
             + (retention.authorization_code + retention.access_token).total_seconds(),
             flow.expires_at,
         )
-        release = Release(
-            data=released, data_source=flow.data_source, scopes=list(flow.request.scopes)
-        )
-        await self.records.put(RELEASE, flow.flow_id, release, until=release_until)
         grant = CodeGrant(
             flow_id=flow.flow_id,
             client_id=flow.request.client_id,
@@ -104,8 +116,16 @@ class Decisions:
             login_hash=flow.login_hash,
             release_expires_at=release_until,
         )
+        # The code and the release's new life first, the transition (the one winner of two
+        # clicks) last: if it fails, the code was never handed out and expires unused.
         await self.records.put(CODE, digest(code), grant, until=flow.expires_at)
-        return code
+        await self.records.put(RELEASE, flow.flow_id, release, until=release_until)
+        try:
+            await self.sessions.transition(flow, ACCEPTS_LEAVE, status=Status.SENT)
+        except FlowError:
+            await self.records.delete(CODE, digest(code))
+            raise
+        return self._redirect(flow, code=code)
 
     async def _receipt(self, flow: FlowState, released: Mapping[str, Mapping[str, str]]) -> str:
         """The consent receipt (`sharelock.audit.receipts`), signed in the HSM: which fields

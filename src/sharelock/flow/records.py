@@ -182,7 +182,8 @@ RELEASE = _dataclass_kind(
     Release,
     "release",
     "flow id",
-    "the approved data, awaiting delivery (the code's and the token's lives at most)",
+    "the approved data, awaiting delivery: until the person continues to the partner, then "
+    "the code's and the token's lives at most",
     "session",
 )
 CODE = _dataclass_kind(

@@ -16,6 +16,8 @@ class Status(StrEnum):
     OTP_REQUIRED = "otp_required"
     COLLECTED = "collected"
     APPROVED = "approved"
+    # The person went on to the partner: the code was issued then (`Decisions.leave`).
+    SENT = "sent"
     REFUSED = "refused"
     DELIVERED = "delivered"
 
@@ -29,6 +31,7 @@ def flow_ref(flow_id: str) -> str:
 ACCEPTS_CREDENTIALS = frozenset({Status.AWAITING_CREDENTIALS, Status.OTP_REQUIRED})
 ACCEPTS_OTP = frozenset({Status.OTP_REQUIRED})
 ACCEPTS_DECISION = frozenset({Status.COLLECTED})
+ACCEPTS_LEAVE = frozenset({Status.APPROVED})
 
 
 @dataclass(frozen=True, slots=True)

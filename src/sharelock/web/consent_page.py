@@ -13,7 +13,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from fastapi import APIRouter, Request
-from fastapi.responses import HTMLResponse
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from sharelock.flow import FlowError
 from sharelock.web import i18n
@@ -96,7 +96,6 @@ def page_context(flow: dict[str, Any], t: i18n.Translator) -> dict[str, Any]:
             "session": t.duration(retention["session"]),
             "delivery": t.duration(retention["authorization_code"] + retention["access_token"]),
             "audit": t.duration(retention["audit_trace"]),
-            "code": t.duration(retention["authorization_code"]),
             "maintenance": t.duration(retention["maintenance_credentials"]),
         },
         "sources": sources,
@@ -135,4 +134,20 @@ async def consent(flow_id: str, request: Request) -> HTMLResponse:
     return HTMLResponse(
         html,
         headers={**NO_STORE, "Content-Security-Policy": PAGE_CSP, "Content-Language": lang},
+    )
+
+
+@router.get("/consent/{flow_id}/continue")
+async def continue_to_partner(flow_id: str, request: Request) -> Response:
+    """The person goes on to the partner: the code is issued now, so that however long they
+    spent on the receipt, the partner gets a code with its whole life ahead of it."""
+    broker = broker_of(request)
+    try:
+        flow = await broker.consent.load(flow_id, read_session(request, broker.settings, flow_id))
+        destination = await broker.consent.leave(flow)
+    except FlowError as exc:
+        return error_page(request, exc.status, exc.description)
+    # The code is in the Location: no Referer carries it further.
+    return RedirectResponse(
+        destination, status_code=303, headers={**NO_STORE, "Referrer-Policy": "no-referrer"}
     )
