@@ -174,6 +174,27 @@ def test_scope_not_allowed_for_the_client(stack: Stack, issuer: str) -> None:
     assert allowed.flow_id
 
 
+def test_scopes_no_single_source_provides_are_invalid_scope(
+    stack: Stack, exempt: RegisteredPartner, issuer: str
+) -> None:
+    """Bank details and a tax notice come from two different sources: no flow could ever
+    complete, so the partner hears `invalid_scope` at once (with state and iss when
+    redirected), instead of a person stuck on a page where no service can help (issue 13)."""
+    scope = "bank_account tax_notice"
+    before = flows_of(stack, exempt.client_id)
+    share = Share(stack, partner=exempt, scope=scope)
+    query = assert_error_redirect(
+        authorize(share, share.authorize_params()), "invalid_scope", share, issuer
+    )
+    assert "no data source" in query["error_description"][0]
+    assert flows_of(stack, exempt.client_id) == before
+    refused = Share(stack, scope=scope).push()
+    assert_par_refused(refused, "invalid_scope")
+    # Each alone is fine; so is email with an address (the telecom operator, the supplier).
+    for providable in ("bank_account", "tax_notice", "address email"):
+        assert Share(stack, scope=providable).start().status_code == 303, providable
+
+
 def test_unsupported_response_type(stack: Stack, exempt: RegisteredPartner, issuer: str) -> None:
     share = Share(stack, partner=exempt)
     for response_type in ("token", "code id_token", ""):

@@ -74,6 +74,7 @@ EXPECTED: dict[str, tuple[str, str, dict[str, dict[str, str]]]] = {
                 "country": "FR",
             },
             "phone": {"phone_number": "+33612345678"},
+            "email": {"email": "caroline.petit@example.fr"},
         },
     ),
     "sandbox-energy": (
@@ -85,7 +86,8 @@ EXPECTED: dict[str, tuple[str, str, dict[str, dict[str, str]]]] = {
                 "postal_code": "33000",
                 "city": "Bordeaux",
                 "country": "FR",
-            }
+            },
+            "email": {"email": "emilie.girard@example.fr"},
         },
     ),
     "sandbox-tax": (
@@ -153,8 +155,8 @@ def test_registry_matches_the_sandbox(connectors: dict[str, Connector]) -> None:
     assert sorted(connectors) == SOURCE_IDS
     assert {info.id: info.scopes for info in DATA_SOURCES} == {
         "sandbox-bank": ("identity", "address", "bank_account"),
-        "sandbox-telecom": ("identity", "address", "phone"),
-        "sandbox-energy": ("address",),
+        "sandbox-telecom": ("identity", "address", "phone", "email"),
+        "sandbox-energy": ("address", "email"),
         "sandbox-tax": ("identity", "tax_notice"),
     }
     for source_id, connector in connectors.items():

@@ -101,12 +101,16 @@ TELECOM = PortalSpec(
     info=DataSourceInfo(
         id="sandbox-telecom",
         name="Sandbox Télécom",
-        scopes=("identity", "address", "phone"),
+        scopes=("identity", "address", "phone", "email"),
     ),
     prefix="/telecom",
     login_field="login",
     pages=(
-        PageSpec("/account", "account", _IDENTITY_ADDRESS),
+        PageSpec(
+            "/account",
+            "account",
+            MappingProxyType({**_IDENTITY_ADDRESS, **_fields(email="email.email")}),
+        ),
         PageSpec("/lines", "lines", _fields(msisdn="phone.phone_number")),
     ),
 )
@@ -115,7 +119,7 @@ ENERGY = PortalSpec(
     info=DataSourceInfo(
         id="sandbox-energy",
         name="Énergie Sandbox",
-        scopes=("address",),
+        scopes=("address", "email"),
         login_label="Customer number or login",
     ),
     prefix="/energy",
@@ -129,6 +133,7 @@ ENERGY = PortalSpec(
                 supply_postcode="address.postal_code",
                 supply_city="address.city",
                 supply_country="address.country",
+                contact_email="email.email",
             ),
         ),
     ),

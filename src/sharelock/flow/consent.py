@@ -18,7 +18,7 @@ opened only right before the connector logs in; the clear credentials exist insi
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from sharelock.clock import Clock
@@ -28,7 +28,7 @@ from sharelock.flow.collection import Collection
 from sharelock.flow.decision import Decisions
 from sharelock.flow.envelopes import Envelopes
 from sharelock.flow.maintenance_offer import MaintenanceOffers
-from sharelock.flow.ports import AsyncAudit, AsyncPartners
+from sharelock.flow.ports import AsyncAudit, AsyncPartners, eligible_sources
 from sharelock.flow.records import Records
 from sharelock.flow.session import Sessions, StartedFlow
 from sharelock.flow.state import FlowState
@@ -78,9 +78,16 @@ class ConsentService:
             clock,
         )
         self.decisions = Decisions(settings, self.sessions, records, keys, partners, audit, clock)
+        self.connectors = connectors
 
     async def start(self, request: AuthorizationRequest, user_agent: str | None) -> StartedFlow:
         return await self.sessions.start(request, user_agent)
+
+    def providable(self, scopes: Sequence[str]) -> bool:
+        """Whether one data source can provide every scope asked: if none can, the request
+        is refused with `invalid_scope` before any flow starts, rather than a page where the
+        person can do nothing and a partner that never hears back."""
+        return bool(eligible_sources(self.connectors, scopes))
 
     async def load(self, flow_id: str, session_secret: str | None) -> FlowState:
         return await self.sessions.load(flow_id, session_secret)

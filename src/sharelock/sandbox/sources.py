@@ -170,7 +170,7 @@ TELECOM = SandboxSource(
     key="telecom",
     id="sandbox-telecom",
     name="Sandbox Télécom",
-    scopes=("identity", "address", "phone"),
+    scopes=("identity", "address", "phone", "email"),
     login_label="Login",
     login_field="login",
     accounts=_standard_accounts(
@@ -182,7 +182,12 @@ TELECOM = SandboxSource(
         down="down",
     ),
     pages=(
-        PageView("account", "My account", "dl", _IDENTITY_EN + _ADDRESS_EN),
+        PageView(
+            "account",
+            "My account",
+            "dl",
+            (*_IDENTITY_EN, *_ADDRESS_EN, FieldView("email", "Email", lambda p: p.email)),
+        ),
         PageView(
             "lines",
             "My lines",
@@ -199,7 +204,7 @@ ENERGY = SandboxSource(
     key="energy",
     id="sandbox-energy",
     name="Énergie Sandbox",
-    scopes=("address",),
+    scopes=("address", "email"),
     login_label="Customer number or login",
     login_field="customer",
     accounts=_standard_accounts(
@@ -222,6 +227,7 @@ ENERGY = SandboxSource(
                 FieldView("supply-postcode", "Postcode", lambda p: p.postal_code),
                 FieldView("supply-city", "City", lambda p: p.city),
                 FieldView("supply-country", "Country", lambda p: p.country),
+                FieldView("contact-email", "Contact email", lambda p: p.email),
             ),
         ),
     ),

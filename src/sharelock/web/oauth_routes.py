@@ -12,6 +12,7 @@ from fastapi.responses import JSONResponse, RedirectResponse
 
 from sharelock.oauth import (
     InvalidRequest,
+    InvalidScope,
     InvalidToken,
     OAuthError,
     RedirectableError,
@@ -61,8 +62,13 @@ async def push_authorization_request(request: Request) -> JSONResponse:
         raise InvalidRequest(exc.description) from None
     except RedirectableError as exc:
         raise exc.cause from None
+    if not broker.consent.providable(auth_request.scopes):
+        raise InvalidScope(NO_SOURCE)
     body = await broker.delivery.push(auth_request)
     return JSONResponse(body, status_code=201, headers=NO_STORE)
+
+
+NO_SOURCE = "no data source can provide every requested scope together; ask for fewer"
 
 
 def _error_redirect(broker: Broker, exc: RedirectableError) -> RedirectResponse:
@@ -99,6 +105,13 @@ async def authorize(request: Request) -> Response:
         return error_page(request, 400, exc.description)
     except RedirectableError as exc:
         return _error_redirect(broker, exc)
+    if not broker.consent.providable(auth_request.scopes):
+        return _error_redirect(
+            broker,
+            RedirectableError(
+                InvalidScope(NO_SOURCE), auth_request.redirect_uri, auth_request.state
+            ),
+        )
     started = await broker.consent.start(auth_request, request.headers.get("user-agent"))
     response = RedirectResponse(f"/consent/{started.flow_id}", status_code=303)
     # Rounded up: a cookie that dies before its flow would lock the person out of it.
