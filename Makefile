@@ -9,6 +9,7 @@ PYTEST_ARGS ?=
 .PHONY: demo test test-cluster lint bench system system-test clean
 
 demo: system $(STAMP)
+	@echo "starting the demo (the first start creates the HSM token and keys: a few seconds) …"
 	$(VENV)/bin/sharelock demo
 
 AXE := tests/browser/node_modules/axe-core/axe.min.js
@@ -42,11 +43,16 @@ system:
 system-test:
 	@deploy/system-packages.sh --with-browser
 
+# pip stays quiet; a line before each long step says what the silence is.
 $(STAMP): pyproject.toml
+	@echo "creating the virtual environment in $(VENV)/ …"
 	python3 -m venv $(VENV)
+	@echo "updating pip …"
 	$(PY) -m pip install --quiet --upgrade pip
+	@echo "installing the Python packages (about 2 minutes the first time) …"
 	$(PY) -m pip install --quiet -e '.[test]'
 	touch $@
+	@echo "Python packages installed."
 
 clean:
 	rm -rf $(VENV) var .pytest_cache .mypy_cache .ruff_cache

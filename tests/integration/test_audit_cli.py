@@ -196,3 +196,37 @@ def test_retention_run_with_a_short_limit(run: Run, engine: Engine, key_layer: K
     assert {limit["name"]: limit["limit_seconds"] for limit in default["limits"]}[
         "audit_trace"
     ] == 396 * 86400
+
+
+def test_hash_reads_a_piped_login_without_getpass(
+    run: Run, engine: Engine, key_layer: KeyLayer
+) -> None:
+    """`echo alice | sharelock audit hash`: the login is read from the pipe, never echoed, and
+    no `GetPassWarning` (nor any other warning) is printed."""
+    digest = _seed(engine, key_layer, 1)
+    piped = run("audit", "hash", "--data-source", "sandbox-bank", stdin="alice\n")
+    assert piped.stdout == digest + "\n"
+    assert "Warning" not in piped.stdout + piped.stderr and piped.stderr == ""
+    assert "alice" not in piped.stdout + piped.stderr
+    empty = run("audit", "hash", "--data-source", "sandbox-bank", stdin="", expect=2)
+    assert "no login on standard input" in empty.stderr and "Warning" not in empty.stderr
+
+
+def test_search_fits_80_columns(run: Run, engine: Engine, key_layer: KeyLayer) -> None:
+    """On an 80-column terminal every row shows its id, its whole event name and a readable
+    prefix of its hash; `--json` (and `export`) keep the whole values."""
+    digest = _seed(engine, key_layer, 2)
+    rows = json.loads(run("audit", "search", "--json").stdout)
+    shown = run("audit", "search", COLUMNS="80").stdout
+    assert all(len(line) <= 80 for line in shown.splitlines()), shown
+    assert "hmac-sha…" not in shown and "hmac-sha256…" not in shown
+    assert f"{digest[: len('hmac-sha256:') + 8]}…" in shown
+    for row in rows:
+        assert f"#{row['id']} " in shown and row["event"] in shown
+    assert "sl_partner" in shown and "sandbox-bank" in shown
+    assert json.loads(run("audit", "search", "--json", COLUMNS="80").stdout)[0]["login_hash"] == (
+        digest
+    )
+    wide = run("audit", "search", COLUMNS="200").stdout
+    assert f"{digest[: len('hmac-sha256:') + 8]}…" in wide and "collection_succeeded" in wide
+    assert wide.startswith("┏") and all(len(line) <= 200 for line in wide.splitlines())

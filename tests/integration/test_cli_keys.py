@@ -224,3 +224,23 @@ def test_ambiguous_encryption_key_is_a_one_line_error(tmp_path: Path) -> None:
         assert made["label"] in lines[0]
         assert "2 private and 2 public" in lines[0]
         assert failed.stdout == "" or command == ("keys", "generate")
+
+
+def test_slow_commands_show_a_spinner_on_a_terminal_only(tmp_path: Path) -> None:
+    """`hsm init`, `keys generate` and `keys rotate` (RSA-4096 in the HSM: seconds) say what
+    they are doing on stderr when it is a terminal (TTY_COMPATIBLE=1 tells Rich it is), and
+    print nothing there when it is not; stdout keeps the result."""
+    env = base_env(tmp_path / "state")
+    on_terminal = runner({**env, "TTY_COMPATIBLE": "1", "TTY_INTERACTIVE": "1"})
+    plain = runner(env)
+    for command, message in (
+        (("hsm", "init"), "creating the SoftHSM token"),
+        (("keys", "generate"), "creating the missing keys in the HSM"),
+        (("keys", "rotate"), "generating a new RSA-4096 key in the HSM"),
+    ):
+        shown = on_terminal(*command)
+        assert message in shown.stderr, (command, shown.stderr)
+        assert message not in shown.stdout
+        quiet = plain(*command)
+        assert quiet.stderr == "", (command, quiet.stderr)
+    assert "active kid " in quiet.stdout

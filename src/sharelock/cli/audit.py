@@ -1,10 +1,13 @@
 """`sharelock audit`: the operator-side auditor tools, straight on the database and the HSM.
 
 `hash` gives the keyed hash of a login (asked without echo unless `--login` is given, so it
-stays out of the shell history); `search` and `export` read the trail by the same filters as
-`GET /audit/traces`; `verify` checks the chain and its signed checkpoints and exits 1 if
-anything is wrong; `checkpoint` signs the chain's current state. Each question is written to
-the trail first (`auditor_query`, actor `operator`): if it cannot be, there is no answer.
+stays out of the shell history; read from standard input, one line, when that is not a
+terminal); `search` and `export` read the trail by the same filters as `GET /audit/traces`;
+`search` prints a table when the terminal is wide enough and one block per row otherwise,
+hashes shortened to a recognisable prefix (`--json` and `export` give them whole); `verify`
+checks the chain and its signed checkpoints and exits 1 if anything is wrong; `checkpoint`
+signs the chain's current state. Each question is written to the trail first
+(`auditor_query`, actor `operator`): if it cannot be, there is no answer.
 """
 
 from __future__ import annotations
@@ -17,11 +20,14 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
+from rich.measure import Measurement
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
+from rich.text import Text
 
 from sharelock.audit import (
     FORMATS,
+    AuditRecord,
     Checkpointer,
     ExportFormat,
     QueryKind,
@@ -81,13 +87,86 @@ def hash_login(
 ) -> None:
     """The keyed hash the trail holds for a login at a data source."""
     if login is None:
-        login = typer.prompt("login", hide_input=True)
+        login = _ask_login()
     message = login_hash_input(data_source, login)
     settings = load_settings()
     with database(settings) as tools, key_layer(settings) as keys:
         digest = keys.keyed_hash(message)
         _record_query(tools, "hash", TraceFilters(login_hash=digest, data_source=data_source))
     typer.echo(digest)
+
+
+def _ask_login() -> str:
+    """The login, never echoed: asked on a terminal, else the first line of standard input
+    (getpass would warn, or read the terminal instead of the pipe)."""
+    if sys.stdin is not None and sys.stdin.isatty():
+        return str(typer.prompt("login", hide_input=True))
+    line = sys.stdin.readline() if sys.stdin is not None else ""
+    login = line.rstrip("\r\n")
+    if not login:
+        raise typer.BadParameter("no login on standard input", param_hint="--login")
+    return login
+
+
+# A hash in the table: its algorithm and 8 hex digits, enough to tell rows apart by eye.
+SHORT_HASH_HEX = 8
+
+
+def short_hash(value: str | None) -> str:
+    """`hmac-sha256:1a2b3c4d…` for `hmac-sha256:1a2b3c4d<56 more>`; other values as they are."""
+    if not value:
+        return ""
+    algorithm, colon, digest = value.rpartition(":")
+    if not colon or len(digest) <= SHORT_HASH_HEX:
+        return value
+    return f"{algorithm}:{digest[:SHORT_HASH_HEX]}…"
+
+
+TRACE_FIELDS = ("client_id", "data_source", "outcome", "login_hash")
+
+
+def _trace_values(row: AuditRecord) -> dict[str, str]:
+    return {
+        "client_id": row.client_id or "",
+        "data_source": row.data_source or "",
+        "outcome": row.outcome or "",
+        "login_hash": short_hash(row.login_hash),
+    }
+
+
+def _trace_table(rows: list[AuditRecord]) -> Table:
+    table = Table()
+    for name in ("id", "at (UTC)", "event", *TRACE_FIELDS):
+        table.add_column(name, no_wrap=True)
+    for row in rows:
+        table.add_row(
+            str(row.id),
+            row.at.strftime("%Y-%m-%d %H:%M:%S"),
+            Text(row.event),
+            *(Text(value) for value in _trace_values(row).values()),
+        )
+    return table
+
+
+def _print_traces(rows: list[AuditRecord]) -> None:
+    """A table if it fits the terminal whole, else one block per row: never a cell cut to
+    `hmac-sha…`."""
+    table = _trace_table(rows)
+    unbounded = out.options.update_width(1_000_000)  # its natural width, not clamped to ours
+    if Measurement.get(out, unbounded, table).maximum <= out.width:
+        out.print(table)
+        return
+    width = max(len(name) for name in TRACE_FIELDS)
+    for number, row in enumerate(rows):
+        if number:
+            out.print()
+        heading = Text.assemble(
+            (f"#{row.id}", "bold"), f"  {row.at:%Y-%m-%d %H:%M:%S}  ", (row.event, "bold")
+        )
+        out.print(heading)
+        for name, value in _trace_values(row).items():
+            if value:
+                out.print(Text(f"  {name:<{width}}  {value}"))
 
 
 @app.command("search")
@@ -119,18 +198,7 @@ def search_traces(
     if not rows:
         out.print("no matching trace")
         return
-    table = Table("id", "at (UTC)", "event", "client_id", "data_source", "outcome", "login_hash")
-    for row in rows:
-        table.add_row(
-            str(row.id),
-            row.at.strftime("%Y-%m-%d %H:%M:%S"),
-            row.event,
-            row.client_id or "",
-            row.data_source or "",
-            row.outcome or "",
-            row.login_hash or "",
-        )
-    out.print(table)
+    _print_traces(rows)
 
 
 @app.command("export")

@@ -19,8 +19,8 @@ from rich.markup import escape
 
 from sharelock.broker import OperatorTools
 from sharelock.config import Settings, load_settings
-from sharelock.errors import SharelockError
-from sharelock.keys import KeyLayer
+from sharelock.errors import ConfigError, SharelockError
+from sharelock.keys import KeyLayer, is_softhsm
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -48,17 +48,63 @@ def friendly_errors(fn: F) -> F:
     return wrapper  # type: ignore[return-value]
 
 
+def require_state(settings: Settings, *, db: bool = False, hsm: bool = False) -> None:
+    """Stop, in one line, a command that reads existing state when there is none to read.
+
+    The rule (`sharelock --help`): the state directory is `SHARELOCK_STATE_DIR`, or `./var`
+    when it is unset. A command that reads state (partners, auditors, audit, keys list and
+    rotate, records, retention, maintenance) refuses to start when `SHARELOCK_STATE_DIR` is
+    unset and `./var` does not exist, unless nothing it uses lives there (a
+    `SHARELOCK_DATABASE_URL`, a PIN and SoftHSM configuration given elsewhere): run from
+    another folder, it would otherwise make an empty `var/` there and report nothing. An
+    explicit `SHARELOCK_STATE_DIR` is always used, and may be new (the commands then make
+    what they need). `hsm init`, `keys generate`, `demo` and `serve` create state.
+    """
+    if "state_dir" in settings.model_fields_set or settings.state_path.is_dir():
+        return
+    in_state = []
+    if db and settings.database_url is None:
+        in_state.append("the database")
+    if hsm and (
+        (settings.hsm_pin is None and settings.hsm_pin_file is None)
+        or (settings.softhsm_conf is None and is_softhsm(settings))
+    ):
+        in_state.append("the HSM PIN and configuration")
+    if in_state:
+        raise ConfigError(
+            f"no state directory: SHARELOCK_STATE_DIR is unset and {settings.state_path} "
+            f"does not exist (looked for {' and '.join(in_state)} there); set "
+            "SHARELOCK_STATE_DIR, or run from the folder that holds var/"
+        )
+
+
+@contextmanager
+def working(message: str) -> Iterator[None]:
+    """A spinner and `message` on stderr while something slow runs (an RSA-4096 key takes
+    seconds in SoftHSM); drawn only on a terminal, and erased after: stdout stays the output."""
+    if not err.is_terminal:
+        yield
+        return
+    with err.status(escape(message), spinner="dots"):
+        yield
+
+
 @contextmanager
 def database(settings: Settings | None = None) -> Iterator[OperatorTools]:
     """The operator's services on the configured database, schema brought up to date
-    (`sharelock.broker.OperatorTools`, the composition root's: no command builds one)."""
-    with OperatorTools.open(settings or load_settings()) as tools:
+    (`sharelock.broker.OperatorTools`, the composition root's: no command builds one);
+    refused when the state it would read is missing (`require_state`)."""
+    settings = settings or load_settings()
+    require_state(settings, db=True)
+    with OperatorTools.open(settings) as tools:
         yield tools
 
 
 @contextmanager
 def key_layer(settings: Settings) -> Iterator[KeyLayer]:
-    """The HSM session of one command, closed when it ends."""
+    """The HSM session of one command, closed when it ends; refused when the state it would
+    read is missing (`require_state`)."""
+    require_state(settings, hsm=True)
     layer = KeyLayer(settings)
     try:
         yield layer

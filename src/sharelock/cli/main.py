@@ -17,7 +17,7 @@ from rich.table import Table
 
 from sharelock.cli.audit import app as audit_app
 from sharelock.cli.auditors import app as auditors_app
-from sharelock.cli.common import friendly_errors, out
+from sharelock.cli.common import friendly_errors, key_layer, out, working
 from sharelock.cli.maintenance import app as maintenance_app
 from sharelock.cli.partners import app as partners_app
 from sharelock.cli.records import records as records_command
@@ -26,7 +26,18 @@ from sharelock.config import Settings, load_settings
 from sharelock.errors import ConfigError
 from sharelock.keys import KeyLayer, init_token
 
-app = typer.Typer(no_args_is_help=True, add_completion=False, help=__doc__)
+# Said in `sharelock --help`; enforced by `sharelock.cli.common.require_state`.
+STATE_RULE = (
+    "State (SoftHSM token, PIN files, SQLite database) is kept in SHARELOCK_STATE_DIR, or in "
+    "./var when it is unset. Commands that read state (partners, auditors, audit, keys list "
+    "and rotate, records, retention, maintenance) stop with an error when SHARELOCK_STATE_DIR "
+    "is unset and ./var does not exist (unless what they read is set elsewhere, such as "
+    "SHARELOCK_DATABASE_URL), rather than start an empty one there: set "
+    "SHARELOCK_STATE_DIR, or run from the folder that holds var/. hsm init, keys generate, "
+    "demo and serve create the state they need."
+)
+
+app = typer.Typer(no_args_is_help=True, add_completion=False, help=f"{__doc__}\n\n{STATE_RULE}")
 hsm_app = typer.Typer(no_args_is_help=True, help="The embedded SoftHSM2 token.")
 keys_app = typer.Typer(no_args_is_help=True, help="Keys in the HSM.")
 app.add_typer(hsm_app, name="hsm")
@@ -46,7 +57,8 @@ STARTUP_FAILURE = 3  # uvicorn's exit code when the app does not start
 @friendly_errors
 def hsm_init() -> None:
     """Create the SoftHSM2 token (configuration, PIN files, token); idempotent."""
-    report = init_token(load_settings())
+    with working("creating the SoftHSM token …"):
+        report = init_token(load_settings())
     state = "created" if report.created else "already present"
     out.print(f"token {report.token_label!r} {state} (SOFTHSM2_CONF={report.conf_path})")
 
@@ -57,7 +69,8 @@ def keys_generate() -> None:
     """Create the keys the token lacks (encryption pair, audit HMAC key, storage key)."""
     layer = KeyLayer(load_settings())
     try:
-        report = layer.ensure_keys()
+        with working("creating the missing keys in the HSM (RSA-4096: a few seconds) …"):
+            report = layer.ensure_keys()
         for name in report.created:
             out.print(f"created  {name}")
         for name in report.existing:
@@ -71,13 +84,10 @@ def keys_generate() -> None:
 @friendly_errors
 def keys_list(as_json: bool = typer.Option(False, "--json", help="Print JSON.")) -> None:
     """The encryption keys in the token, with their state and protection."""
-    layer = KeyLayer(load_settings())
-    try:
+    with key_layer(load_settings()) as layer:
         keys = layer.encryption_keys()
         algs = ",".join(layer.algorithms()) if keys else ""
         protection = {k.kid: layer.key_protection(k) for k in keys}
-    finally:
-        layer.close()
     if as_json:
         rows = [
             {
@@ -114,11 +124,11 @@ def keys_list(as_json: bool = typer.Option(False, "--json", help="Print JSON."))
 @friendly_errors
 def keys_rotate() -> None:
     """Make a new active encryption key; destroy keys past their grace period."""
-    layer = KeyLayer(load_settings())
-    try:
+    with (
+        key_layer(load_settings()) as layer,
+        working("generating a new RSA-4096 key in the HSM (a few seconds) …"),
+    ):
         active, destroyed = layer.rotate()
-    finally:
-        layer.close()
     out.print(f"active kid {active.kid}")
     for key in destroyed:
         out.print(f"destroyed {key.kid} (grace period over)")

@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from sharelock.cli.common import database, friendly_errors, key_layer, out
+from sharelock.cli.common import database, friendly_errors, key_layer, out, working
 from sharelock.config import load_settings
 from sharelock.retention import run_retention
 
@@ -20,7 +20,11 @@ def run(as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = F
     """Purge audit rows older than the audit_trace limit and maintenance credentials past
     their expiry, sign a checkpoint; idempotent."""
     settings = load_settings()
-    with database(settings) as tools, key_layer(settings) as keys:
+    with (
+        database(settings) as tools,
+        key_layer(settings) as keys,
+        working("purging what is past its retention, signing a checkpoint …"),
+    ):
         report = run_retention(
             tools.engine, keys, retention=settings.retention, issuer=settings.issuer
         )
