@@ -426,3 +426,36 @@ def test_credentials_after_the_session_expired(
     assert not stack.audit_rows("credentials_received", flow_id=flow.flow_id)
     for response in (flow.describe(), flow.review(), flow.decide(True), flow.send_otp("1")):
         assert_error(response, 404, "session_expired")
+
+
+@pytest.mark.parametrize(
+    ("lang", "accept", "gender", "birthdate", "country"),
+    [
+        ("fr", None, "Femme", "14 mars 1985", "France"),
+        (None, "fr-FR,fr;q=0.9", "Femme", "14 mars 1985", "France"),
+        ("en", "fr", "Female", "March 14, 1985", "France"),
+    ],
+)
+def test_review_shows_values_in_the_persons_language(
+    stack: Stack,
+    lang: str | None,
+    accept: str | None,
+    gender: str,
+    birthdate: str,
+    country: str,
+) -> None:
+    """ "Sexe : female", ISO dates and "FR" read as code: the review gives each value as the
+    person's language writes it (Babel), beside the value the partner receives, unchanged."""
+    flow = started(stack)
+    assert flow.send_credentials("alice", "alice-pass").json()["status"] == "collected"
+    headers = {"Accept-Language": accept} if accept else {}
+    params = {"lang": lang} if lang else {}
+    review = flow.browser.get(f"/api/flows/{flow.flow_id}/data", params=params, headers=headers)
+    assert review.status_code == 200, review.text
+    fields = {f["field"]: f for f in review.json()["fields"]}
+    assert (fields["gender"]["value"], fields["gender"]["display"]) == ("female", gender)
+    assert fields["birthdate"]["value"] == "1985-03-14"
+    assert fields["birthdate"]["display"] == birthdate
+    assert (fields["country"]["value"], fields["country"]["display"]) == ("FR", country)
+    assert "display" not in fields["family_name"]  # a name reads the same in every language
+    assert delivered(flow)["identity"]["gender"] == "female"

@@ -275,6 +275,8 @@ class Person:
 
     def received(self) -> dict[str, str]:
         expect(self.page.locator("#data")).to_be_visible()
+        # The partner names the source as the person knew it, not by its id.
+        expect(self.page.locator("#received")).not_to_contain_text("sandbox-")
         cells = self.page.locator("#data dd[data-field]")
         return {
             str(cells.nth(i).get_attribute("data-field")): cells.nth(i).inner_text()
@@ -472,6 +474,11 @@ def test_the_receipt_opens_the_rights_page_in_french(
     person.pick("sandbox-bank")
     person.sign_in("alice", "alice-pass")
     person.wait_for("review")
+    # Values as French writes them, not as code ("female", "1985-03-14", "FR").
+    review = page.locator("#review-fields")
+    expect(review.locator("[data-field=gender] .review-value")).to_have_text("Femme")
+    expect(review.locator("[data-field=birthdate] .review-value")).to_have_text("14 mars 1985")
+    expect(review.locator("[data-field=country] .review-value")).to_have_text("France")
     page.click("#approve")
     person.shared()
     expect(page.locator("#done-title")).to_have_text("Partagé avec Demo Shop")

@@ -23,7 +23,10 @@ from fastapi.responses import HTMLResponse, RedirectResponse
 from fastapi.staticfiles import StaticFiles
 from jinja2 import Environment, PackageLoader, select_autoescape
 
+from sharelock.connectors import DATA_SOURCES
 from sharelock.scopes import FIELD_LABELS
+
+SOURCE_NAMES = {info.id: info.name for info in DATA_SOURCES}
 
 log = logging.getLogger("sharelock.demo")
 
@@ -226,6 +229,8 @@ def create_partner_app(config: PartnerConfig) -> FastAPI:
             "result.html",
             error=None,
             data=data,
+            # The source by its name, as the person knew it, not its id.
+            source_name=SOURCE_NAMES.get(str(data.get("data_source")), data.get("data_source")),
             groups=_received_rows(data),
             given_name=identity.get("given_name"),
         )

@@ -9,6 +9,7 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 
 from sharelock.flow import FlowState
+from sharelock.web import i18n
 from sharelock.web.deps import broker_of
 from sharelock.web.errors import NO_STORE
 from sharelock.web.session import read_session
@@ -70,7 +71,17 @@ async def otp(flow: Flow, body: OtpBody, request: Request) -> JSONResponse:
 
 @router.get("/{flow_id}/data")
 async def data(flow: Flow, request: Request) -> JSONResponse:
-    return _json(await broker_of(request).consent.review(flow))
+    """The collected data for review; each field's `display` (when present) is the value in
+    the person's language (`?lang=`, else `Accept-Language`), `value` what the partner gets."""
+    review = await broker_of(request).consent.review(flow)
+    t = i18n.Translator(
+        i18n.negotiate(request.query_params.get("lang"), request.headers.get("accept-language"))
+    )
+    for field in review["fields"]:
+        shown = i18n.display_value(field["field"], field["value"], t)
+        if shown is not None:
+            field["display"] = shown
+    return _json(review)
 
 
 @router.post("/{flow_id}/decision")

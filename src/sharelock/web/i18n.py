@@ -29,14 +29,14 @@ import math
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import date, timedelta
 from functools import cache
 from importlib import resources
 from types import MappingProxyType
 from typing import IO, Final, Literal
 
-from babel.core import negotiate_locale
-from babel.dates import format_timedelta
+from babel.core import Locale, negotiate_locale
+from babel.dates import format_date, format_timedelta
 from babel.messages.pofile import read_po
 
 SUPPORTED: tuple[str, ...] = ("en", "fr")
@@ -185,6 +185,24 @@ class Translator:
             format="long",
             locale=self.lang,
         )
+
+
+def display_value(field: str, value: object, t: Translator) -> str | None:
+    """How a collected value reads in the person's language, for the review step only (the
+    partner receives the value as collected): a gender in words, a date as the language
+    writes it, a country by its name. None when the value is shown as it is."""
+    text = str(value)
+    if field == "gender":
+        return t.get(f"value.gender.{text}", text)
+    if field == "birthdate":
+        try:
+            return format_date(date.fromisoformat(text), format="long", locale=t.lang)
+        except ValueError:
+            return None
+    if field == "country":
+        name = Locale.parse(t.lang).territories.get(text.upper())
+        return str(name) if name else None
+    return None
 
 
 def _duration_unit(seconds: int) -> tuple[int, _Unit]:

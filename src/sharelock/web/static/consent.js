@@ -590,6 +590,9 @@ function consentScreen() {
   /** How a value is shown: an IBAN in groups of four (its print format); the value sent is
    * unchanged. */
   function shown(item) {
+    if (typeof item.display === "string") {
+      return item.display; // the value in the page's language, made by the broker
+    }
     const value = String(item.value);
     return item.field === "iban" ? value.replace(/\s+/g, "").replace(/(.{4})(?!$)/g, "$1 ") : value;
   }
@@ -650,7 +653,8 @@ function consentScreen() {
   async function loadReview() {
     let data;
     try {
-      data = await api("GET", flowPath + "/data");
+      const lang = encodeURIComponent(document.documentElement.lang || "en");
+      data = await api("GET", flowPath + "/data?lang=" + lang);
     } catch (error) {
       if (!fatal(error)) {
         setNotice(byId("failure-text"), problemText(error));
