@@ -86,8 +86,9 @@ def partner_site(stack: Stack) -> Iterator[LiveServer]:
             name=PARTNER_NAME,
             redirect_uris=[f"{url}/callback"],
             scopes=list(SCOPES),
-            purpose="Open a customer account (demonstration)",
+            purpose="Open a customer account, with identity verification (demonstration)",
             home_url=f"{url}/",
+            identity_verification=True,
         )
         config = PartnerConfig(
             stack.url, partner.client_id, secret, f"{url}/callback", PARTNER_NAME
@@ -374,7 +375,10 @@ def test_bank_share_by_keyboard_from_button_to_received_data(person: Person, sit
     expect(request).to_be_visible()
     expect(page.locator("#needs-js")).to_be_hidden()
     expect(page.locator("#request-title")).to_have_text("Demo Shop asks for your data")
-    expect(request).to_contain_text("Open a customer account (demonstration)")
+    expect(request).to_contain_text(
+        "Open a customer account, with identity verification (demonstration)"
+    )
+    expect(request.locator("#retention-identity")).to_contain_text("72 hours at most")
     expect(request).to_contain_text("IBAN")
     expect(request.locator(".fields li", has_text="Gender")).to_contain_text("Optional")
     expect(request.locator(".fields li", has_text="Family name")).to_contain_text("Required")

@@ -93,6 +93,26 @@ def test_identity_data_is_kept_72_hours_at_most(stack: Stack) -> None:
     assert value is not None and b"Martin" not in value and b"Alice" not in value
 
 
+def test_identity_kept_only_for_a_partner_that_verifies_identity(stack: Stack) -> None:
+    """The 72 h copy exists only where the partner's declared purpose is identity
+    verification, and the request step says so, with its duration (issue 13)."""
+    verifier = Share(stack)  # the stack's partners are registered with identity verification
+    shop = Share(stack, partner=stack.add_partner("Plain Shop", identity_verification=False))
+    for share, kept in ((verifier, True), (shop, False)):
+        assert share.start().status_code == 303
+        page = share.browser.get(f"/consent/{share.flow_id}", params={"lang": "en"})
+        assert page.status_code == 200
+        assert ('id="retention-identity"' in page.text) is kept
+        assert ("72 hours" in page.text) is kept
+        share.collect_started()
+        token = share.exchange(share.approve_and_get_code())
+        assert token.status_code == 200, token.text
+        received = share.fetch(token.json()["access_token"])
+        assert received.json()["data"]["identity"]["family_name"] == "Martin"
+        with stack.raw_redis() as raw:
+            assert raw.exists(f"sl:identity:{flow_ref(share.flow_id)}") == int(kept)
+
+
 def test_no_identity_kept_when_none_was_shared(stack: Stack) -> None:
     flow, _, token = token_for(
         stack, scope="address", login="erin", password="erin-pass", data_source="sandbox-energy"

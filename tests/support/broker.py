@@ -296,8 +296,14 @@ class Share:
 
 
 def register(registry: PartnerRegistry, name: str, redirect_uri: str) -> RegisteredPartner:
+    """A partner with every scope, whose declared purpose includes identity verification (so
+    the identity data it receives is kept 72 h, as the tests of that retention expect)."""
     partner, secret = registry.add(
-        name=name, redirect_uris=[redirect_uri], scopes=list(SCOPES), purpose=f"{name} tests"
+        name=name,
+        redirect_uris=[redirect_uri],
+        scopes=list(SCOPES),
+        purpose=f"{name} tests",
+        identity_verification=True,
     )
     return RegisteredPartner(partner.client_id, secret, redirect_uri)
 

@@ -54,6 +54,7 @@ def _public(partner: Partner) -> dict[str, Any]:
         "created_at": partner.created_at.isoformat(),
         "disabled": partner.disabled,
         "par_exempt": partner.par_exempt,
+        "identity_verification": partner.identity_verification,
     }
 
 
@@ -101,6 +102,17 @@ def add(
             ),
         ),
     ] = False,
+    identity_verification: Annotated[
+        bool,
+        typer.Option(
+            "--identity-verification",
+            help=(
+                "the partner's declared purpose includes verifying the person's identity:"
+                " only then does Sharelock keep the identity data it shares, 72 h at most,"
+                " for that verification (the request step says so)"
+            ),
+        ),
+    ] = False,
 ) -> None:
     """Register a partner; prints its client_id and client_secret (shown only this once)."""
     jwks = _read_jwks(jwks_file)
@@ -116,6 +128,7 @@ def add(
             jwks_uri=jwks_uri,
             role=role,
             par_exempt=allow_plain_authorize,
+            identity_verification=identity_verification,
         )
     payload = {**_public(partner), "client_secret": secret}
     typer.echo(json.dumps(payload, indent=2))
@@ -143,6 +156,7 @@ def list_partners(
     table.add_column("role")
     table.add_column("created (UTC)")
     table.add_column("PAR")
+    table.add_column("identity kept")
     table.add_column("status")
     for p in partners:
         table.add_row(
@@ -153,6 +167,7 @@ def list_partners(
             p.role,
             p.created_at.strftime("%Y-%m-%d %H:%M"),
             "exempt" if p.par_exempt else "required",
+            "72 h, to verify" if p.identity_verification else "no",
             "disabled" if p.disabled else "active",
         )
     out.print(table)

@@ -81,6 +81,11 @@ class PartnerRow(Base):
     # PAR is required (FAPI 2.0): only a partner the operator registered as an exception may
     # send a plain authorization request to `/authorize`.
     par_exempt: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+    # The partner's declared purpose includes identity verification: only then is the identity
+    # data it receives kept, sealed, 72 h at most, for that verification (SPEC retention).
+    identity_verification: Mapped[bool] = mapped_column(
+        Boolean, default=False, server_default=false()
+    )
 
 
 class AuditEventRow(Base):

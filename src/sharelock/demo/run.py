@@ -78,8 +78,9 @@ def demo_partner(settings: Settings) -> PartnerConfig:
             name=DEMO_PARTNER_NAME,
             redirect_uris=[redirect_uri],
             scopes=list(SCOPES),
-            purpose="Open a customer account (demonstration)",
+            purpose="Open a customer account, with identity verification (demonstration)",
             home_url=f"http://127.0.0.1:{settings.demo_partner_port}/",
+            identity_verification=True,
         )
     path.parent.mkdir(parents=True, exist_ok=True)
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)

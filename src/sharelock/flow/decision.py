@@ -21,6 +21,7 @@ from sharelock.flow.session import Sessions
 from sharelock.flow.state import ACCEPTS_DECISION, ACCEPTS_LEAVE, FlowState, Status, flow_ref
 from sharelock.keys import KeyLayer
 from sharelock.oauth import CodeGrant, authorization_response, digest, new_handle
+from sharelock.registry import Partner
 from sharelock.scopes import OPTIONAL_FIELDS
 
 OPTIONAL_NAMES = frozenset(name for _, name in OPTIONAL_FIELDS)
@@ -76,10 +77,16 @@ class Decisions:
             scope: {k: v for k, v in values.items() if k not in omitted}
             for scope, values in collected.data.items()
         }
+        partner = await self.partners.get(flow.request.client_id)
+        if partner is None:
+            raise FlowNotFound("the partner of this flow is no longer registered")
         # Signed before anything changes: if the HSM cannot sign, the flow stays as it was.
-        receipt = await self._receipt(flow, released)
+        receipt = await self._receipt(flow, partner, released)
         release = Release(
-            data=released, data_source=flow.data_source, scopes=list(flow.request.scopes)
+            data=released,
+            data_source=flow.data_source,
+            scopes=list(flow.request.scopes),
+            keep_identity=partner.identity_verification,
         )
         # Until the person leaves for the partner, at most the session's end.
         await self.records.put(RELEASE, flow.flow_id, release, until=flow.expires_at)
@@ -127,13 +134,12 @@ class Decisions:
             raise
         return self._redirect(flow, code=code)
 
-    async def _receipt(self, flow: FlowState, released: Mapping[str, Mapping[str, str]]) -> str:
+    async def _receipt(
+        self, flow: FlowState, partner: Partner, released: Mapping[str, Mapping[str, str]]
+    ) -> str:
         """The consent receipt (`sharelock.audit.receipts`), signed in the HSM: which fields
         of which scopes went to whom, when, why, from where, and the flow's audit reference
         and login pseudonym. Field names only: no value ever goes into it."""
-        partner = await self.partners.get(flow.request.client_id)
-        if partner is None:
-            raise FlowNotFound("the partner of this flow is no longer registered")
         shared = {scope: sorted(values) for scope, values in released.items()}
         issue = partial(
             issue_receipt,

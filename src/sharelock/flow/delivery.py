@@ -259,8 +259,9 @@ class DeliveryService:
             log.error("could not record a delivery conflict")
 
     async def _keep_identity(self, flow_id: str, release: Release) -> None:
-        """Identity data kept for identity verification (SPEC retention table), sealed, 72 h."""
+        """Identity data kept for identity verification (SPEC retention table), sealed, 72 h
+        at most: only for a partner whose declared purpose is identity verification."""
         identity = release.data.get("identity")
-        if not identity:
+        if not identity or not release.keep_identity:
             return
         await self.records.put(IDENTITY, flow_ref(flow_id), IdentityKept(identity))

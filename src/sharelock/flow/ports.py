@@ -97,6 +97,7 @@ def partner_view(partner: Partner) -> Mapping[str, Any]:
         "purpose": partner.purpose,
         "home_url": partner.home_url,
         "logo_url": partner.logo_url,
+        "identity_verification": partner.identity_verification,
     }
 
 

@@ -65,6 +65,9 @@ class Release:
     data: Data
     data_source: str | None
     scopes: list[str]
+    # The partner verifies identity (`Partner.identity_verification`): only then is the
+    # identity data kept after the delivery, 72 h at most.
+    keep_identity: bool = False
 
     def __repr__(self) -> str:
         return f"Release(data_source={self.data_source!r}, scopes={self.scopes!r})"

@@ -77,6 +77,9 @@ class Partner:
     # Registered by the operator as an exception to "PAR required" (`partners add
     # --allow-plain-authorize`): may send a plain authorization request.
     par_exempt: bool = False
+    # Declared purpose includes identity verification (`partners add --identity-verification`):
+    # only then is the identity data it receives kept, 72 h at most, for that verification.
+    identity_verification: bool = False
 
     @classmethod
     def from_row(cls, row: PartnerRow) -> Partner:
@@ -94,6 +97,7 @@ class Partner:
             jwks_uri=row.jwks_uri,
             disabled=row.disabled,
             par_exempt=row.par_exempt,
+            identity_verification=row.identity_verification,
         )
 
 
@@ -162,6 +166,7 @@ class PartnerRegistry:
         jwks_uri: str | None = None,
         role: str = "controller",
         par_exempt: bool = False,
+        identity_verification: bool = False,
     ) -> tuple[Partner, str]:
         """Register a partner; returns it and its client secret, which is never shown again.
         Raises `InvalidPartner` naming the first field that is wrong."""
@@ -185,6 +190,7 @@ class PartnerRegistry:
             created_at=datetime.now(UTC),
             disabled=False,
             par_exempt=par_exempt,
+            identity_verification=identity_verification,
         )
         secret = new_client_secret()
         row.client_secret_hash = secret_digest(secret)

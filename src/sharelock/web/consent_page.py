@@ -86,6 +86,7 @@ def page_context(flow: dict[str, Any], t: i18n.Translator) -> dict[str, Any]:
             "name": name,
             "initial": (name.strip()[:1] or "?").upper(),
             "purpose": partner.get("purpose") or "",
+            "identity_verification": bool(partner.get("identity_verification")),
             "site": _site(partner.get("home_url")),
         },
         "groups": [
@@ -96,6 +97,7 @@ def page_context(flow: dict[str, Any], t: i18n.Translator) -> dict[str, Any]:
             "session": t.duration(retention["session"]),
             "delivery": t.duration(retention["authorization_code"] + retention["access_token"]),
             "audit": t.duration(retention["audit_trace"]),
+            "identity": t.duration(retention["identity_data"]),
             "maintenance": t.duration(retention["maintenance_credentials"]),
         },
         "sources": sources,
