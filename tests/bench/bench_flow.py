@@ -41,7 +41,6 @@ import queue
 import secrets
 import shutil
 import signal
-import subprocess
 import sys
 import tempfile
 import time
@@ -56,7 +55,6 @@ from urllib.parse import parse_qs, urlsplit
 import httpx
 import redis
 from benchlib import (
-    REPO,
     machine,
     percentile,
     proc_cmdline,
@@ -69,6 +67,16 @@ from benchlib import (
 from rich.console import Console
 from rich.table import Table
 from tests.support.databases import POSTGRES_ENV, postgres_schema, postgres_url
+from tests.support.processes import Child, StartFailed, clean_env, start_sandbox, wait_for
+from tests.support.whole_share import (
+    CREDENTIALS,
+    DATA_SOURCE,
+    IBAN,
+    REDIRECT_URI,
+    SCOPE,
+    Partner,
+    check_payload,
+)
 
 from sharelock.config import Settings
 from sharelock.db import create_engine_for, migrate
@@ -88,13 +96,7 @@ except ImportError:
     sys.modules["sniffio"] = None  # type: ignore[assignment]
 
 TOKEN_LABEL = "sharelock-bench-flow"
-REDIRECT_URI = "https://partner.example/callback"
-SCOPE = "identity address bank_account"
-DATA_SOURCE = "sandbox-bank"
-CREDENTIALS = {"login": "alice", "password": "alice-pass"}
 LOGIN_MEMBERS = {"login": 256, "password": 1024}  # what the broker accepts (flow/collection.py)
-IBAN = "FR7699990000010001234567834"
-GIVEN_NAME, FAMILY_NAME = "Alice", "Martin"
 
 # Each step is one HTTP request; `flow` is the whole share (no think time).
 STEPS = (
@@ -138,81 +140,11 @@ console = Console(width=None if sys.stdout.isatty() else 220, highlight=False)
 # -- processes ---------------------------------------------------------------------------------
 
 
-class Child:
-    """A subprocess in a session of its own (so a Ctrl-C reaches only this script, which then
-    stops it), its output in a log file."""
-
-    def __init__(self, name: str, argv: list[str], env: dict[str, str], log_path: Path) -> None:
-        self.name = name
-        self.log_path = log_path
-        self._log = log_path.open("wb")
-        self.proc = subprocess.Popen(
-            argv,
-            env=env,
-            cwd=REPO,
-            stdin=subprocess.DEVNULL,
-            stdout=self._log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-
-    @property
-    def pid(self) -> int:
-        return self.proc.pid
-
-    def alive(self) -> bool:
-        return self.proc.poll() is None
-
-    def stop(self, timeout: float = 20.0, sig: int = signal.SIGTERM) -> None:
-        if self.proc.poll() is None:
-            self.proc.send_signal(sig)
-            with contextlib.suppress(subprocess.TimeoutExpired):
-                self.proc.wait(timeout)
-        # Whatever is left in its process group (a worker the supervisor did not reap).
-        with contextlib.suppress(ProcessLookupError, PermissionError):
-            os.killpg(self.proc.pid, signal.SIGKILL)
-        with contextlib.suppress(subprocess.TimeoutExpired):
-            self.proc.wait(5)
-        self._log.close()
-
-    def log_tail(self, limit: int = 2000) -> str:
-        try:
-            return self.log_path.read_text(errors="replace")[-limit:]
-        except OSError:
-            return ""
-
-
 def wait_ready(url: str, child: Child, timeout: float = READY_TIMEOUT_S) -> None:
-    deadline = time.monotonic() + timeout
-    with httpx.Client(timeout=2) as client:
-        while time.monotonic() < deadline:
-            if not child.alive():
-                raise SystemExit(f"{child.name} exited during start-up:\n{child.log_tail()}")
-            with contextlib.suppress(httpx.HTTPError):
-                if client.get(url).status_code == 200:
-                    return
-            time.sleep(0.2)
-    raise SystemExit(f"{child.name} not ready at {url} after {timeout:.0f} s:\n{child.log_tail()}")
-
-
-def clean_env() -> dict[str, str]:
-    """This environment without any SHARELOCK_ variable (the children get only ours)."""
-    return {k: v for k, v in os.environ.items() if not k.startswith("SHARELOCK_")}
-
-
-def start_sandbox(state: Path) -> tuple[Child, str]:
-    """The sandbox data sources in a process of their own (so their CPU is measured apart),
-    without uvicorn's access log (`sharelock sandbox` logs every request at info)."""
-    port = free_port()
-    code = (
-        "import uvicorn; from sharelock.sandbox import create_sandbox_app; "
-        f"uvicorn.run(create_sandbox_app(), host='127.0.0.1', port={port}, "
-        "log_level='warning', access_log=False)"
-    )
-    child = Child("sandbox", [sys.executable, "-c", code], clean_env(), state / "sandbox.log")
-    url = f"http://127.0.0.1:{port}"
-    wait_ready(url + "/", child)
-    return child, url
+    try:
+        wait_for(url, child, timeout=timeout)
+    except StartFailed as exc:
+        raise SystemExit(str(exc)) from None
 
 
 @dataclass
@@ -380,17 +312,6 @@ def measure_raw(
 
 
 # -- one share, as a partner's back end and a browser do it ------------------------------------
-
-
-@dataclass(frozen=True)
-class Partner:
-    client_id: str
-    client_secret: str
-
-    @property
-    def basic(self) -> str:
-        pair = f"{self.client_id}:{self.client_secret}".encode()
-        return "Basic " + base64.b64encode(pair).decode()
 
 
 @dataclass(frozen=True)
@@ -636,25 +557,6 @@ class Driver:
         problem = check_payload(shared.json(), self.partner.client_id)
         if problem:
             raise StepFailed("share", f"wrong payload ({problem})")
-
-
-def check_payload(body: dict[str, Any], client_id: str) -> str | None:
-    """What is wrong with a delivered payload, or None."""
-    data = body.get("data") or {}
-    identity = data.get("identity") or {}
-    if body.get("client_id") != client_id:
-        return "client_id"
-    if body.get("data_source") != DATA_SOURCE:
-        return "data_source"
-    if sorted(body.get("scopes") or []) != sorted(SCOPE.split()) or set(data) != set(SCOPE.split()):
-        return "scopes"
-    if (data.get("bank_account") or {}).get("iban") != IBAN:
-        return "iban"
-    if identity.get("given_name") != GIVEN_NAME or identity.get("family_name") != FAMILY_NAME:
-        return "identity"
-    if not (data.get("address") or {}):
-        return "address"
-    return None
 
 
 # -- the timed runs ----------------------------------------------------------------------------

@@ -15,8 +15,9 @@ from pathlib import Path
 from sqlalchemy import create_engine, text
 
 from sharelock.flow.state import flow_ref
-from tests.cluster.load import CREDENTIALS, FAMILY_NAME, IBAN, ShareResult
+from tests.cluster.load import ShareResult
 from tests.support.redis_ha import RedisHA
+from tests.support.whole_share import CREDENTIALS, FAMILY_NAME, IBAN
 
 # Every way a flow ends (docs/auditor-guide.md): one of these per flow, exactly.
 TERMINAL = ("data_delivered", "consent_refused", "data_expired", "flow_abandoned")
@@ -32,6 +33,7 @@ class Findings:
     double_deliveries: int = 0
     releases_without_row: int = 0
     rows_without_release: int = 0
+    interrupted_deliveries: int = 0  # the row committed, its node killed before answering
     flows: int = 0
     flows_without_end: int = 0
     flows_with_two_ends: int = 0
@@ -91,7 +93,18 @@ def check_trail(url: str, results: Sequence[ShareResult], findings: Findings) ->
     findings.releases_without_row = sum(1 for ref in received if delivered[ref] != 1)
     if findings.releases_without_row:
         findings.fail(f"{findings.releases_without_row} delivery(ies) without their row")
-    findings.rows_without_release = sum(1 for ref in delivered if ref not in received)
+    # A row for data the partner never received. One cause is known and documented: a node
+    # killed after committing the row and before its answer reached the partner, whose retry
+    # is then refused (docs/operations.md, "A node lost"). Such a share ended at `/v1/share`
+    # after at least one failed try; it is counted and shown, not failed. Any other is a bug.
+    fetch_failed = {
+        flow_ref(r.flow_ids[-1])
+        for r in results
+        if r.flow_ids and r.delivered_flow is None and r.step == "share" and r.retries > 0
+    }
+    without = [ref for ref in delivered if ref not in received]
+    findings.interrupted_deliveries = sum(1 for ref in without if ref in fetch_failed)
+    findings.rows_without_release = len(without) - findings.interrupted_deliveries
     if findings.rows_without_release:
         findings.fail(
             f"{findings.rows_without_release} data_delivered row(s) for data the partner "

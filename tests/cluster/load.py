@@ -16,9 +16,7 @@ timeout the broker configures).
 from __future__ import annotations
 
 import asyncio
-import base64
 import contextlib
-import hashlib
 import http.cookiejar
 import secrets
 import time
@@ -30,13 +28,15 @@ from urllib.parse import parse_qs, urlsplit
 import httpx
 
 from sharelock.envelope.sealing import pick_encryption_key, seal_for
-
-REDIRECT_URI = "https://partner.example/callback"
-SCOPE = "identity address bank_account"
-DATA_SOURCE = "sandbox-bank"
-CREDENTIALS = {"login": "alice", "password": "alice-pass"}
-IBAN = "FR7699990000010001234567834"
-FAMILY_NAME = "Martin"
+from tests.support.broker import pkce_pair
+from tests.support.whole_share import (
+    CREDENTIALS,
+    DATA_SOURCE,
+    REDIRECT_URI,
+    SCOPE,
+    Partner,
+    check_payload,
+)
 
 # Longer than any timeout the broker sets on its own work (data source 10 s, Redis 2 s, the
 # database's), so that a request still unanswered then is a hang, not a slow answer.
@@ -46,17 +46,6 @@ RETRY_PAUSE_S = 0.25
 
 Outcome = Literal["delivered", "failed", "hung"]
 RETRYABLE = {500, 502, 503, 504}
-
-
-@dataclass(frozen=True)
-class Partner:
-    client_id: str
-    client_secret: str
-
-    @property
-    def basic(self) -> str:
-        pair = f"{self.client_id}:{self.client_secret}".encode()
-        return "Basic " + base64.b64encode(pair).decode()
 
 
 @dataclass
@@ -100,12 +89,6 @@ class Hung(Exception):
 class _NoCookies(http.cookiejar.CookieJar):
     def __init__(self) -> None:
         super().__init__(http.cookiejar.DefaultCookiePolicy(allowed_domains=[]))
-
-
-def _pkce() -> tuple[str, str]:
-    verifier = secrets.token_urlsafe(48)
-    digest = hashlib.sha256(verifier.encode()).digest()
-    return verifier, base64.urlsafe_b64encode(digest).rstrip(b"=").decode()
 
 
 def _why(response: httpx.Response) -> str:
@@ -176,7 +159,7 @@ class Load:
         return result
 
     async def _attempt(self, result: ShareResult, deadline: float) -> None:
-        verifier, challenge = _pkce()
+        verifier, challenge = pkce_pair()
         state = secrets.token_urlsafe(12)
         auth = {"Authorization": self.partner.basic}
         pushed = await self._send(
@@ -322,20 +305,6 @@ class Load:
             return await self._send(step, request())
         except Retry:
             return None
-
-
-def check_payload(body: dict[str, Any], client_id: str) -> str | None:
-    """What is wrong with a delivered payload, or None."""
-    data = body.get("data") or {}
-    if body.get("client_id") != client_id:
-        return "client_id"
-    if body.get("data_source") != DATA_SOURCE:
-        return "data_source"
-    if (data.get("bank_account") or {}).get("iban") != IBAN:
-        return "iban"
-    if (data.get("identity") or {}).get("family_name") != FAMILY_NAME:
-        return "identity"
-    return None
 
 
 async def wait_until_served(load: Load, timeout: float) -> float:

@@ -230,6 +230,10 @@ async def main_async(args: argparse.Namespace, state: Path) -> int:
             f"{sum(r.retries for r in results)} partner retries"
         )
         console.print(
+            f"deliveries interrupted by the node kill (row committed, answer lost, retry "
+            f"refused): {findings.interrupted_deliveries}"
+        )
+        console.print(
             f"trail: {findings.flows} flows, {findings.flows_without_end} without an end, "
             f"{findings.flows_with_two_ends} with two; waited {waited:.0f} s for expiry rows; "
             f"{keys} Redis keys and {size / 1e6:.1f} MB of logs searched"

@@ -11,16 +11,10 @@ through the environment: what operators deploy is what this run tests.
 from __future__ import annotations
 
 import contextlib
-import os
-import signal
-import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-
-import httpx
 
 from sharelock.config import Settings
 from sharelock.db import create_engine_for, migrate
@@ -28,91 +22,18 @@ from sharelock.embedded import free_port
 from sharelock.keys import KeyLayer, init_token
 from sharelock.registry import PartnerRegistry
 from sharelock.scopes import SCOPES
-from tests.cluster.load import REDIRECT_URI, Partner
 from tests.support.pki import Issued, PrivateCA
 from tests.support.postgres_server import PrivatePostgres
+from tests.support.processes import REPO, Child, clean_env, start_sandbox, wait_for
 from tests.support.redis_ha import RedisHA, RedisPki
+from tests.support.whole_share import REDIRECT_URI, Partner
 
-REPO = Path(__file__).resolve().parents[2]
 HAPROXY_CFG = REPO / "deploy" / "haproxy" / "haproxy.cfg"
 TOKEN_LABEL = "sharelock-cluster"
 # The DNS name of the nodes' certificate that HAProxy checks (LB_NODES_NAME): the nodes are
 # addressed by IP, and HAProxy matches a certificate's DNS names only.
 NODES_NAME = "localhost"
 READY_TIMEOUT_S = 90.0
-
-
-class Child:
-    """A subprocess in a session of its own (its whole process group can be signalled, as a
-    machine losing power would), its output in a log file."""
-
-    def __init__(self, name: str, argv: list[str], env: dict[str, str], log_path: Path) -> None:
-        self.name = name
-        self.argv = argv
-        self.env = env
-        self.log_path = log_path
-        self.proc: subprocess.Popen[bytes] | None = None
-        self.start()
-
-    def start(self) -> None:
-        with self.log_path.open("ab") as log:
-            self.proc = subprocess.Popen(
-                self.argv,
-                env=self.env,
-                cwd=REPO,
-                stdin=subprocess.DEVNULL,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,
-            )
-
-    @property
-    def pid(self) -> int:
-        assert self.proc is not None
-        return self.proc.pid
-
-    def alive(self) -> bool:
-        return self.proc is not None and self.proc.poll() is None
-
-    def kill(self) -> None:
-        """SIGKILL to the whole process group: the supervisor and every worker at once."""
-        with contextlib.suppress(ProcessLookupError, PermissionError):
-            os.killpg(self.pid, signal.SIGKILL)
-        if self.proc is not None:
-            with contextlib.suppress(subprocess.TimeoutExpired):
-                self.proc.wait(10)
-
-    def stop(self, timeout: float = 20.0) -> None:
-        if self.proc is None:
-            return
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            with contextlib.suppress(subprocess.TimeoutExpired):
-                self.proc.wait(timeout)
-        self.kill()
-
-    def log_tail(self, limit: int = 3000) -> str:
-        try:
-            return self.log_path.read_text(errors="replace")[-limit:]
-        except OSError:
-            return ""
-
-
-def wait_for(url: str, child: Child, *, verify: str | bool = True, timeout: float) -> None:
-    deadline = time.monotonic() + timeout
-    with httpx.Client(timeout=2, verify=verify) as client:
-        while time.monotonic() < deadline:
-            if not child.alive():
-                raise RuntimeError(f"{child.name} exited during start-up:\n{child.log_tail()}")
-            with contextlib.suppress(httpx.HTTPError):
-                if client.get(url).status_code == 200:
-                    return
-            time.sleep(0.2)
-    raise RuntimeError(f"{child.name} not ready at {url}:\n{child.log_tail()}")
-
-
-def clean_env() -> dict[str, str]:
-    return {k: v for k, v in os.environ.items() if not k.startswith("SHARELOCK_")}
 
 
 def redis_env(settings: Settings) -> dict[str, str]:
@@ -250,19 +171,6 @@ class Cluster:
         self.sandbox.stop()
 
 
-def _sandbox(state: Path) -> tuple[Child, str]:
-    port = free_port()
-    code = (
-        "import uvicorn; from sharelock.sandbox import create_sandbox_app; "
-        f"uvicorn.run(create_sandbox_app(), host='127.0.0.1', port={port}, "
-        "log_level='warning', access_log=False)"
-    )
-    child = Child("sandbox", [sys.executable, "-c", code], clean_env(), state / "sandbox.log")
-    url = f"http://127.0.0.1:{port}"
-    wait_for(url + "/", child, timeout=30)
-    return child, url
-
-
 def _prepare(settings: Settings) -> Partner:
     """The shared token with its keys, the schema, and one registered partner."""
     init_token(settings)
@@ -304,7 +212,7 @@ def cluster(state: Path, *, issuer_port: int, session_seconds: int) -> Iterator[
         )
         settings = redis_ha.settings(base)
         partner = _prepare(settings)
-        sandbox, sandbox_url = _sandbox(state)
+        sandbox, sandbox_url = start_sandbox(state)
         # One certificate for every node (RSA-4096, the CA's default), as a deployment may
         # share one: HAProxy checks the chain and NODES_NAME, `wait_ready` the chain and the
         # address.
