@@ -122,7 +122,9 @@ def run_share(
             200,
             "decision",
         ).json()
-        callback = parse_qs(urlsplit(decision["redirect_to"]).query)
+        # Continue, as the person does: the broker issues the code now and redirects.
+        left = _expect(browser.get(decision["redirect_to"]), 303, "continue")
+        callback = parse_qs(urlsplit(left.headers.get("location", "")).query)
         if callback.get("state") != [state] or callback.get("iss") != [broker_url]:
             raise ShareFailed("the callback's state or iss does not match")
         mark("approved")
