@@ -76,6 +76,7 @@ from tests.support.whole_share import (
     SCOPE,
     Partner,
     check_payload,
+    register_partner,
 )
 
 from sharelock.config import Settings
@@ -84,8 +85,6 @@ from sharelock.embedded import EmbeddedRedis, free_port
 from sharelock.envelope import open_envelope
 from sharelock.envelope.sealing import pick_encryption_key, seal_for
 from sharelock.keys import KeyLayer, init_token
-from sharelock.registry import PartnerRegistry
-from sharelock.scopes import SCOPES
 
 try:
     import sniffio  # noqa: F401
@@ -754,15 +753,9 @@ def bench_backend(
     engine = create_engine_for(database_url)
     try:
         migrate(engine)
-        partner_row, secret = PartnerRegistry(engine).add(
-            name="Bench Partner",
-            redirect_uris=[REDIRECT_URI],
-            scopes=list(SCOPES),
-            purpose="benchmark",
-        )
+        partner = register_partner(engine, "Bench Partner", "benchmark")
     finally:
         engine.dispose()
-    partner = Partner(partner_row.client_id, secret)
     with redis.Redis.from_url(redis_server.url) as client:
         client.flushall()  # each run starts from an empty store
 

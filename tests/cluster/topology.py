@@ -17,16 +17,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from sharelock.config import Settings
-from sharelock.db import create_engine_for, migrate
+from sharelock.db import create_engine_for
+from sharelock.demo import prepare
 from sharelock.embedded import free_port
-from sharelock.keys import KeyLayer, init_token
-from sharelock.registry import PartnerRegistry
-from sharelock.scopes import SCOPES
 from tests.support.pki import Issued, PrivateCA
 from tests.support.postgres_server import PrivatePostgres
 from tests.support.processes import REPO, Child, clean_env, start_sandbox, wait_for
 from tests.support.redis_ha import RedisHA, RedisPki
-from tests.support.whole_share import REDIRECT_URI, Partner
+from tests.support.whole_share import Partner, register_partner
 
 HAPROXY_CFG = REPO / "deploy" / "haproxy" / "haproxy.cfg"
 TOKEN_LABEL = "sharelock-cluster"
@@ -172,25 +170,14 @@ class Cluster:
 
 
 def _prepare(settings: Settings) -> Partner:
-    """The shared token with its keys, the schema, and one registered partner."""
-    init_token(settings)
-    keys = KeyLayer(settings)
-    try:
-        keys.ensure_keys()
-    finally:
-        keys.close()
+    """The shared token with its keys, the schema (as `serve` prepares them), and one
+    registered partner."""
+    prepare(settings)
     engine = create_engine_for(settings)
     try:
-        migrate(engine)
-        row, secret = PartnerRegistry(engine).add(
-            name="Cluster Partner",
-            redirect_uris=[REDIRECT_URI],
-            scopes=list(SCOPES),
-            purpose="the fault run",
-        )
+        return register_partner(engine, "Cluster Partner", "the fault run")
     finally:
         engine.dispose()
-    return Partner(row.client_id, secret)
 
 
 @contextlib.contextmanager

@@ -8,6 +8,11 @@ import base64
 from dataclasses import dataclass
 from typing import Any
 
+from sqlalchemy import Engine
+
+from sharelock.registry import PartnerRegistry
+from sharelock.scopes import SCOPES
+
 REDIRECT_URI = "https://partner.example/callback"
 SCOPE = "identity address bank_account"
 DATA_SOURCE = "sandbox-bank"
@@ -25,6 +30,14 @@ class Partner:
     def basic(self) -> str:
         pair = f"{self.client_id}:{self.client_secret}".encode()
         return "Basic " + base64.b64encode(pair).decode()
+
+
+def register_partner(engine: Engine, name: str, purpose: str) -> Partner:
+    """The one partner a run drives shares for: every scope, `REDIRECT_URI`."""
+    row, secret = PartnerRegistry(engine).add(
+        name=name, redirect_uris=[REDIRECT_URI], scopes=list(SCOPES), purpose=purpose
+    )
+    return Partner(row.client_id, secret)
 
 
 def check_payload(body: dict[str, Any], client_id: str) -> str | None:

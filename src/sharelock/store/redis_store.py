@@ -104,12 +104,8 @@ class SealedStore:
     ) -> SealedStore:
         """The broker's store: a fail-fast client for `url`, a `Sealer` on `keys`, and the
         expiry cap from the retention table."""
-        return cls(
-            connect(url, socket_timeout=socket_timeout),
-            Sealer(keys),
-            max_lifetime=redis_max_lifetime(retention),
-            namespace=namespace,
-        )
+        client = connect(url, socket_timeout=socket_timeout)
+        return cls._for_broker(client, keys, retention, namespace)
 
     @classmethod
     def for_endpoint(
@@ -123,11 +119,15 @@ class SealedStore:
     ) -> SealedStore:
         """As `from_url`, for a URL or Sentinels, with an ACL user and TLS
         (`connect_endpoint`)."""
+        client = connect_endpoint(endpoint, socket_timeout=socket_timeout)
+        return cls._for_broker(client, keys, retention, namespace)
+
+    @classmethod
+    def _for_broker(
+        cls, client: Redis, keys: KeyLayer, retention: Retention, namespace: str
+    ) -> SealedStore:
         return cls(
-            connect_endpoint(endpoint, socket_timeout=socket_timeout),
-            Sealer(keys),
-            max_lifetime=redis_max_lifetime(retention),
-            namespace=namespace,
+            client, Sealer(keys), max_lifetime=redis_max_lifetime(retention), namespace=namespace
         )
 
     def __repr__(self) -> str:
