@@ -17,10 +17,11 @@ AXE := tests/browser/node_modules/axe-core/axe.min.js
 test: system-test $(STAMP) $(AXE)
 	$(PY) -m pytest $(PYTEST_ARGS)
 
-# Several broker nodes behind HAProxy on Redis Sentinel and PostgreSQL, under load and faults
-# (tests/cluster/run.py): real processes on this machine, a few minutes.
+# Several broker nodes behind HAProxy on Redis Sentinel, then on Redis Cluster, and PostgreSQL,
+# under load and faults (tests/cluster/run.py): real processes on this machine, a few minutes.
 test-cluster: system-test $(STAMP)
-	$(PY) -m tests.cluster.run
+	$(PY) -m tests.cluster.run --redis sentinel
+	$(PY) -m tests.cluster.run --redis cluster
 
 $(AXE): tests/browser/package-lock.json
 	npm ci --prefix tests/browser --no-audit --no-fund --loglevel=error

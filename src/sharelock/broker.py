@@ -36,7 +36,7 @@ from sharelock.oauth import digest
 from sharelock.ratelimit import IDENTIFIER_KEY_LABEL, RateLimiter, identifier_key_from
 from sharelock.registry import PartnerRegistry
 from sharelock.rights import ProofService, RightsService
-from sharelock.store import RedisEndpoint, SealedStore, verify_redis
+from sharelock.store import RedisEndpoint, SealedStore, cluster_link, verify_redis
 
 
 @dataclass
@@ -71,9 +71,9 @@ class Broker:
     ) -> Broker:
         # ConfigError if neither a URL nor Sentinels are set.
         endpoint = RedisEndpoint.from_settings(settings)
-        if endpoint.sentinels:
-            # Sentinels are asked now (one round trip each): a wrong list or service name
-            # stops start-up with its variable named, rather than every request failing.
+        if endpoint.sentinels or endpoint.cluster_nodes:
+            # Sentinels or cluster nodes are asked now (one round trip each): a wrong list or
+            # service name stops start-up with its variable named, not every request failing.
             verify_redis(endpoint)
         engine = create_engine_for(settings)
         store = SealedStore.for_endpoint(endpoint, keys, settings.retention)
@@ -86,7 +86,12 @@ class Broker:
         sources = connectors if connectors is not None else build_connectors(settings)
         # One HSM call at start: every process sharing the token derives the same key.
         identifier_key = identifier_key_from(keys.keyed_hash(IDENTIFIER_KEY_LABEL))
-        limiter = RateLimiter(store.client, settings.limits, identifier_key)
+        limiter = RateLimiter(
+            store.client,
+            settings.limits,
+            identifier_key,
+            cluster=cluster_link(endpoint) if endpoint.cluster_nodes else None,
+        )
         maintenance = MaintenanceVault(engine, keys, settings.retention)
         consent = ConsentService(
             settings,

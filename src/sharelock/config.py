@@ -28,7 +28,7 @@ from pydantic import (
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict, SettingsError
 
 from sharelock.errors import ConfigError
-from sharelock.redis_settings import check_redis_settings, parse_sentinels
+from sharelock.redis_settings import check_redis_settings, parse_addresses
 
 # Where Debian, Ubuntu, Fedora and Homebrew put SoftHSM2's PKCS#11 module.
 _SOFTHSM_MODULE_CANDIDATES = (
@@ -205,6 +205,11 @@ class Settings(BaseSettings):
     redis_sentinel_username: str | None = Field(
         default=None, description="ACL user on the Sentinels."
     )
+    redis_cluster_nodes: Annotated[tuple[tuple[str, int], ...], NoDecode] = Field(
+        default=(),
+        description="Redis Cluster nodes to start from, as host:port,host:port; exclusive with "
+        "SHARELOCK_REDIS_URL and SHARELOCK_REDIS_SENTINELS.",
+    )
     redis_sentinel_password: SecretStr | None = None
     redis_tls_ca_file: Path | None = Field(
         default=None, description="CA bundle: TLS, verified, to Redis and the Sentinels."
@@ -212,10 +217,10 @@ class Settings(BaseSettings):
     redis_tls_cert_file: Path | None = Field(default=None, description="TLS client certificate.")
     redis_tls_key_file: Path | None = Field(default=None, description="Its private key.")
 
-    @field_validator("redis_sentinels", mode="before")
+    @field_validator("redis_sentinels", "redis_cluster_nodes", mode="before")
     @classmethod
-    def _sentinels(cls, value: object) -> object:
-        return parse_sentinels(value)
+    def _addresses(cls, value: object) -> object:
+        return parse_addresses(value)
 
     @model_validator(mode="after")
     def _redis_coherent(self) -> Settings:
@@ -224,8 +229,9 @@ class Settings(BaseSettings):
 
     @property
     def redis_configured(self) -> bool:
-        """Whether an outside Redis is set (URL or Sentinels): if not, the embedded one runs."""
-        return bool(self.redis_url or self.redis_sentinels)
+        """Whether an outside Redis is set (URL, Sentinels or cluster nodes): if not, the
+        embedded one runs."""
+        return bool(self.redis_url or self.redis_sentinels or self.redis_cluster_nodes)
 
     database_url: str | None = Field(
         default=None, description="SQLAlchemy URL; unset means SQLite under the state directory."

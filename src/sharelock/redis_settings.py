@@ -1,9 +1,9 @@
 """Parsing and coherence of the Redis settings (`SHARELOCK_REDIS_*`), kept out of `config.py`.
 
 The rules, each a one-line `ConfigError` naming the variables:
-- a URL or Sentinels, never both; Sentinels need the service name, and the Sentinel-only
-  settings without Sentinels are a mistake (the embedded redis-server would start instead of
-  the Redis the operator meant);
+- a URL, Sentinels or Redis Cluster nodes, at most one; Sentinels need the service name, and
+  the Sentinel-only settings without Sentinels are a mistake (the embedded redis-server would
+  start instead of the Redis the operator meant);
 - credentials in one place (the URL or `SHARELOCK_REDIS_USERNAME`/`_PASSWORD`), and TLS with
   certificate verification that cannot be turned off from the URL.
 
@@ -25,6 +25,7 @@ from pydantic import SecretStr
 from sharelock.errors import ConfigError
 
 SENTINELS = "SHARELOCK_REDIS_SENTINELS"
+CLUSTER = "SHARELOCK_REDIS_CLUSTER_NODES"
 SERVICE = "SHARELOCK_REDIS_SENTINEL_SERVICE"
 URL = "SHARELOCK_REDIS_URL"
 
@@ -46,6 +47,8 @@ class RedisSettings(Protocol):
     def redis_sentinels(self) -> tuple[Address, ...]: ...
     @property
     def redis_sentinel_service(self) -> str | None: ...
+    @property
+    def redis_cluster_nodes(self) -> tuple[Address, ...]: ...
     @property
     def redis_username(self) -> str | None: ...
     @property
@@ -86,9 +89,10 @@ def _address(entry: object, position: int) -> Address:
     return host, port
 
 
-def parse_sentinels(value: object) -> tuple[Address, ...]:
+def parse_addresses(value: object) -> tuple[Address, ...]:
     """`host:port,host:port` (the environment) or a sequence of `host:port` strings or
-    `(host, port)` pairs (Python) as a tuple of pairs; `ValueError` for anything else."""
+    `(host, port)` pairs (Python) as a tuple of pairs; `ValueError` for anything else. For the
+    Sentinels and the Redis Cluster nodes."""
     if value is None:
         return ()
     entries: Iterable[object]
@@ -102,7 +106,7 @@ def parse_sentinels(value: object) -> tuple[Address, ...]:
         raise ValueError("expected host:port,host:port")
     addresses = tuple(_address(entry, n) for n, entry in enumerate(entries, start=1))
     if len(set(addresses)) != len(addresses):
-        raise ValueError("a Sentinel is listed twice")
+        raise ValueError("an address is listed twice")
     return addresses
 
 
@@ -147,9 +151,18 @@ def check_redis_settings(settings: RedisSettings) -> None:
         "SHARELOCK_REDIS_SENTINEL_USERNAME": settings.redis_sentinel_username,
         "SHARELOCK_REDIS_SENTINEL_PASSWORD": settings.redis_sentinel_password,
     }
+    chosen = [
+        name
+        for name, value in (
+            (URL, settings.redis_url),
+            (SENTINELS, settings.redis_sentinels),
+            (CLUSTER, settings.redis_cluster_nodes),
+        )
+        if value
+    ]
+    if len(chosen) > 1:
+        raise ConfigError(f"{' and '.join(chosen)} are exclusive: set only one of them")
     if settings.redis_sentinels:
-        if settings.redis_url:
-            raise ConfigError(f"{SENTINELS} and {URL} are exclusive: set only one of them")
         service = settings.redis_sentinel_service
         if not service:
             raise ConfigError(f"{SERVICE}: required with {SENTINELS} (the monitored name)")
@@ -171,13 +184,14 @@ def check_redis_settings(settings: RedisSettings) -> None:
         )
     if settings.redis_url:
         _check_url(settings.redis_url, settings)
-    elif not settings.redis_sentinels and (
+    elif not chosen and (
         settings.redis_username is not None
         or settings.redis_password is not None
         or _tls_files(settings)
     ):
-        # Without a URL or Sentinels the embedded redis-server runs and would ignore them.
+        # Without a URL, Sentinels or cluster nodes the embedded redis-server runs and would
+        # ignore them.
         raise ConfigError(
-            f"SHARELOCK_REDIS_USERNAME/_PASSWORD/_TLS_* are set but neither {URL} nor "
-            f"{SENTINELS} is"
+            f"SHARELOCK_REDIS_USERNAME/_PASSWORD/_TLS_* are set but none of {URL}, "
+            f"{SENTINELS}, {CLUSTER} is"
         )

@@ -16,6 +16,7 @@ from sqlalchemy import create_engine, text
 
 from sharelock.flow.state import flow_ref
 from tests.cluster.load import ShareResult
+from tests.support.redis_cluster import RedisCluster
 from tests.support.redis_ha import RedisHA
 from tests.support.whole_share import CREDENTIALS, FAMILY_NAME, IBAN
 
@@ -139,7 +140,7 @@ def planted_values(partner_secret: str) -> list[bytes]:
     ]
 
 
-def check_redis(ha: RedisHA, planted: Iterable[bytes], findings: Findings) -> int:
+def check_redis(ha: RedisHA | RedisCluster, planted: Iterable[bytes], findings: Findings) -> int:
     """Every key's serialised value on every Redis node, and any file they wrote; returns
     how many keys were searched."""
     planted = list(planted)

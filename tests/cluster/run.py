@@ -1,17 +1,20 @@
-"""`make test-cluster`: several broker nodes on Redis Sentinel and PostgreSQL, behind HAProxy,
-under load, with faults; every process real, each on its own port of this machine.
+"""`make test-cluster`: several broker nodes on Redis Sentinel (or Redis Cluster) and
+PostgreSQL, behind HAProxy, under load, with faults; every process real, each on its own port
+of this machine.
 
-    .venv/bin/python -m tests.cluster.run [--seconds 72] [--people 8] [--keep]
+    .venv/bin/python -m tests.cluster.run [--redis sentinel|cluster] [--seconds 66] [--keep]
 
 1. Starts the cluster (`tests.cluster.topology`): a private CA, PostgreSQL with a password and
-   TLS, a Redis primary, a replica and three Sentinels with ACL users and TLS, the sandbox,
+   TLS, a Redis primary, a replica and three Sentinels with ACL users and TLS (or, with
+   `--redis cluster`, a Redis Cluster of three primaries and three replicas), the sandbox,
    two broker nodes (`sharelock serve --workers 2`, one shared SoftHSM token) and HAProxy with
    TLS in front, running the configurations `deploy/` ships.
 2. Throughput through HAProxy with one node, then with two (closed loop, same people).
 3. The fault run: people complete shares through HAProxy while, at set moments, the Redis
    primary is killed with SIGKILL (Sentinel promotes the replica; the old primary comes back as
-   a replica), one broker node is killed with SIGKILL (and restarted), and PostgreSQL is
-   paused with SIGSTOP for a few seconds.
+   a replica; on a cluster, one of the three primaries, and the cluster promotes its
+   replica), one broker node is killed with SIGKILL (and restarted), and PostgreSQL is paused
+   with SIGSTOP for a few seconds.
 4. Waits for every abandoned flow's expiry row, then asserts (`tests.cluster.checks`): no
    share hung; at most one `data_delivered` row per flow; one exactly for every share the
    partner received, and none for data it never received, except a delivery whose node was
@@ -41,6 +44,7 @@ from sharelock.embedded import free_port
 from tests.cluster import checks
 from tests.cluster.load import Load, ShareResult
 from tests.cluster.topology import Cluster, cluster
+from tests.support.redis_cluster import RedisCluster
 
 console = Console(width=None if sys.stdout.isatty() else 160, highlight=False)
 
@@ -84,10 +88,17 @@ def faults(running: Cluster, clock: Callable[[], float], t0: float) -> list[Faul
     made: list[Fault] = []
 
     async def kill_redis_primary() -> None:
+        loop = asyncio.get_running_loop()
+        if isinstance(redis, RedisCluster):
+            # One primary of three: a third of the slots, hence of the flows.
+            dead = redis.primaries()[0]
+            redis.kill(dead)
+            await loop.run_in_executor(None, redis.wait_for_promotion, dead)
+            made[0].recovered_at = clock() - t0
+            await in_thread(lambda: redis.restart(dead))
+            return
         old = redis.kill_primary()
-        new = await asyncio.get_running_loop().run_in_executor(
-            None, redis.wait_for_new_primary, old
-        )
+        new = await loop.run_in_executor(None, redis.wait_for_new_primary, old)
         made[0].recovered_at = clock() - t0
         await in_thread(lambda: redis.restart(old, as_replica_of=new))
 
@@ -105,8 +116,9 @@ def faults(running: Cluster, clock: Callable[[], float], t0: float) -> list[Faul
             pg.resume()
         made[2].recovered_at = clock() - t0
 
+    promotion = "cluster failover" if isinstance(redis, RedisCluster) else "Sentinel failover"
     made += [
-        Fault("Redis primary SIGKILL (Sentinel failover)", 8.0, kill_redis_primary),
+        Fault(f"Redis primary SIGKILL ({promotion})", 8.0, kill_redis_primary),
         Fault(f"broker node SIGKILL ({NODE_DOWN_SECONDS:.0f} s down)", 26.0, kill_node),
         Fault(f"PostgreSQL SIGSTOP ({PG_PAUSE_SECONDS:.0f} s)", 46.0, pause_postgres),
     ]
@@ -169,7 +181,10 @@ def fault_table(
 async def main_async(args: argparse.Namespace, state: Path) -> int:
     https_port = free_port()
     started = time.monotonic()
-    with cluster(state, issuer_port=https_port, session_seconds=SESSION_SECONDS) as running:
+    with cluster(
+        state, issuer_port=https_port, session_seconds=SESSION_SECONDS, redis_mode=args.redis
+    ) as running:
+        console.print(f"Redis: {args.redis}")
         console.print("starting two broker nodes …")
         one = running.start_node("node1")
         two = running.start_node("node2")
@@ -260,6 +275,13 @@ def main() -> int:
     parser.add_argument("--people", type=int, default=8, help="shares under way at once")
     parser.add_argument("--throughput-seconds", type=float, default=12.0)
     parser.add_argument("--keep", action="store_true", help="keep the state directory (logs)")
+    parser.add_argument(
+        "--redis",
+        choices=("sentinel", "cluster"),
+        default="sentinel",
+        help="Redis with Sentinel (a primary, a replica, three Sentinels) or Redis Cluster "
+        "(three primaries, three replicas)",
+    )
     args = parser.parse_args()
     state = Path(tempfile.mkdtemp(prefix="sharelock-cluster-"))
     try:

@@ -1,5 +1,7 @@
 """The cluster run's processes, each on its own port of this machine: a private CA, PostgreSQL
-(password and TLS), Redis with a replica and three Sentinels (ACL users and TLS), the sandbox,
+(password and TLS), Redis with a replica and three Sentinels (ACL users and TLS) or a Redis
+Cluster of three primaries and three replicas (`--redis cluster`, the same users and TLS), the
+sandbox,
 broker nodes (`sharelock serve --workers 2`, HTTPS with a certificate from the CA) sharing one
 SoftHSM token, and HAProxy in front (TLS with an RSA-4096 certificate; TLS to the nodes too,
 their certificate verified against the CA and its name, health checks on `/readyz`).
@@ -23,6 +25,7 @@ from sharelock.embedded import free_port
 from tests.support.pki import Issued, PrivateCA
 from tests.support.postgres_server import PrivatePostgres
 from tests.support.processes import REPO, Child, clean_env, start_sandbox, wait_for
+from tests.support.redis_cluster import RedisCluster
 from tests.support.redis_ha import RedisHA, RedisPki
 from tests.support.whole_share import Partner, register_partner
 
@@ -35,10 +38,15 @@ READY_TIMEOUT_S = 90.0
 
 
 def redis_env(settings: Settings) -> dict[str, str]:
-    """The `SHARELOCK_REDIS_*` variables for `settings` (from `RedisHA.settings`)."""
-    env: dict[str, str] = {
-        "SHARELOCK_REDIS_SENTINELS": ",".join(f"{h}:{p}" for h, p in settings.redis_sentinels),
-    }
+    """The `SHARELOCK_REDIS_*` variables for `settings` (from `RedisHA.settings` or
+    `RedisCluster.settings`)."""
+    env: dict[str, str] = {}
+    for name, addresses in (
+        ("SHARELOCK_REDIS_SENTINELS", settings.redis_sentinels),
+        ("SHARELOCK_REDIS_CLUSTER_NODES", settings.redis_cluster_nodes),
+    ):
+        if addresses:
+            env[name] = ",".join(f"{h}:{p}" for h, p in addresses)
     plain = {
         "SHARELOCK_REDIS_SENTINEL_SERVICE": settings.redis_sentinel_service,
         "SHARELOCK_REDIS_USERNAME": settings.redis_username,
@@ -101,7 +109,7 @@ class Cluster:
     state: Path
     ca: PrivateCA
     postgres: PrivatePostgres
-    redis: RedisHA
+    redis: RedisHA | RedisCluster
     sandbox: Child
     sandbox_url: str
     partner: Partner
@@ -181,17 +189,20 @@ def _prepare(settings: Settings) -> Partner:
 
 
 @contextlib.contextmanager
-def cluster(state: Path, *, issuer_port: int, session_seconds: int) -> Iterator[Cluster]:
+def cluster(
+    state: Path, *, issuer_port: int, session_seconds: int, redis_mode: str = "sentinel"
+) -> Iterator[Cluster]:
     """Everything but the broker nodes and HAProxy (started by the run, which controls them).
     `issuer_port` is HAProxy's HTTPS port, decided before any node starts (the issuer is
-    part of every node's configuration)."""
+    part of every node's configuration); `redis_mode` is `sentinel` or `cluster`."""
     ca = PrivateCA(state / "ca")
-    with (
-        PrivatePostgres(state / "postgres", ca=ca) as postgres,
-        RedisHA(
-            state / "redis", pki=RedisPki.create(state / "redis-pki"), maxmemory="256mb"
-        ) as redis_ha,
-    ):
+    pki = RedisPki.create(state / "redis-pki")
+    redis_setup: RedisHA | RedisCluster = (
+        RedisCluster(state / "redis", pki=pki, maxmemory="256mb")
+        if redis_mode == "cluster"
+        else RedisHA(state / "redis", pki=pki, maxmemory="256mb")
+    )
+    with PrivatePostgres(state / "postgres", ca=ca) as postgres, redis_setup as redis_ha:
         base = Settings(
             state_dir=state / "broker",
             hsm_token_label=TOKEN_LABEL,

@@ -12,6 +12,8 @@ from typing import Any
 import httpx
 import pytest
 
+from sharelock.flow import flow_ref
+from sharelock.flow.records import COLLECTED, CREDENTIALS, FLOW, RELEASE
 from sharelock.keys import KeyLayer
 from tests.support.broker import (
     CountingSandbox,
@@ -19,6 +21,7 @@ from tests.support.broker import (
     Stack,
     StackFactory,
     counting_sandbox,
+    record_key,
 )
 from tests.support.redis_server import RedisServer
 from tests.support.sandbox import source_mode
@@ -214,8 +217,8 @@ def test_locked_account(stack: Stack) -> None:
     assert [r.outcome for r in rows] == ["account_locked"]
     assert rows[0].login_hash is not None and rows[0].login_hash.startswith("hmac-sha256:")
     with stack.raw_redis() as raw:
-        assert raw.exists(f"sl:data:{flow.flow_id}") == 0
-        assert raw.exists(f"sl:credentials:{flow.flow_id}") == 0
+        assert raw.exists(record_key(COLLECTED, flow.flow_id)) == 0
+        assert raw.exists(record_key(CREDENTIALS, flow.flow_id)) == 0
 
 
 # -- optional and required fields -------------------------------------------------------------
@@ -247,7 +250,7 @@ def test_omitting_a_required_field_is_refused(stack: Stack, omit: list[str]) -> 
     assert_error(flow.decide(True, omit), 400)
     assert status_of(flow) == "collected"
     with stack.raw_redis() as raw:
-        assert not list(raw.scan_iter(match=f"sl:release:{flow.flow_id}"))
+        assert raw.exists(record_key(RELEASE, flow_ref(flow.flow_id))) == 0
     assert flow.approve_and_get_code()
 
 
@@ -408,9 +411,9 @@ def test_credentials_after_the_session_expired(
     flow = started(stack)
     envelope = flow.seal({"login": "alice", "password": "alice-pass"})
     with stack.raw_redis() as raw:
-        assert raw.pexpire(f"sl:flow:{flow.flow_id}", 1)
+        assert raw.pexpire(record_key(FLOW, flow.flow_id), 1)
         deadline_ms = 2000
-        while raw.exists(f"sl:flow:{flow.flow_id}") and deadline_ms > 0:
+        while raw.exists(record_key(FLOW, flow.flow_id)) and deadline_ms > 0:
             deadline_ms -= 10
             raw.ping()
         logins = sandbox.logins.total()
@@ -422,7 +425,7 @@ def test_credentials_after_the_session_expired(
         assert_error(response, 404, "session_expired")
         assert key_layer.token.calls == calls
         assert sandbox.logins.total() == logins
-        assert raw.exists(f"sl:credentials:{flow.flow_id}") == 0
+        assert raw.exists(record_key(CREDENTIALS, flow.flow_id)) == 0
     assert not stack.audit_rows("credentials_received", flow_id=flow.flow_id)
     for response in (flow.describe(), flow.review(), flow.decide(True), flow.send_otp("1")):
         assert_error(response, 404, "session_expired")

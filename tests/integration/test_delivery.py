@@ -11,12 +11,14 @@ import httpx
 import pytest
 
 from sharelock.flow import flow_ref
+from sharelock.flow.records import COLLECTED, CREDENTIALS, FLOW, IDENTITY, RELEASE, RESUME
 from sharelock.oauth.tokens import digest
 from tests.support.broker import (
     Share,
     Stack,
     code_key,
     flow_keys,
+    record_key,
     token_key,
 )
 
@@ -65,30 +67,30 @@ def test_second_fetch_is_refused_and_recorded(stack: Stack) -> None:
 def test_after_delivery_release_token_and_code_are_gone(stack: Stack) -> None:
     flow, code, token = token_for(stack)
     with stack.raw_redis() as raw:
-        assert raw.exists(f"sl:release:{flow.flow_id}") == 1
+        assert raw.exists(record_key(RELEASE, flow_ref(flow.flow_id))) == 1
         assert raw.exists(token_key(token)) == 1
         assert raw.exists(code_key(code)) == 0  # taken by the exchange already
         assert flow.fetch(token).status_code == 200
         for key in (
-            f"sl:release:{flow.flow_id}",
+            record_key(RELEASE, flow_ref(flow.flow_id)),
             token_key(token),
             code_key(code),
-            f"sl:flow:{flow.flow_id}",
-            f"sl:data:{flow.flow_id}",
-            f"sl:credentials:{flow.flow_id}",
-            f"sl:resume:{flow.flow_id}",
+            record_key(FLOW, flow.flow_id),
+            record_key(COLLECTED, flow.flow_id),
+            record_key(CREDENTIALS, flow.flow_id),
+            record_key(RESUME, flow.flow_id),
         ):
             assert raw.exists(key) == 0, key
         # What is left of the flow: the sealed identity kept for identity verification only.
-        assert set(flow_keys(raw, flow.flow_id)) == {f"sl:identity:{flow_ref(flow.flow_id)}"}
+        assert set(flow_keys(raw, flow.flow_id)) == {record_key(IDENTITY, flow_ref(flow.flow_id))}
 
 
 def test_identity_data_is_kept_72_hours_at_most(stack: Stack) -> None:
     flow, _, token = token_for(stack)
     assert flow.fetch(token).status_code == 200
     with stack.raw_redis() as raw:
-        ttl = int(raw.pttl(f"sl:identity:{flow_ref(flow.flow_id)}"))
-        value = raw.get(f"sl:identity:{flow_ref(flow.flow_id)}")
+        ttl = int(raw.pttl(record_key(IDENTITY, flow_ref(flow.flow_id))))
+        value = raw.get(record_key(IDENTITY, flow_ref(flow.flow_id)))
     assert IDENTITY_TTL_MS - 60_000 < ttl <= IDENTITY_TTL_MS
     assert value is not None and b"Martin" not in value and b"Alice" not in value
 
@@ -110,7 +112,7 @@ def test_identity_kept_only_for_a_partner_that_verifies_identity(stack: Stack) -
         received = share.fetch(token.json()["access_token"])
         assert received.json()["data"]["identity"]["family_name"] == "Martin"
         with stack.raw_redis() as raw:
-            assert raw.exists(f"sl:identity:{flow_ref(share.flow_id)}") == int(kept)
+            assert raw.exists(record_key(IDENTITY, flow_ref(share.flow_id))) == int(kept)
 
 
 def test_no_identity_kept_when_none_was_shared(stack: Stack) -> None:
@@ -149,7 +151,11 @@ def test_a_failover_that_brings_the_token_back_cannot_deliver_twice(stack: Stack
     token may leave a replica that still holds it and its release. The database's unique
     row, not Redis, decides the one delivery (issue 12)."""
     flow, _, token = token_for(stack)
-    keys = [token_key(token), f"sl:release:{flow.flow_id}", f"sl:flow:{flow.flow_id}"]
+    keys = [
+        token_key(token),
+        record_key(RELEASE, flow_ref(flow.flow_id)),
+        record_key(FLOW, flow.flow_id),
+    ]
     with stack.raw_redis() as raw:
         before = {key: (raw.dump(key), raw.pttl(key)) for key in keys}
     assert all(dumped is not None for dumped, _ in before.values())

@@ -19,8 +19,9 @@ import pytest
 
 from sharelock.audit import login_hash_input
 from sharelock.config import Retention
+from sharelock.flow.records import COLLECTED
 from sharelock.keys import KeyLayer
-from tests.support.broker import Share, Stack, StackFactory, flow_keys, sqlite_url
+from tests.support.broker import Share, Stack, StackFactory, flow_keys, record_key, sqlite_url
 from tests.support.redis_server import RedisServer
 
 IBAN = "FR7699990000010001234567834"
@@ -191,7 +192,7 @@ def test_nothing_personal_remains_in_clear(
     abandoned = Share(stacks.short)
     abandoned.collect()
     with stacks.short.raw_redis() as raw:
-        assert f"sl:data:{abandoned.flow_id}" in flow_keys(raw, abandoned.flow_id)
+        assert record_key(COLLECTED, abandoned.flow_id) in flow_keys(raw, abandoned.flow_id)
     wait_gone(stacks.short, abandoned.flow_id)
 
     with stacks.main.raw_redis() as raw:

@@ -15,12 +15,14 @@ import redis
 
 from sharelock.config import Retention
 from sharelock.flow import flow_ref
+from sharelock.flow.records import COLLECTED, FLOW, IDENTITY, RELEASE
 from tests.support.broker import (
     Share,
     Stack,
     StackFactory,
     code_key,
     flow_keys,
+    record_key,
     redis_keys,
     token_key,
 )
@@ -81,13 +83,13 @@ def test_every_key_of_a_flow_expires_within_its_cap(stack: Stack, raw: redis.Red
     share.collect()
     assert_within(flow_keys(raw, share.flow_id), SESSION_MS)
     assert_within(redis_keys(raw, "sl:envelope-seen:*"), SESSION_MS)
-    expires = raw.pexpiretime(f"sl:flow:{share.flow_id}")
+    expires = raw.pexpiretime(record_key(FLOW, share.flow_id))
 
     code = share.approve_and_get_code()
     assert_within({code_key(code): int(raw.pttl(code_key(code)))}, CODE_MS)
     assert_within(flow_keys(raw, share.flow_id), SESSION_MS)
     # Activity never moves the session's end.
-    assert raw.pexpiretime(f"sl:flow:{share.flow_id}") == expires
+    assert raw.pexpiretime(record_key(FLOW, share.flow_id)) == expires
 
     exchanged = share.exchange(code)
     assert exchanged.status_code == 200, exchanged.text
@@ -95,7 +97,7 @@ def test_every_key_of_a_flow_expires_within_its_cap(stack: Stack, raw: redis.Red
     assert exchanged.json()["expires_in"] <= TOKEN_MS / 1000
     assert_within({token_key(token): int(raw.pttl(token_key(token)))}, TOKEN_MS)
     assert raw.pexpiretime(token_key(token)) <= expires
-    assert raw.pexpiretime(f"sl:release:{share.flow_id}") <= expires
+    assert raw.pexpiretime(record_key(RELEASE, flow_ref(share.flow_id))) <= expires
     for key, ttl in redis_keys(raw, "sl:code-used:*").items():
         assert 0 < ttl <= TOKEN_MS, key
 
@@ -115,7 +117,7 @@ def test_an_abandoned_flow_is_erased_and_recorded(stack: Stack, raw: redis.Redis
     share = Share(stack)
     share.collect()
     held = flow_keys(raw, share.flow_id)
-    assert {f"sl:flow:{share.flow_id}", f"sl:data:{share.flow_id}"} <= set(held)
+    assert {record_key(FLOW, share.flow_id), record_key(COLLECTED, share.flow_id)} <= set(held)
     assert_within(held, SESSION_MS)
 
     wait_until(lambda: not flow_keys(raw, share.flow_id))
@@ -133,7 +135,7 @@ def test_a_session_ends_at_its_cap_whatever_the_activity(stack: Stack, raw: redi
     share = Share(stack)
     assert share.start().status_code == 303
     started = time.monotonic()
-    expires = raw.pexpiretime(f"sl:flow:{share.flow_id}")
+    expires = raw.pexpiretime(record_key(FLOW, share.flow_id))
     assert expires > 0
     # The cookie as sent by a browser that keeps it (httpx's jar rounds max-age down).
     name = f"sl_flow_{share.flow_id}"
@@ -142,20 +144,20 @@ def test_a_session_ends_at_its_cap_whatever_the_activity(stack: Stack, raw: redi
         while (
             status := browser.get(f"/api/flows/{share.flow_id}", headers=cookie)
         ).status_code == 200:
-            assert raw.pexpiretime(f"sl:flow:{share.flow_id}") in (expires, -2)
+            assert raw.pexpiretime(record_key(FLOW, share.flow_id)) in (expires, -2)
             assert time.monotonic() - started < SESSION_MS / 1000 + 1
             time.sleep(0.2)
     assert status.status_code == 404
     assert status.json()["error"] == "session_expired"
     assert time.monotonic() - started >= SESSION_MS / 1000 - 0.5
-    assert raw.exists(f"sl:flow:{share.flow_id}") == 0
+    assert raw.exists(record_key(FLOW, share.flow_id)) == 0
 
 
 def test_kept_identity_expires_at_its_cap(stack: Stack, raw: redis.Redis) -> None:
     share = Share(stack)
     shared = share.complete()
     assert shared["data"]["identity"]["family_name"] == "Martin"
-    key = f"sl:identity:{flow_ref(share.flow_id)}"
+    key = record_key(IDENTITY, flow_ref(share.flow_id))
     assert 0 < int(raw.pttl(key)) <= IDENTITY_MS
     wait_until(lambda: not raw.exists(key))
 

@@ -15,6 +15,8 @@ import httpx
 import pytest
 import redis
 
+from sharelock.flow import flow_ref
+from sharelock.flow.records import COLLECTED, CREDENTIALS, FLOW, RELEASE, RESUME
 from sharelock.keys import KeyLayer
 from tests.support.broker import (
     CountingSandbox,
@@ -22,6 +24,7 @@ from tests.support.broker import (
     Stack,
     StackFactory,
     counting_sandbox,
+    record_key,
     sqlite_url,
     token_key,
 )
@@ -235,7 +238,7 @@ def test_redis_full_refuses_new_flows_and_keeps_existing_ones(small: Own) -> Non
     with small.redis.raw_client() as raw:
         assert raw.config_get("maxmemory-policy")["maxmemory-policy"] == "noeviction"
         kept = [k.decode() for k in raw.scan_iter(match="sl:*") if not k.startswith(b"sl:par:")]
-        assert f"sl:flow:{existing.flow_id}" in kept
+        assert record_key(FLOW, existing.flow_id) in kept
         assert fill(raw) > 0
 
         assert_unavailable(newcomer.authorize_pushed(pushed.json()["request_uri"]))
@@ -262,7 +265,7 @@ def test_audit_store_down_before_release(own: Own) -> None:
         assert_unavailable(response)
         with own.redis.raw_client() as raw:
             assert raw.exists(token_key(token)) == 1
-            assert raw.exists(f"sl:release:{share.flow_id}") == 1
+            assert raw.exists(record_key(RELEASE, flow_ref(share.flow_id))) == 1
         assert_unavailable(share.fetch(token))
     finally:
         with sqlite3.connect(own.database) as db:
@@ -358,9 +361,9 @@ def assert_failed_cleanly(
     rows = stack.audit_rows("collection_failed", flow_id=share.flow_id)
     assert [r.outcome for r in rows] == [reason]
     with stack.raw_redis() as raw:
-        assert raw.exists(f"sl:data:{share.flow_id}") == 0
-        assert raw.exists(f"sl:credentials:{share.flow_id}") == 0
-        assert raw.exists(f"sl:resume:{share.flow_id}") == 0
+        assert raw.exists(record_key(COLLECTED, share.flow_id)) == 0
+        assert raw.exists(record_key(CREDENTIALS, share.flow_id)) == 0
+        assert raw.exists(record_key(RESUME, share.flow_id)) == 0
     assert share.describe().json()["status"] == "awaiting_credentials"
     assert share.review().status_code == 409
 

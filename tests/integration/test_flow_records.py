@@ -70,7 +70,9 @@ async def test_typed_records_round_trip_sealed(records: Records, redis_server: R
     await records.put(RELEASE, "f" * 32, secret)
     assert "Planted-Name" not in repr(await records.get(RELEASE, "f" * 32))
     with redis.Redis.from_url(redis_server.url) as raw:
-        assert b"Planted-Name" not in raw.get("flowrecords:release:" + "f" * 32)
+        assert b"Planted-Name" not in raw.get(
+            records.store.key("release", RELEASE.store_id("f" * 32))
+        )
 
 
 async def test_a_record_never_outlives_its_kind(
@@ -79,12 +81,15 @@ async def test_a_record_never_outlives_its_kind(
     now = records.clock.now()
     identity = IdentityKept({"family_name": "X"})
     # Asked for a year, the identity kept for verification still lives 72 hours at most.
-    await records.put(IDENTITY, "ref", identity, until=now + 365 * 86400)
-    assert 72 * 3600 - 5 < _ttl_s(redis_server, "flowrecords:identity:ref") <= 72 * 3600
+    ref = "ab" * 16
+    await records.put(IDENTITY, ref, identity, until=now + 365 * 86400)
+    key = records.store.key(IDENTITY.name, IDENTITY.store_id(ref))
+    assert 72 * 3600 - 5 < _ttl_s(redis_server, key) <= 72 * 3600
     # A shorter end is kept: a code never outlives its session.
     grant = CodeGrant("f" * 32, "sl_x", "https://p/cb", "c" * 43, [], None, None, 0)
     await records.put(CODE, "e" * 64, grant, until=now + 10)
-    assert 5 < _ttl_s(redis_server, "flowrecords:code:" + "e" * 64) <= 10
+    key = records.store.key(CODE.name, CODE.store_id("e" * 64))
+    assert 5 < _ttl_s(redis_server, key) <= 10
 
 
 @pytest.fixture

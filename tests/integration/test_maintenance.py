@@ -33,6 +33,7 @@ from sharelock.audit import login_hash_input
 from sharelock.config import Retention, Settings
 from sharelock.db import MaintenanceCredentialsRow
 from sharelock.flow import flow_ref
+from sharelock.flow.records import FLOW, MAINTENANCE_OFFER
 from sharelock.keys import KeyLayer
 from sharelock.maintenance import (
     MaintenanceError,
@@ -51,6 +52,7 @@ from tests.support.broker import (
     StackFactory,
     broker_stack,
     counting_sandbox,
+    record_key,
     sqlite_url,
 )
 from tests.support.redis_server import RedisServer
@@ -58,7 +60,6 @@ from tests.support.sandbox import source_mode
 
 SHARELOCK = Path(sys.executable).parent / "sharelock"
 ROOT = Path(__file__).resolve().parents[2]
-OFFER = "sl:maintenance-offer:{}"
 ISSUER = "https://broker.example"
 
 
@@ -114,7 +115,7 @@ def answer(flow: Share, keep: Any) -> Any:
 
 def offer_exists(stack: Stack, flow: Share) -> bool:
     with stack.raw_redis() as raw:
-        return bool(raw.exists(OFFER.format(flow.flow_id)))
+        return bool(raw.exists(record_key(MAINTENANCE_OFFER, flow.flow_id)))
 
 
 def kept_rows(engine: Engine) -> list[dict[str, Any]]:
@@ -198,9 +199,9 @@ def test_the_offer_lives_within_the_session_only(stack: Stack, sandbox: Counting
         )
     assert failed.json()["maintenance_offer"] is True
     with stack.raw_redis() as raw:
-        offer_at = int(raw.pexpiretime(OFFER.format(flow.flow_id)))  # type: ignore[arg-type]
-        flow_at = int(raw.pexpiretime(f"sl:flow:{flow.flow_id}"))  # type: ignore[arg-type]
-        stored = raw.get(OFFER.format(flow.flow_id))
+        offer_at = int(raw.pexpiretime(record_key(MAINTENANCE_OFFER, flow.flow_id)))  # type: ignore[arg-type]
+        flow_at = int(raw.pexpiretime(record_key(FLOW, flow.flow_id)))  # type: ignore[arg-type]
+        stored = raw.get(record_key(MAINTENANCE_OFFER, flow.flow_id))
     assert 0 < offer_at <= flow_at  # gone when the session is
     # Sealed like every value in Redis: neither the JWE nor anything in clear.
     assert isinstance(stored, bytes)

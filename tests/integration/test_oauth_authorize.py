@@ -19,6 +19,7 @@ import httpx
 import pytest
 
 from sharelock.config import Retention, Settings
+from sharelock.flow.records import COLLECTED, FLOW
 from sharelock.keys import KeyLayer
 from tests.support.broker import (
     REDIRECT_URI,
@@ -27,6 +28,7 @@ from tests.support.broker import (
     Stack,
     broker_stack,
     flow_keys,
+    record_key,
     redis_keys,
     sqlite_url,
 )
@@ -503,8 +505,8 @@ def test_refusal_redirects_access_denied_and_erases_the_flow(stack: Stack, issue
     share.collect()
     with stack.raw_redis() as raw:
         held = flow_keys(raw, share.flow_id)
-        assert f"sl:flow:{share.flow_id}" in held
-        assert f"sl:data:{share.flow_id}" in held
+        assert record_key(FLOW, share.flow_id) in held
+        assert record_key(COLLECTED, share.flow_id) in held
 
         decision = share.decide(False)
 

@@ -18,12 +18,15 @@ import pytest
 from joserfc import jwt
 from joserfc.jwk import ECKey, OKPKey, RSAKey
 
+from sharelock.flow import flow_ref
+from sharelock.flow.records import RELEASE
 from tests.support.broker import (
     RegisteredPartner,
     Share,
     Stack,
     code_key,
     flow_keys,
+    record_key,
     redis_keys,
     token_key,
 )
@@ -216,7 +219,7 @@ def assert_revoked(stack: Stack, share: Share, token: str, alerts_before: int) -
     `security_alert` row, no delivery."""
     with stack.raw_redis() as raw:
         assert raw.exists(token_key(token)) == 0
-        assert f"sl:release:{share.flow_id}" not in flow_keys(raw, share.flow_id)
+        assert record_key(RELEASE, flow_ref(share.flow_id)) not in flow_keys(raw, share.flow_id)
     fetched = share.fetch(token)
     assert_json_error(fetched, 401, "invalid_token")
     alerts = stack.audit_rows("security_alert", client_id=share.client_id)
@@ -228,7 +231,7 @@ def assert_revoked(stack: Stack, share: Share, token: str, alerts_before: int) -
 def test_token_in_the_query_string_is_refused_and_revoked(stack: Stack) -> None:
     share, token = issued_token(stack)
     with stack.raw_redis() as raw:
-        assert f"sl:release:{share.flow_id}" in flow_keys(raw, share.flow_id)
+        assert record_key(RELEASE, flow_ref(share.flow_id)) in flow_keys(raw, share.flow_id)
     alerts = audit_count(stack, share.client_id, "security_alert")
     response = httpx.get(f"{stack.url}/v1/share", params={"access_token": token}, timeout=30)
     body = assert_json_error(response, 400, "invalid_request")

@@ -35,11 +35,12 @@ from sharelock.auditors import AuditorRegistry
 from sharelock.config import Settings
 from sharelock.envelope.sealing import pick_encryption_key, seal_for
 from sharelock.flow import flow_ref
+from sharelock.flow.records import IDENTITY
 from sharelock.keys import KeyLayer
 from sharelock.oauth.tokens import digest
 from sharelock.rights import PROOF_LIFETIME
 from sharelock.web.consent_page import PAGE_CSP
-from tests.support.broker import Share, Stack, broker_stack, redis_keys, sqlite_url
+from tests.support.broker import Share, Stack, broker_stack, record_key, redis_keys, sqlite_url
 from tests.support.redis_server import RedisServer
 
 ALICE_VALUES = (
@@ -154,7 +155,7 @@ def rights_rows(stack: Stack) -> list[AuditRecord]:
 
 
 def identity_key(share: Share) -> str:
-    return f"sl:identity:{flow_ref(share.flow_id)}"
+    return record_key(IDENTITY, flow_ref(share.flow_id))
 
 
 # -- receipts -----------------------------------------------------------------------------

@@ -408,14 +408,20 @@ async def test_update_json_gives_up_with_store_conflict(
 ) -> None:
     record = unique("flow")
     key = store.key("flow", record)
+    # Two sealings of the same document (fresh nonces): a concurrent writer that rewrites the
+    # document changes the stored bytes, which is what the compare-and-set compares.
     await store.put_json("flow", record, {"n": 0}, expire_at=soon(minutes=1))
-    intruder = raw.get(key)
+    first = raw.get(key)
+    await store.replace_json("flow", record, {"n": 0})
+    second = raw.get(key)
+    assert first and second and first != second
     calls = 0
 
     def raced(doc: dict[str, Any]) -> dict[str, Any]:
         nonlocal calls
         calls += 1
-        raw.set(key, intruder or b"", xx=True, keepttl=True)  # a concurrent writer, every time
+        stored = raw.get(key)
+        raw.set(key, first if stored == second else second, xx=True, keepttl=True)
         return {"n": calls}
 
     with pytest.raises(StoreConflict):
@@ -577,3 +583,21 @@ def test_redis_url_for_prefers_the_configured_url(tmp_path: Path) -> None:
     ):
         assert client.ping()
     assert (tmp_path / "redis").is_dir()
+
+
+async def test_expire_by_brings_the_end_forward_only(store: SealedStore, raw: redis.Redis) -> None:
+    record = unique("release")
+    key = store.key("release", record)
+    await store.put("release", record, b"approved", expire_at=soon(minutes=10))
+    sealed = raw.get(key)
+    # Earlier: applied, and the value is not rewritten (same sealed bytes).
+    assert await store.expire_by("release", record, soon(minutes=2))
+    assert 60_000 < int(raw.pttl(key)) <= 120_000
+    assert raw.get(key) == sealed
+    # Later than its end now: refused, the end stays.
+    assert not await store.expire_by("release", record, soon(minutes=9))
+    assert int(raw.pttl(key)) <= 120_000
+    # Gone: False, nothing created.
+    assert not await store.expire_by("release", unique("gone"), soon(minutes=1))
+    with pytest.raises(ValueError):
+        await store.expire_by("release", record, soon(minutes=-1))

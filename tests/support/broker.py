@@ -27,6 +27,7 @@ from sharelock.db import create_engine_for, migrate
 from sharelock.db.models import AuditEventRow
 from sharelock.envelope.sealing import pick_encryption_key, seal_for
 from sharelock.flow import flow_ref
+from sharelock.flow.records import CODE, TOKEN, Kind
 from sharelock.keys import KeyLayer
 from sharelock.oauth.tokens import digest
 from sharelock.registry import PartnerRegistry
@@ -397,12 +398,17 @@ def flow_keys(client: redis.Redis, flow_id: str) -> dict[str, int]:
     return {k: t for k, t in redis_keys(client).items() if flow_id in k or ref in k}
 
 
+def record_key(kind: Kind[Any], record_id: str) -> str:
+    """The Redis key of a record of the broker's store (namespace `sl`), slot tag included."""
+    return f"sl:{kind.name}:{kind.store_id(record_id)}"
+
+
 def code_key(code: str) -> str:
-    return f"sl:code:{digest(code)}"
+    return record_key(CODE, digest(code))
 
 
 def token_key(token: str) -> str:
-    return f"sl:token:{digest(token)}"
+    return record_key(TOKEN, digest(token))
 
 
 # -- a sandbox that counts data-source logins -----------------------------------------------

@@ -27,7 +27,7 @@ from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
 from types import TracebackType
-from typing import IO, Any, Self, TypeVar
+from typing import IO, Any, Protocol, Self, TypeVar
 
 import redis
 from pydantic import SecretStr
@@ -495,7 +495,13 @@ class RedisHA:
         self.stop()
 
 
-def keys_and_values(ha: RedisHA, node: Process) -> Iterator[tuple[bytes, bytes]]:
+class Administered(Protocol):
+    """A setup with an admin client per node (`RedisHA`, `redis_cluster.RedisCluster`)."""
+
+    def admin(self, node: Process, *, timeout: float = 1.0) -> redis.Redis: ...
+
+
+def keys_and_values(ha: Administered, node: Process) -> Iterator[tuple[bytes, bytes]]:
     """Every key of `node` with its DUMP (the serialised value, whatever its type) and, for
     strings, its GET: what a copy of that node's memory would give."""
     with ha.admin(node) as client:

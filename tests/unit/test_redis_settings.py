@@ -87,7 +87,7 @@ def test_malformed_sentinels_name_the_variable_not_the_entry(
     [
         (
             {"redis_sentinels": SENTINELS, "redis_url": "redis://h:1/0"},
-            "SHARELOCK_REDIS_SENTINELS and SHARELOCK_REDIS_URL are exclusive",
+            "SHARELOCK_REDIS_URL and SHARELOCK_REDIS_SENTINELS are exclusive",
         ),
         ({"redis_sentinels": SENTINELS}, "SHARELOCK_REDIS_SENTINEL_SERVICE: required"),
         (
@@ -116,8 +116,24 @@ def test_malformed_sentinels_name_the_variable_not_the_entry(
             {"redis_url": "rediss://h:1/0", "redis_tls_cert_file": "/c.pem"},
             "SHARELOCK_REDIS_TLS_CERT_FILE and SHARELOCK_REDIS_TLS_KEY_FILE go together",
         ),
-        ({"redis_password": SECRET}, "neither SHARELOCK_REDIS_URL nor"),
+        ({"redis_password": SECRET}, "none of SHARELOCK_REDIS_URL, SHARELOCK_REDIS_SENTINELS"),
         ({"redis_url": "http://h:1"}, "SHARELOCK_REDIS_URL: must be"),
+        (
+            {
+                "redis_cluster_nodes": "h:7000",
+                "redis_sentinels": SENTINELS,
+                "redis_sentinel_service": "s",
+            },
+            "SHARELOCK_REDIS_SENTINELS and SHARELOCK_REDIS_CLUSTER_NODES are exclusive",
+        ),
+        (
+            {"redis_cluster_nodes": "h:7000", "redis_sentinel_service": "s"},
+            "SHARELOCK_REDIS_SENTINEL_SERVICE is set but SHARELOCK_REDIS_SENTINELS is not",
+        ),
+        (
+            {"redis_cluster_nodes": "h:7000,h:7000"},
+            "SHARELOCK_REDIS_CLUSTER_NODES: Value error, an address is listed twice",
+        ),
     ],
 )
 def test_incoherent_settings_are_one_line_naming_the_variables(

@@ -187,7 +187,7 @@ def serve(
         prepare(settings)
         with redis_url_for(settings) as redis_url:
             # Workers are separate processes that read their settings from the environment.
-            if redis_url is not None:  # None: Sentinels, which the workers read as we did
+            if redis_url is not None:  # None: Sentinels or a cluster, read by workers as here
                 os.environ["SHARELOCK_REDIS_URL"] = redis_url
             # Wrong Sentinels, service, credentials or certificates: one line, now, rather
             # than a traceback in each worker.

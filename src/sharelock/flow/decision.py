@@ -16,11 +16,19 @@ from sharelock.clock import Clock
 from sharelock.config import Settings
 from sharelock.flow.errors import FlowConflict, FlowError, FlowNotFound
 from sharelock.flow.ports import AsyncAudit, AsyncPartners
-from sharelock.flow.records import CODE, COLLECTED, RELEASE, Data, Records, Release
+from sharelock.flow.records import (
+    CODE,
+    COLLECTED,
+    RELEASE,
+    Data,
+    Records,
+    Release,
+    handle_in_slot_of,
+)
 from sharelock.flow.session import Sessions
 from sharelock.flow.state import ACCEPTS_DECISION, ACCEPTS_LEAVE, FlowState, Status, flow_ref
 from sharelock.keys import KeyLayer
-from sharelock.oauth import CodeGrant, authorization_response, digest, new_handle
+from sharelock.oauth import CodeGrant, authorization_response, digest
 from sharelock.registry import Partner
 from sharelock.scopes import OPTIONAL_FIELDS
 
@@ -89,7 +97,7 @@ class Decisions:
             keep_identity=partner.identity_verification,
         )
         # Until the person leaves for the partner, at most the session's end.
-        await self.records.put(RELEASE, flow.flow_id, release, until=flow.expires_at)
+        await self.records.put(RELEASE, flow_ref(flow.flow_id), release, until=flow.expires_at)
         await self.sessions.transition(flow, ACCEPTS_DECISION, status=Status.APPROVED)
         await self.audit.record(EventType.CONSENT_GIVEN, outcome="approved", **common)
         await self.records.delete(COLLECTED, flow.flow_id)
@@ -103,10 +111,11 @@ class Decisions:
         """The partner's redirect with a fresh code, once per approved flow: the code lives
         from now, and the approved data for the code's and then the token's life at most,
         never past the session."""
-        release = await self.records.get(RELEASE, flow.flow_id)
-        if flow.status not in ACCEPTS_LEAVE or release is None:
+        if flow.status not in ACCEPTS_LEAVE or not await self.records.exists(
+            RELEASE, flow_ref(flow.flow_id)
+        ):
             raise FlowConflict(f"not possible while the flow is {flow.status.value}")
-        code = new_handle(32)
+        code = handle_in_slot_of(flow.flow_id)
         retention = self.settings.retention
         release_until = min(
             self.clock.now()
@@ -126,7 +135,7 @@ class Decisions:
         # The code and the release's new life first, the transition (the one winner of two
         # clicks) last: if it fails, the code was never handed out and expires unused.
         await self.records.put(CODE, digest(code), grant, until=flow.expires_at)
-        await self.records.put(RELEASE, flow.flow_id, release, until=release_until)
+        await self.records.shorten(RELEASE, flow_ref(flow.flow_id), until=release_until)
         try:
             await self.sessions.transition(flow, ACCEPTS_LEAVE, status=Status.SENT)
         except FlowError:

@@ -30,6 +30,7 @@ from sharelock.flow.records import (
     IdentityKept,
     Records,
     Release,
+    handle_in_slot_of,
 )
 from sharelock.flow.state import flow_ref
 from sharelock.oauth import (
@@ -94,7 +95,7 @@ class DeliveryService:
             await self._replayed_code(code_digest, client_id, received_at)
             raise InvalidGrant("the code is invalid, expired or already used")
         check_redemption(grant, client_id, request)
-        token = new_handle(32)
+        token = handle_in_slot_of(grant.flow_id)
         now = self.clock.now()
         expires_at = min(
             now + self.settings.retention.access_token.total_seconds(), grant.release_expires_at
@@ -146,7 +147,7 @@ class DeliveryService:
         grant = await self.records.take(TOKEN, digest(token))
         if grant is None:
             return False
-        await self.records.delete(RELEASE, grant.flow_id)
+        await self.records.delete(RELEASE, flow_ref(grant.flow_id))
         log.warning("an access token was sent outside the Authorization header; revoked")
         await self.audit.record(
             EventType.SECURITY_ALERT,
@@ -167,7 +168,7 @@ class DeliveryService:
            Redis, decides the one delivery, so a Redis failover that brings back a token the
            old primary had already deleted cannot release twice (SECURITY-CHECKLIST 46);
         3. answer with the data read in step 1; the token, release and flow are deleted in
-           one Redis transaction on the way out. If Redis fails then, the data still leaves
+           one Redis script on the way out. If Redis fails then, the data still leaves
            (its row says it did) and the leftovers expire with the token, which the unique
            row already refuses.
 
@@ -184,7 +185,7 @@ class DeliveryService:
             "login_hash": grant.login_hash,
             "flow_ref": flow_ref(grant.flow_id),
         }
-        release = await self.records.get(RELEASE, grant.flow_id)
+        release = await self.records.get(RELEASE, flow_ref(grant.flow_id))
         if release is None:
             await self._without_release(token_digest, row)
         try:
@@ -212,8 +213,8 @@ class DeliveryService:
         data for verification. A store failure here must not keep the data from leaving."""
         try:
             await self.records.end(
-                [(TOKEN, token_digest), (RELEASE, flow_id), (FLOW, flow_id)],
-                expiry.INDEX,
+                [(TOKEN, token_digest), (RELEASE, flow_ref(flow_id)), (FLOW, flow_id)],
+                expiry.index_of(flow_ref(flow_id)),
                 expiry.member(flow_ref(flow_id), client_id),
             )
             await self._keep_identity(flow_id, release)

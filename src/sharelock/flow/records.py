@@ -11,6 +11,12 @@ and `docs/privacy.md` print the table from it.
 Ids are digests of bearer values (codes, tokens, handles: a copy of Redis gives nothing usable)
 or the flow's random id. The only Redis value the store does not seal is the expiry index of
 live flows (`sharelock.flow.expiry`), whose members are flow references and client ids.
+
+Every record of one flow carries the flow's slot tag (`sharelock.store.slot_tag`), so on Redis
+Cluster they share one hash slot with the flow's expiry-index shard and a delivery ends them in
+one script. The tag comes from the id itself: the digest of the flow id for the flow's own
+kinds, and the digest of the code or token for theirs, which the broker draws until it falls in
+the flow's slot (`handle_in_slot_of`).
 """
 
 from __future__ import annotations
@@ -24,8 +30,8 @@ from typing import Any, Generic, TypeVar
 from sharelock.clock import Clock
 from sharelock.config import Retention
 from sharelock.flow.state import FlowState
-from sharelock.oauth import AuthorizationRequest, CodeGrant, CodeUse, TokenGrant
-from sharelock.store import SealedStore
+from sharelock.oauth import AuthorizationRequest, CodeGrant, CodeUse, TokenGrant, digest, new_handle
+from sharelock.store import SealedStore, slot_tag, tagged
 
 T = TypeVar("T")
 Data = dict[str, dict[str, str]]  # scope -> field -> value
@@ -118,6 +124,12 @@ class Kind(Generic[T]):
     dump: Callable[[T], bytes] = field(repr=False)
     load: Callable[[bytes], T] = field(repr=False)
     json: bool = True  # JSON documents may be updated in place (`Records.update`)
+    # The slot tag of a record, from its id (None: the key hashes alone, like any key).
+    slot: Callable[[str], str] | None = field(default=None, repr=False)
+
+    def store_id(self, record_id: str) -> str:
+        """The id the store keys this record by: `record_id`, in its flow's slot if any."""
+        return record_id if self.slot is None else tagged(self.slot(record_id), record_id)
 
     def lifetime(self, retention: Retention) -> timedelta:
         if isinstance(self.limit, timedelta):
@@ -137,8 +149,34 @@ def _loads(raw: bytes) -> dict[str, Any]:
     return document
 
 
+def by_flow_id(flow_id: str) -> str:
+    """The slot tag of a flow, from its id."""
+    return slot_tag(digest(flow_id))
+
+
+def by_digest(hex_digest: str) -> str:
+    """The slot tag of a record keyed by a digest (a code's, a token's, the flow reference)."""
+    return slot_tag(hex_digest)
+
+
+def handle_in_slot_of(flow_id: str) -> str:
+    """A fresh 32-byte bearer handle (a code, a token) whose digest has the flow's slot tag: on
+    average as many draws as there are tags, each a few microseconds; what it gives away of
+    the handle (6 bits of 256) is public anyway, as the flow's tag."""
+    tag = by_flow_id(flow_id)
+    while True:
+        handle = new_handle(32)
+        if slot_tag(digest(handle)) == tag:
+            return handle
+
+
 def _dataclass_kind(
-    cls: type[T], name: str, id_is: str, what: str, limit: str | timedelta
+    cls: type[T],
+    name: str,
+    id_is: str,
+    what: str,
+    limit: str | timedelta,
+    slot: Callable[[str], str] | None = None,
 ) -> Kind[T]:
     return Kind(
         name,
@@ -147,11 +185,18 @@ def _dataclass_kind(
         limit,
         dump=lambda value: _dumps(asdict(value)),  # type: ignore[call-overload]
         load=lambda raw: cls(**_loads(raw)),
+        slot=slot,
     )
 
 
-def _bytes_kind(name: str, id_is: str, what: str, limit: str | timedelta) -> Kind[bytes]:
-    return Kind(name, id_is, what, limit, dump=bytes, load=bytes, json=False)
+def _bytes_kind(
+    name: str,
+    id_is: str,
+    what: str,
+    limit: str | timedelta,
+    slot: Callable[[str], str] | None = None,
+) -> Kind[bytes]:
+    return Kind(name, id_is, what, limit, dump=bytes, load=bytes, json=False, slot=slot)
 
 
 FLOW: Kind[FlowState] = Kind(
@@ -161,15 +206,24 @@ FLOW: Kind[FlowState] = Kind(
     "session",
     dump=lambda flow: _dumps(flow.to_json()),
     load=lambda raw: FlowState.from_json(_loads(raw)),
+    slot=by_flow_id,
 )
 CREDENTIALS = _bytes_kind(
-    "credentials", "flow id", "the credential JWE as received, until it is opened", "session"
+    "credentials",
+    "flow id",
+    "the credential JWE as received, until it is opened",
+    "session",
+    by_flow_id,
 )
 RESUME = _bytes_kind(
-    "resume", "flow id", "the data source's session, while it asks a one-time code", "session"
+    "resume",
+    "flow id",
+    "the data source's session, while it asks a one-time code",
+    "session",
+    by_flow_id,
 )
 COLLECTED = _dataclass_kind(
-    CollectedData, "data", "flow id", "the collected data, awaiting review", "session"
+    CollectedData, "data", "flow id", "the collected data, awaiting review", "session", by_flow_id
 )
 MAINTENANCE_OFFER = _dataclass_kind(
     MaintenanceOffer,
@@ -177,6 +231,7 @@ MAINTENANCE_OFFER = _dataclass_kind(
     "flow id",
     "a failed collection's JWE, awaiting the answer to keeping it for maintenance",
     "session",
+    by_flow_id,
 )
 ENVELOPE_SEEN = _bytes_kind(
     "envelope-seen", "JWE digest", "a marker: this credential JWE was used once", "session"
@@ -184,19 +239,30 @@ ENVELOPE_SEEN = _bytes_kind(
 RELEASE = _dataclass_kind(
     Release,
     "release",
-    "flow id",
+    "flow reference",
     "the approved data, awaiting delivery: until the person continues to the partner, then "
     "the code's and the token's lives at most",
     "session",
+    by_digest,
 )
 CODE = _dataclass_kind(
-    CodeGrant, "code", "code digest", "what an authorization code grants", "authorization_code"
+    CodeGrant,
+    "code",
+    "code digest",
+    "what an authorization code grants",
+    "authorization_code",
+    by_digest,
 )
 CODE_USED = _dataclass_kind(
-    CodeUse, "code-used", "code digest", "which token a redeemed code gave", "access_token"
+    CodeUse,
+    "code-used",
+    "code digest",
+    "which token a redeemed code gave",
+    "access_token",
+    by_digest,
 )
 TOKEN = _dataclass_kind(
-    TokenGrant, "token", "token digest", "what an access token grants", "access_token"
+    TokenGrant, "token", "token digest", "what an access token grants", "access_token", by_digest
 )
 PUSHED_REQUEST: Kind[AuthorizationRequest] = Kind(
     "par",
@@ -212,6 +278,7 @@ IDENTITY = _dataclass_kind(
     "flow reference",
     "identity data kept for identity verification",
     "identity_data",
+    by_digest,
 )
 # An assertion lives at most 5 minutes plus the allowed clock skew (`oauth.client_auth`).
 ASSERTION_JTI = _bytes_kind(
@@ -293,7 +360,10 @@ class Records:
         self, kind: Kind[T], record_id: str, value: T, *, until: float | None = None
     ) -> None:
         await self.store.put(
-            kind.name, record_id, kind.dump(value), expire_at=self.expire_at(kind, until)
+            kind.name,
+            kind.store_id(record_id),
+            kind.dump(value),
+            expire_at=self.expire_at(kind, until),
         )
 
     async def put_new(
@@ -301,32 +371,43 @@ class Records:
     ) -> bool:
         """Write only if no record has this id (SET NX); False if one does."""
         return await self.store.put_new(
-            kind.name, record_id, kind.dump(value), expire_at=self.expire_at(kind, until)
+            kind.name,
+            kind.store_id(record_id),
+            kind.dump(value),
+            expire_at=self.expire_at(kind, until),
         )
 
     async def get(self, kind: Kind[T], record_id: str) -> T | None:
-        raw = await self.store.get(kind.name, record_id)
+        raw = await self.store.get(kind.name, kind.store_id(record_id))
         return None if raw is None else kind.load(raw)
 
     async def take(self, kind: Kind[T], record_id: str) -> T | None:
         """Read and delete in one step (GETDEL): one caller gets it, ever."""
-        raw = await self.store.take(kind.name, record_id)
+        raw = await self.store.take(kind.name, kind.store_id(record_id))
         return None if raw is None else kind.load(raw)
 
     async def end(self, records: Sequence[tuple[Kind[Any], str]], index: str, member: str) -> None:
-        """Delete `records` and remove `member` from the expiry `index`, in one transaction."""
+        """Delete `records` and remove `member` from the expiry `index`, in one script: all
+        of one slot (one flow's records and its index shard, `expiry.index_of`)."""
         await self.store.delete_with_index(
-            [(kind.name, record_id) for kind, record_id in records], index, member
+            [(kind.name, kind.store_id(record_id)) for kind, record_id in records], index, member
+        )
+
+    async def shorten(self, kind: Kind[Any], record_id: str, *, until: float) -> bool:
+        """End a record at `until` if that is earlier than its end now, without rewriting it
+        (nothing is sealed again); False if it no longer exists or already ends earlier."""
+        return await self.store.expire_by(
+            kind.name, kind.store_id(record_id), self.expire_at(kind, until)
         )
 
     async def delete(self, kind: Kind[Any], *record_ids: str) -> int:
-        return await self.store.delete(kind.name, *record_ids)
+        return await self.store.delete(kind.name, *map(kind.store_id, record_ids))
 
     async def exists(self, kind: Kind[Any], record_id: str) -> bool:
-        return await self.store.exists(kind.name, record_id)
+        return await self.store.exists(kind.name, kind.store_id(record_id))
 
     async def expires(self, kind: Kind[Any], record_id: str) -> datetime | None:
-        return await self.store.expires_at(kind.name, record_id)
+        return await self.store.expires_at(kind.name, kind.store_id(record_id))
 
     async def update(
         self, kind: Kind[T], record_id: str, change: Callable[[T], T | None]
@@ -340,5 +421,5 @@ class Records:
             changed = change(kind.load(_dumps(document)))
             return None if changed is None else _loads(kind.dump(changed))
 
-        updated = await self.store.update_json(kind.name, record_id, apply)
+        updated = await self.store.update_json(kind.name, kind.store_id(record_id), apply)
         return None if updated is None else kind.load(_dumps(updated))

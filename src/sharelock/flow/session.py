@@ -71,9 +71,10 @@ class Sessions:
         # flow that never existed (checklist 39/42); if the row cannot be written, the session
         # is taken back.
         member = expiry.member(flow_ref(flow_id), request.client_id)
+        index = expiry.index_of(flow_ref(flow_id))
         await self.records.put(FLOW, flow_id, flow, until=flow.expires_at)
         try:
-            await self.records.store.index_add(expiry.INDEX, member, flow.expires)
+            await self.records.store.index_add(index, member, flow.expires)
             await self.audit.record(
                 EventType.FLOW_STARTED,
                 client_id=request.client_id,
@@ -84,7 +85,7 @@ class Sessions:
             )
         except Exception:
             await self.records.delete(FLOW, flow_id)
-            await self.records.store.index_remove(expiry.INDEX, member)
+            await self.records.store.index_remove(index, member)
             raise
         return StartedFlow(flow_id, secret, flow.expires_at)
 
@@ -140,6 +141,7 @@ class Sessions:
         more to account for."""
         await self.erase_working_data(flow.flow_id)
         await self.records.delete(FLOW, flow.flow_id)
+        ref = flow_ref(flow.flow_id)
         await self.records.store.index_remove(
-            expiry.INDEX, expiry.member(flow_ref(flow.flow_id), flow.request.client_id)
+            expiry.index_of(ref), expiry.member(ref, flow.request.client_id)
         )

@@ -24,10 +24,10 @@ import math
 import time
 from collections import Counter
 from collections.abc import Callable
-from typing import Literal, get_args
+from typing import Any, Literal, get_args
 
 from limits import RateLimitItem, parse
-from limits.aio.storage import RedisStorage
+from limits.aio.storage import RedisClusterStorage, RedisStorage
 from limits.aio.strategies import MovingWindowRateLimiter
 from limits.errors import StorageError
 from redis.asyncio import Redis
@@ -35,7 +35,7 @@ from redis.exceptions import OutOfMemoryError, RedisError
 
 from sharelock.config import Limits
 from sharelock.errors import SharelockError
-from sharelock.store import StoreUnavailable
+from sharelock.store import RedisClient, StoreUnavailable
 
 LimitName = Literal[
     "per_address",
@@ -84,16 +84,39 @@ def identifier_key_from(keyed_hash: str) -> bytes:
 
 
 class RateLimiter:
-    def __init__(self, client: Redis, limits: Limits, identifier_key: bytes) -> None:
-        # The store's client and pool, shared: one set of connections to Redis per process.
+    def __init__(
+        self,
+        client: RedisClient,
+        limits: Limits,
+        identifier_key: bytes,
+        *,
+        cluster: tuple[str, dict[str, Any]] | None = None,
+    ) -> None:
+        """`client` is the store's. On Redis Cluster, `cluster` is its start nodes and options
+        (`sharelock.store.cluster_link`): `limits` builds its own cluster client from them, as
+        it cannot take one made elsewhere."""
         self._client = client
-        self._storage = RedisStorage(
-            "async+redis://",
-            implementation="redispy",
-            connection_pool=client.connection_pool,  # type: ignore[arg-type]  # typed too narrowly
-            key_prefix=KEY_PREFIX,
-            wrap_exceptions=True,
-        )
+        self._storage: RedisStorage | RedisClusterStorage
+        if cluster is not None:
+            nodes, options = cluster
+            self._storage = RedisClusterStorage(
+                f"async+redis+cluster://{nodes}",
+                implementation="redispy",
+                key_prefix=KEY_PREFIX,
+                wrap_exceptions=True,
+                **options,
+            )
+        elif isinstance(client, Redis):
+            # The store's client and pool, shared: one set of connections to Redis per process.
+            self._storage = RedisStorage(
+                "async+redis://",
+                implementation="redispy",
+                connection_pool=client.connection_pool,  # type: ignore[arg-type]  # too narrow
+                key_prefix=KEY_PREFIX,
+                wrap_exceptions=True,
+            )
+        else:
+            raise TypeError("a cluster client needs its start nodes and options (`cluster`)")
         self._strategy = MovingWindowRateLimiter(self._storage)
         self._items: dict[LimitName, RateLimitItem] = {
             name: parse(getattr(limits, name)) for name in LIMIT_NAMES

@@ -9,6 +9,11 @@ Sentinels every new connection asks them for the current primary (redis-py's
 `SentinelConnectionPool`): after a failover, the command that meets the dead or demoted primary
 fails (`StoreUnavailable`; a demoted primary's READONLY reply becomes a connection error and
 drops the connection), and the next one reaches the new primary.
+
+For Redis Cluster nodes it gives redis-py's cluster client, as fail-fast: a command sent to a
+primary that died fails (`StoreUnavailable`) instead of being re-sent; the client then relearns
+the slots, and once the cluster has promoted a replica the next command reaches it. Redirections
+(MOVED, ASK) are followed: they are answers, not failures, and nothing was applied.
 """
 
 from __future__ import annotations
@@ -18,13 +23,16 @@ from contextlib import contextmanager
 from typing import Any
 
 from redis.asyncio import BlockingConnectionPool, Redis
+from redis.asyncio.cluster import ClusterNode, RedisCluster
 from redis.asyncio.retry import Retry
 from redis.asyncio.sentinel import Sentinel, SentinelConnectionPool
 from redis.backoff import NoBackoff
-from redis.exceptions import OutOfMemoryError, RedisError, ResponseError, WatchError
+from redis.exceptions import OutOfMemoryError, RedisError, ResponseError
 
 from sharelock.store.endpoint import RedisEndpoint
 from sharelock.store.errors import StoreUnavailable
+
+RedisClient = Redis | RedisCluster
 
 DEFAULT_SOCKET_TIMEOUT = 2.0
 DEFAULT_MAX_CONNECTIONS = 256
@@ -101,17 +109,54 @@ def sentinel_manager(endpoint: RedisEndpoint, **fail_fast: Any) -> Sentinel:
     )
 
 
+def cluster_link(
+    endpoint: RedisEndpoint,
+    *,
+    socket_timeout: float = DEFAULT_SOCKET_TIMEOUT,
+    connect_timeout: float | None = None,
+    max_connections: int = DEFAULT_MAX_CONNECTIONS,
+) -> tuple[str, dict[str, Any]]:
+    """The cluster's start nodes (`host:port,host:port`) and redis-py's `RedisCluster`
+    options: fail-fast as `connect`'s, with the endpoint's ACL user and TLS. For the broker's
+    client, and for a companion that must build its own (the rate limiter's `limits`)."""
+    nodes = ",".join(f"{host}:{port}" for host, port in endpoint.cluster_nodes)
+    options: dict[str, Any] = {
+        **_fail_fast(socket_timeout, connect_timeout),
+        "max_connections": max_connections,  # per node
+        "require_full_coverage": True,
+        # After a node fails, learn the slots again at the next command, not 5 commands later.
+        "reinitialize_steps": 1,
+        "decode_responses": False,
+        **endpoint.credentials(),
+        **endpoint.tls_options(),
+    }
+    options.pop("health_check_interval")  # not a cluster option
+    return nodes, options
+
+
 def connect_endpoint(
     endpoint: RedisEndpoint,
     *,
     socket_timeout: float = DEFAULT_SOCKET_TIMEOUT,
     connect_timeout: float | None = None,
     max_connections: int = DEFAULT_MAX_CONNECTIONS,
-) -> Redis:
+) -> RedisClient:
     """A client for `endpoint`, fail-fast and bounded as `connect`'s: for a URL, `connect`
     with the endpoint's ACL user and TLS files; for Sentinels, a client of the service's
-    current primary. Nothing is sent until the first command (see `verify_redis`)."""
+    current primary; for cluster nodes, a cluster client (`cluster_link`). Nothing is sent
+    until the first command (see `verify_redis`)."""
     fail_fast = _fail_fast(socket_timeout, connect_timeout)
+    if endpoint.cluster_nodes:
+        _, options = cluster_link(
+            endpoint,
+            socket_timeout=socket_timeout,
+            connect_timeout=connect_timeout,
+            max_connections=max_connections,
+        )
+        return RedisCluster(
+            startup_nodes=[ClusterNode(host, port) for host, port in endpoint.cluster_nodes],
+            **options,
+        )
     if endpoint.url:
         tls = endpoint.tls_options()
         tls.pop("ssl", None)  # the rediss:// scheme says it
@@ -145,8 +190,6 @@ def redis_errors(operation: str) -> Iterator[None]:
     and the error class only: Redis messages can quote arguments, and arguments are keys."""
     try:
         yield
-    except WatchError:
-        raise  # the compare-and-swap loop handles it
     except OutOfMemoryError:
         raise StoreUnavailable(
             f"redis refused {operation}: out of memory (maxmemory reached, noeviction)"

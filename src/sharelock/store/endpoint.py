@@ -1,7 +1,8 @@
 """`RedisEndpoint`: where the store's Redis is and how to reach it, taken once from `Settings`.
 
 Either one URL, or Sentinels and the name of the service they monitor (the client then asks
-them for the current primary). Both may add an ACL user and TLS. The value holds secrets
+them for the current primary), or Redis Cluster nodes to start from (the client learns the
+others and the slots from them). Both may add an ACL user and TLS. The value holds secrets
 (passwords, possibly in the URL): its repr and `describe()` never show them.
 """
 
@@ -64,10 +65,11 @@ class RedisEndpoint:
     sentinel_username: str | None = None
     sentinel_password: SecretStr | None = None
     tls: TlsFiles | None = None
+    cluster_nodes: tuple[tuple[str, int], ...] = ()
 
     def __post_init__(self) -> None:
-        if bool(self.url) == bool(self.sentinels):
-            raise ValueError("a RedisEndpoint has either a URL or Sentinels")
+        if [bool(self.url), bool(self.sentinels), bool(self.cluster_nodes)].count(True) != 1:
+            raise ValueError("a RedisEndpoint has one of a URL, Sentinels or cluster nodes")
         if self.sentinels and not self.service:
             raise ValueError("Sentinels need the service name")
 
@@ -77,14 +79,16 @@ class RedisEndpoint:
         embedded redis-server is meant, `sharelock.embedded.redis_url_for`)."""
         if not settings.redis_configured:
             raise ConfigError(
-                "neither SHARELOCK_REDIS_URL nor SHARELOCK_REDIS_SENTINELS is set ('sharelock "
-                "serve' and 'sharelock demo' start an embedded redis-server when both are unset)"
+                "none of SHARELOCK_REDIS_URL, SHARELOCK_REDIS_SENTINELS, "
+                "SHARELOCK_REDIS_CLUSTER_NODES is set ('sharelock serve' and 'sharelock demo' "
+                "start an embedded redis-server when all are unset)"
             )
         # TLS: a rediss:// URL, or (Sentinels have no URL to say it) a CA file.
         rediss = bool(settings.redis_url) and urlsplit(settings.redis_url or "").scheme == "rediss"
-        sentinel_tls = bool(settings.redis_sentinels) and settings.redis_tls_ca_file is not None
+        without_url = bool(settings.redis_sentinels or settings.redis_cluster_nodes)
+        tls_by_ca = without_url and settings.redis_tls_ca_file is not None
         tls = None
-        if rediss or sentinel_tls:
+        if rediss or tls_by_ca:
             tls = TlsFiles(
                 settings.redis_tls_ca_file,
                 settings.redis_tls_cert_file,
@@ -99,6 +103,7 @@ class RedisEndpoint:
             sentinel_username=settings.redis_sentinel_username,
             sentinel_password=settings.redis_sentinel_password,
             tls=tls,
+            cluster_nodes=settings.redis_cluster_nodes,
         )
 
     def describe(self) -> str:
@@ -106,6 +111,9 @@ class RedisEndpoint:
         if self.sentinels:
             listed = ",".join(f"{host}:{port}" for host, port in self.sentinels)
             return f"service {self.service!r} through the Sentinels {listed}"
+        if self.cluster_nodes:
+            listed = ",".join(f"{host}:{port}" for host, port in self.cluster_nodes)
+            return f"the Redis Cluster of {listed}"
         parts = urlsplit(self.url or "")
         if parts.scheme == "unix":
             return f"redis at {parts.path}"

@@ -3,6 +3,12 @@
 Key names are `<namespace>:<kind>:<id>`. They are the AES-GCM additional data of the sealed
 values, so a value only opens under the name it was written to. Ids are often digests of tokens
 or session handles, so no error message here ever repeats one.
+
+An id may start with a slot tag, `{xx}` (`tagged`): Redis Cluster then places the key by the tag
+alone, so every key written with one tag lands in one hash slot, and a script or transaction over
+them works on a cluster as on one server. There are `SLOT_TAGS` tags; `slot_tag` picks one from
+a hex digest, so a flow's records, its code, its token and its expiry-index shard share one
+(`sharelock.flow.records`). Standalone Redis ignores the braces: one key scheme everywhere.
 """
 
 from __future__ import annotations
@@ -17,7 +23,30 @@ DEFAULT_NAMESPACE = "sl"
 _NAMESPACE = re.compile(r"[A-Za-z0-9_-]{1,32}")
 _KIND = re.compile(r"[a-z][a-z0-9_-]{0,31}")
 # URL-safe base64, hex digests, `prefix:value` handles; nothing a SCAN pattern treats as glob.
-_ID = re.compile(r"[A-Za-z0-9._~:+=/-]{1,256}")
+# An optional leading slot tag, `{xx}`, is the only place braces may appear.
+_ID = re.compile(r"(?:\{[0-9a-f]{2}\})?[A-Za-z0-9._~:+=/-]{1,256}")
+
+# 64 tags: enough to spread flows over the primaries of a cluster (each tag is one of 16,384
+# slots), few enough that the expiry sweep reads every index shard in one pass.
+SLOT_TAGS: tuple[str, ...] = tuple(f"{n:02x}" for n in range(64))
+_TAG_SET = frozenset(SLOT_TAGS)
+_HEX_PREFIX = re.compile(r"[0-9a-f]{2}")
+
+
+def slot_tag(hex_digest: str) -> str:
+    """The slot tag of a value whose SHA-256 hex digest starts with `hex_digest`'s first two
+    characters; `ValueError` if they are not lowercase hex."""
+    head = hex_digest[:2]
+    if not _HEX_PREFIX.fullmatch(head):
+        raise ValueError("a slot tag comes from a lowercase hex digest")
+    return SLOT_TAGS[int(head, 16) % len(SLOT_TAGS)]
+
+
+def tagged(tag: str, record_id: str) -> str:
+    """`record_id` placed in the hash slot of `tag` (one of `SLOT_TAGS`)."""
+    if tag not in _TAG_SET:
+        raise ValueError("unknown slot tag")
+    return f"{{{tag}}}{record_id}"
 
 
 def check_namespace(namespace: str) -> str:

@@ -7,6 +7,11 @@ extends a lifetime, and nothing is ever (re)created without one.
 
 One-time reads are `GETDEL`: one Redis command, so of any number of concurrent readers exactly
 one gets the value (see `vectors/redis_one_time_read_probe.json` for GET-then-DEL failing that).
+
+What must happen together runs as one Lua script on keys of one hash slot (`keyspace.tagged`):
+a compare-and-set, a flow's end with its index entry, popping due index entries. Scripts are
+atomic on one server and on Redis Cluster alike, where MULTI and WATCH across connections are
+not dependable, and each is one round trip.
 """
 
 from __future__ import annotations
@@ -16,12 +21,17 @@ from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from redis.asyncio import Redis
-from redis.exceptions import WatchError
+from redis.commands.core import AsyncScript
 
 from sharelock.config import Retention
 from sharelock.keys import KeyLayer
-from sharelock.store.client import DEFAULT_SOCKET_TIMEOUT, connect, connect_endpoint, redis_errors
+from sharelock.store.client import (
+    DEFAULT_SOCKET_TIMEOUT,
+    RedisClient,
+    connect,
+    connect_endpoint,
+    redis_errors,
+)
 from sharelock.store.endpoint import RedisEndpoint
 from sharelock.store.errors import StoreConflict, StoreError
 from sharelock.store.keyspace import (
@@ -34,6 +44,25 @@ from sharelock.store.keyspace import (
 from sharelock.store.sealing import Sealer
 
 DEFAULT_CAS_ATTEMPTS = 16
+
+# Write ARGV[2] only if the key still holds exactly ARGV[1] (the sealed bytes read before),
+# keeping its expiry. 1: written; 0: changed or gone meanwhile.
+_COMPARE_AND_SET = """
+if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end
+redis.call('SET', KEYS[1], ARGV[2], 'XX', 'KEEPTTL')
+return 1
+"""
+# Delete KEYS[1..n-1] and remove ARGV[1] from the sorted set KEYS[n].
+_DELETE_WITH_INDEX = """
+for i = 1, #KEYS - 1 do redis.call('DEL', KEYS[i]) end
+return redis.call('ZREM', KEYS[#KEYS], ARGV[1])
+"""
+# Remove and return up to ARGV[2] members of KEYS[1] scored at most ARGV[1].
+_POP_DUE = """
+local due = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[1], 'LIMIT', 0, ARGV[2])
+if #due > 0 then redis.call('ZREM', KEYS[1], unpack(due)) end
+return due
+"""
 
 JsonDocument = dict[str, Any]
 Updater = Callable[[JsonDocument], JsonDocument | None]
@@ -62,7 +91,7 @@ def _binary(reply: bytes | str | None) -> bytes | None:
     return reply
 
 
-async def scan_all(client: Redis, namespace: str) -> AsyncIterator[tuple[str, int]]:
+async def scan_all(client: RedisClient, namespace: str) -> AsyncIterator[tuple[str, int]]:
     """Every key of `namespace` with its remaining life in ms (-1: none), for tests and
     operators (e.g. to prove nothing outlives its limit). Keys expiring mid-scan are skipped."""
     check_namespace(namespace)
@@ -79,7 +108,7 @@ class SealedStore:
 
     def __init__(
         self,
-        client: Redis,
+        client: RedisClient,
         sealer: Sealer,
         *,
         max_lifetime: timedelta,
@@ -91,6 +120,13 @@ class SealedStore:
         self._sealer = sealer
         self._max_lifetime = max_lifetime
         self._namespace = check_namespace(namespace)
+        self._compare_and_set = self._script(_COMPARE_AND_SET)
+        self._delete_with_index = self._script(_DELETE_WITH_INDEX)
+        self._pop_due = self._script(_POP_DUE)
+
+    def _script(self, source: str) -> AsyncScript:
+        # EVALSHA, loading the script on NOSCRIPT (a restarted or promoted server).
+        return self._client.register_script(source)
 
     @classmethod
     def from_url(
@@ -124,7 +160,7 @@ class SealedStore:
 
     @classmethod
     def _for_broker(
-        cls, client: Redis, keys: KeyLayer, retention: Retention, namespace: str
+        cls, client: RedisClient, keys: KeyLayer, retention: Retention, namespace: str
     ) -> SealedStore:
         return cls(
             client, Sealer(keys), max_lifetime=redis_max_lifetime(retention), namespace=namespace
@@ -138,7 +174,7 @@ class SealedStore:
         return self._namespace
 
     @property
-    def client(self) -> Redis:
+    def client(self) -> RedisClient:
         """The Redis client, for companions that keep their own (non-personal) keys on the
         same server and pool: the rate limiter's counters."""
         return self._client
@@ -207,15 +243,12 @@ class SealedStore:
     async def delete_with_index(
         self, records: Sequence[tuple[str, str]], index: str, member: str
     ) -> None:
-        """Delete `records` (kind, id) and remove `member` from `index` in one transaction
-        (MULTI/EXEC): a record's end and its index entry's removal never part ways."""
+        """Delete `records` (kind, id) and remove `member` from `index` in one script: a
+        record's end and its index entry's removal never part ways. On a cluster all of them
+        must carry one slot tag (Redis refuses the script otherwise)."""
         keys = [self.key(kind, record_id) for kind, record_id in records]
         with redis_errors("delete records"):
-            async with self._client.pipeline(transaction=True) as pipe:
-                if keys:
-                    pipe.delete(*keys)
-                pipe.zrem(self.key("index", index), member)
-                await pipe.execute()
+            await self._delete_with_index(keys=[*keys, self.key("index", index)], args=[member])
 
     async def replace(self, kind: str, record_id: str, value: bytes) -> bool:
         """Overwrite an existing record, keeping its expiry (SET XX KEEPTTL); False if it no
@@ -224,6 +257,15 @@ class SealedStore:
         sealed = await self._seal(key, value)
         with redis_errors(f"replace {kind}"):
             return bool(await self._client.set(key, sealed, xx=True, keepttl=True))
+
+    async def expire_by(self, kind: str, record_id: str, expire_at: datetime) -> bool:
+        """Bring a record's end forward to `expire_at` (PEXPIREAT … LT), never later than it
+        already is; the value is not rewritten. False if the record no longer exists (or
+        already ends earlier)."""
+        key = self.key(kind, record_id)
+        pxat = self._expiry(expire_at)
+        with redis_errors(f"expire {kind}"):
+            return bool(await self._client.pexpireat(key, pxat, lt=True))
 
     async def delete(self, kind: str, *record_ids: str) -> int:
         """Delete records; returns how many existed."""
@@ -286,32 +328,28 @@ class SealedStore:
     ) -> JsonDocument | None:
         """Compare-and-swap a small JSON document: `fn(current)` returns the new document (or
         None to leave it unchanged), and it is written only if nobody wrote the key in between
-        (WATCH/MULTI/EXEC), keeping its expiry. `fn` may run several times, so it must not have
-        side effects; an exception from it aborts the update and propagates.
+        (a script compares the sealed bytes read before), keeping its expiry. `fn` may run
+        several times, so it must not have side effects; an exception from it aborts the update
+        and propagates.
 
         Returns the document now stored, or None if the record does not exist (or expired
         during the update). Raises `StoreConflict` after `attempts` lost races."""
         key = self.key(kind, record_id)
         aad = key.encode("ascii")
-        with redis_errors(f"update {kind}"):
-            async with self._client.pipeline(transaction=True) as pipe:
-                for _ in range(attempts):
-                    try:
-                        await pipe.watch(key)
-                        sealed = _binary(await pipe.get(key))
-                        if sealed is None:
-                            return None
-                        current = _load(await self._sealer.open(sealed, aad))
-                        updated = fn(current)
-                        if updated is None:
-                            return current
-                        resealed = await self._sealer.seal(_dump(updated), aad)
-                        pipe.multi()  # type: ignore[no-untyped-call]  # untyped in redis-py
-                        pipe.set(key, resealed, xx=True, keepttl=True)
-                        (written,) = await pipe.execute()
-                        return updated if written else None
-                    except WatchError:
-                        continue
+        for _ in range(attempts):
+            with redis_errors(f"update {kind}"):
+                sealed = _binary(await self._client.get(key))
+            if sealed is None:
+                return None
+            current = _load(await self._sealer.open(sealed, aad))
+            updated = fn(current)
+            if updated is None:
+                return current
+            resealed = await self._sealer.seal(_dump(updated), aad)
+            with redis_errors(f"update {kind}"):
+                if await self._compare_and_set(keys=[key], args=[sealed, resealed]):
+                    return updated
+            # Changed meanwhile (try again on the new value) or gone (the next read says so).
         raise StoreConflict(f"update {kind}: too many concurrent writers")
 
     # -- expiry index -------------------------------------------------------------------
@@ -329,17 +367,13 @@ class SealedStore:
             await self._client.zrem(self.key("index", index), member)
 
     async def index_pop_due(self, index: str, now: datetime, limit: int = 500) -> list[str]:
-        """Members whose deadline has passed, each returned to exactly one caller (ZREM
-        decides), so several broker processes can sweep at once without double counting."""
+        """Members whose deadline has passed, each returned to exactly one caller (read and
+        removed in one script), so several broker processes can sweep at once without double
+        counting."""
         key = self.key("index", index)
         with redis_errors("index pop"):
-            due = await self._client.zrangebyscore(key, "-inf", now.timestamp(), 0, limit)
-            won: list[str] = []
-            for raw in due:
-                entry = raw.decode() if isinstance(raw, bytes) else str(raw)
-                if await self._client.zrem(key, entry):
-                    won.append(entry)
-        return won
+            due = await self._pop_due(keys=[key], args=[now.timestamp(), limit])
+        return [raw.decode() if isinstance(raw, bytes) else str(raw) for raw in due]
 
     # -- operations ---------------------------------------------------------------------
 

@@ -2,7 +2,9 @@
 
 What only a wrong setting explains stops start-up with a one-line `ConfigError` naming the
 variable: no listed Sentinel answers, a Sentinel does not know the service, credentials are
-refused, a certificate is not trusted. What a running system also meets (one Sentinel of three
+refused, a certificate is not trusted, no listed cluster node answers, a listed node is not in
+cluster mode, or the cluster does not place hash-tagged keys in one slot (a proxy that hides
+the slots: the broker's scripts need them). What a running system also meets (one Sentinel of three
 down, the primary unreachable in the middle of a failover) is only logged: the readiness probe
 reports it, and the store answers 503 until it passes.
 
@@ -18,21 +20,25 @@ from typing import Any
 
 import redis
 from redis.backoff import NoBackoff
+from redis.cluster import ClusterNode, RedisCluster
 from redis.exceptions import (
     AuthenticationError,
     NoPermissionError,
+    RedisClusterException,
     RedisError,
 )
 from redis.retry import Retry
 
 from sharelock.errors import ConfigError
 from sharelock.store.endpoint import RedisEndpoint
+from sharelock.store.keyspace import SLOT_TAGS, tagged
 
 log = logging.getLogger(__name__)
 
 CHECK_TIMEOUT = 2.0
 SENTINELS = "SHARELOCK_REDIS_SENTINELS"
 SERVICE = "SHARELOCK_REDIS_SENTINEL_SERVICE"
+CLUSTER = "SHARELOCK_REDIS_CLUSTER_NODES"
 TLS_HINT = (
     "check SHARELOCK_REDIS_TLS_CA_FILE (and SHARELOCK_REDIS_TLS_CERT_FILE/_KEY_FILE if Redis "
     "asks for a client certificate)"
@@ -125,9 +131,65 @@ def _ping(client: redis.Redis, what: str, users: str) -> None:
         log.warning("%s does not answer at start-up (%s)", what, type(exc).__name__)
 
 
+def _check_cluster(endpoint: RedisEndpoint, timeout: float, users: str) -> None:
+    listed = ",".join(f"{host}:{port}" for host, port in endpoint.cluster_nodes)
+    try:
+        client = RedisCluster(
+            startup_nodes=[
+                ClusterNode(host, port)  # type: ignore[no-untyped-call]  # untyped in redis-py
+                for host, port in endpoint.cluster_nodes
+            ],
+            **_options(timeout),
+            **endpoint.credentials(),
+            **endpoint.tls_options(),
+        )
+    except RedisClusterException as exc:
+        cause = exc.__cause__ or exc.__context__
+        if isinstance(cause, RedisError):
+            refusal = _refusal(cause, "the Redis Cluster", users)
+            if refusal is not None:
+                raise refusal from None
+        text = str(exc)
+        if "not enabled" in text or "cluster mode" in text.lower():
+            raise ConfigError(f"{CLUSTER}: {listed} is not in cluster mode") from None
+        raise ConfigError(f"{CLUSTER}: no cluster node answers ({listed})") from None
+    except RedisError as exc:
+        refusal = _refusal(exc, "the Redis Cluster", users)
+        if refusal is not None:
+            raise refusal from None
+        raise ConfigError(
+            f"{CLUSTER}: no cluster node answers ({listed}; {type(exc).__name__})"
+        ) from None
+    with client:
+        try:
+            # A flow's keys carry one tag: the server must place them in one slot.
+            tag = SLOT_TAGS[0]
+            slots = {client.keyslot(tagged(tag, name)) for name in ("a", "b")}  # type: ignore[no-untyped-call]
+            server_slots = {int(client.cluster_keyslot(tagged(tag, name))) for name in ("a", "b")}
+        except RedisError as exc:
+            refusal = _refusal(exc, "the Redis Cluster", users)
+            if refusal is not None:
+                raise refusal from None
+            raise ConfigError(
+                f"{CLUSTER}: the cluster does not answer CLUSTER KEYSLOT ({type(exc).__name__})"
+                "; the broker needs hash tags"
+            ) from None
+        if len(server_slots) != 1 or server_slots != slots:
+            raise ConfigError(
+                f"{CLUSTER}: the cluster does not place hash-tagged keys in one slot; the broker "
+                "needs hash tags"
+            )
+        state = client.cluster_info().get("cluster_state")
+        if state != "ok":
+            log.warning("the Redis Cluster reports state %s at start-up", state)
+
+
 def verify_redis(endpoint: RedisEndpoint, *, timeout: float = CHECK_TIMEOUT) -> None:
     """`ConfigError` if `endpoint` cannot be right (see the module's docstring)."""
     users = "SHARELOCK_REDIS_USERNAME/SHARELOCK_REDIS_PASSWORD"
+    if endpoint.cluster_nodes:
+        _check_cluster(endpoint, timeout, users)
+        return
     if endpoint.url:
         tls = endpoint.tls_options()
         tls.pop("ssl", None)  # the rediss:// scheme says it
