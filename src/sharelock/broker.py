@@ -35,7 +35,7 @@ from sharelock.maintenance import MaintenanceVault
 from sharelock.oauth import digest
 from sharelock.ratelimit import IDENTIFIER_KEY_LABEL, RateLimiter, identifier_key_from
 from sharelock.registry import PartnerRegistry
-from sharelock.rights import ProofService, RightsService
+from sharelock.rights import ProofService, RightsDesk, RightsService
 from sharelock.store import RedisEndpoint, SealedStore, cluster_link, verify_redis
 
 
@@ -58,6 +58,7 @@ class Broker:
     maintenance: MaintenanceVault
     rights: RightsService
     proofs: ProofService
+    desk: RightsDesk
     clock: Clock = field(default=SYSTEM_CLOCK)
 
     @classmethod
@@ -132,6 +133,7 @@ class Broker:
             maintenance=maintenance,
             rights=rights,
             proofs=proofs,
+            desk=RightsDesk(settings, records, engine, audit, partners),
             clock=clock,
         )
 

@@ -155,6 +155,19 @@ class Settings(BaseSettings):
         description="Local state of the embedded setup (SoftHSM tokens, PIN files, SQLite).",
     )
     issuer: str = Field(default="http://127.0.0.1:8000", description="OAuth issuer URL.")
+    controller_name: str = Field(
+        default="Sharelock",
+        min_length=1,
+        max_length=200,
+        description="Who runs this broker, as the rights page names the controller.",
+    )
+    dpo_contact: str = Field(
+        default="dpo@sharelock.example",
+        min_length=1,
+        max_length=400,
+        description="How a person reaches the broker's data-protection officer (an e-mail "
+        "address, a URL or a postal address), shown on the rights page.",
+    )
     host: str = "127.0.0.1"
     port: int = Field(default=8000, ge=1, le=65535)
     operator_host: str = Field(
@@ -299,6 +312,13 @@ class Settings(BaseSettings):
             except ValueError:
                 raise ValueError(f"not an address or network: {item!r}") from None
         return value
+
+    @field_validator("controller_name", "dpo_contact")
+    @classmethod
+    def _one_line(cls, value: str) -> str:
+        if re.search(r"[\x00-\x1f\x7f]", value) or not value.strip():
+            raise ValueError("must be one line of text, without control characters")
+        return value.strip()
 
     @field_validator("issuer")
     @classmethod

@@ -13,6 +13,9 @@ Every test also proves, from what the browser itself recorded:
 
 The main journeys save screenshots at desktop and phone widths into docs/screenshots/, which
 docs/user-journey.md shows.
+
+Time is never waited for: a pause of a minute moves the broker's injected clock, ages what Redis
+holds, and fast-forwards the page's own clock (`test_a_minute_on_the_receipt_…`).
 """
 
 from __future__ import annotations
@@ -26,9 +29,12 @@ from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
+from urllib.parse import parse_qs, urlencode, urlsplit
 
 import httpx
 import pytest
+from fastapi import FastAPI
+from fastapi.responses import HTMLResponse
 from jwcrypto import jwk as jwcrypto_jwk
 from jwcrypto import jws as jwcrypto_jws
 from playwright.sync_api import Browser, Page, Route, expect, sync_playwright
@@ -41,8 +47,17 @@ from sharelock.flow import flow_ref
 from sharelock.keys import KeyLayer
 from sharelock.scopes import SCOPES
 from sharelock.web.consent_page import PAGE_CSP
-from tests.support.broker import Stack, broker_stack, sqlite_url
+from tests.support.broker import (
+    Share,
+    Stack,
+    broker_stack,
+    flow_keys,
+    redis_keys,
+    sqlite_url,
+)
 from tests.support.browser import (
+    DESKTOP,
+    PHONE,
     ROOT,
     Screens,
     Watch,
@@ -78,17 +93,23 @@ class Site:
 
 
 @contextmanager
-def partner_site(stack: Stack) -> Iterator[LiveServer]:
-    """The demo partner, registered once its port (hence its callback) is known."""
+def partner_site(stack: Stack, *, identity_verification: bool = True) -> Iterator[LiveServer]:
+    """The demo partner, registered once its port (hence its callback) is known; by default
+    its declared purpose includes identity verification (so identity data is kept 72 h)."""
+    purpose = (
+        "Open a customer account, with identity verification (demonstration)"
+        if identity_verification
+        else "Open a customer account (demonstration)"
+    )
 
     def build(url: str) -> Any:
         partner, secret = stack.registry.add(
             name=PARTNER_NAME,
             redirect_uris=[f"{url}/callback"],
             scopes=list(SCOPES),
-            purpose="Open a customer account, with identity verification (demonstration)",
+            purpose=purpose,
             home_url=f"{url}/",
-            identity_verification=True,
+            identity_verification=identity_verification,
         )
         config = PartnerConfig(
             stack.url, partner.client_id, secret, f"{url}/callback", PARTNER_NAME
@@ -159,6 +180,64 @@ def short_site(
         partner_site(stack) as partner,
     ):
         yield Site(stack, partner)
+
+
+class MovableClock:
+    """The broker's clock for a test: the machine's time plus an offset that the test moves
+    (`advance`), so that a pause of a minute takes no time. Redis keeps its own clock for
+    expiry, so a pause also ages every key there (`pause`)."""
+
+    def __init__(self) -> None:
+        self.offset = 0.0
+
+    def now(self) -> float:
+        return time.time() + self.offset
+
+    def advance(self, seconds: float) -> None:
+        self.offset += seconds
+
+
+def age_redis(client: Any, seconds: float) -> None:
+    """What `seconds` of Redis time do to its keys: those with less life left are gone (as
+    they would have expired), the others have that much less left."""
+    elapsed = int(seconds * 1000)
+    for key in client.scan_iter(count=1000):
+        left = int(client.pttl(key))
+        if left <= 0:  # no expiry (-1), or already gone (-2)
+            continue
+        if left <= elapsed:
+            client.delete(key)
+        else:
+            client.pexpire(key, left - elapsed)
+
+
+@dataclass(frozen=True)
+class ClockedSite(Site):
+    """A broker on its own Redis whose time a test moves, and a partner that does not verify
+    identity (no identity data is kept after the share)."""
+
+    clock: MovableClock
+
+    def pause(self, seconds: float) -> None:
+        self.clock.advance(seconds)
+        age_redis(self.stack.raw_redis(), seconds)
+
+
+@pytest.fixture(scope="module")
+def clocked_site(
+    settings: Settings,
+    key_layer: KeyLayer,
+    sandbox_url: str,
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[ClockedSite]:
+    clock = MovableClock()
+    directory = tmp_path_factory.mktemp("consent-clocked-db")
+    with (
+        RedisServer(tmp_path_factory.mktemp("consent-clocked-redis")) as own_redis,
+        _stack(settings, key_layer, own_redis, sandbox_url, directory, clock=clock) as stack,
+        partner_site(stack, identity_verification=False) as partner,
+    ):
+        yield ClockedSite(stack, partner, clock)
 
 
 @pytest.fixture(scope="module")
@@ -234,7 +313,9 @@ class Person:
     # the consent screen
 
     def pick(self, source: str) -> None:
-        self.page.check(f"#source-{source}")
+        # The whole box is the radio's label: a person clicks anywhere in it.
+        self.page.click(f"label[for='source-{source}']")
+        expect(self.page.locator(f"#source-{source}")).to_be_checked()
         self.page.click("#source-form button[type=submit]")
         expect(self.page.locator("#step-login")).to_be_visible()
         assert self.focused() == "login-title"
@@ -315,9 +396,8 @@ def person_factory(
     contexts = []
 
     def make(site: Site, locale: str = "en-GB", **options: Any) -> Person:
-        context = browser.new_context(
-            locale=locale, viewport={"width": 1280, "height": 800}, **options
-        )
+        options.setdefault("viewport", DESKTOP)
+        context = browser.new_context(locale=locale, **options)
         context.set_default_timeout(STEP_TIMEOUT_MS)
         contexts.append(context)
         watch = Watch()
@@ -351,6 +431,13 @@ def verify_receipt_with_jwcrypto(site: Site, receipt: str) -> dict[str, Any]:
     claims: dict[str, Any] = json.loads(token.payload)
     assert claims["iss"] == site.broker
     return claims
+
+
+def identity_copies(stack: Stack, flow_id: str) -> list[str]:
+    """The Redis keys of the identity data kept for verification after this flow's share
+    (named by the flow's audit reference, whatever slot tag precedes it)."""
+    ref = flow_ref(flow_id)
+    return [k for k in redis_keys(stack.raw_redis(), "sl:identity:*") if ref in k]
 
 
 def tab_to(page: Page, selector: str, limit: int = 30) -> None:
@@ -492,8 +579,8 @@ def test_the_receipt_opens_the_rights_page_in_french(
     page.click("#done-link")
     page.wait_for_url(re.compile(re.escape(site.partner.url) + r"/callback\?"))
     assert person.received()["identity.family_name"] == "Martin"
-    kept = f"sl:identity:{flow_ref(flow_id)}"
-    assert site.stack.raw_redis().exists(kept) == 1  # identity data kept 72 h after delivery
+    kept = identity_copies(site.stack, flow_id)
+    assert len(kept) == 1  # identity data kept 72 h after delivery
 
     page.goto(site.broker + "/rights")
     expect(page.get_by_role("heading", level=1)).to_have_text("Vos données chez Sharelock")
@@ -526,7 +613,7 @@ def test_the_receipt_opens_the_rights_page_in_french(
     expect(erased).to_contain_text("la loi oblige Sharelock à les conserver")
     expect(erased).to_contain_text("Ce que Demo Shop a reçu est détenu par Demo Shop")
     assert person.focused() == "erase-result"
-    assert site.stack.raw_redis().exists(kept) == 0
+    assert identity_copies(site.stack, flow_id) == []
     person.check("rights, erased (fr)")
 
     # Without the receipt: signing in to the bank again proves the account. Login and
@@ -893,4 +980,223 @@ def test_without_javascript_the_page_says_it_is_needed(
     expect(message.get_by_role("link")).to_have_attribute("href", site.partner.url + "/")
     expect(page.locator("#app")).to_be_hidden()
     expect(page.locator("#countdown")).to_be_hidden()
+    person.watch.assert_clean()
+
+
+# -- issue 13: a pause before Continue, the phone width, email, no source -----------------
+
+
+def request_boxes(page: Page) -> dict[str, Any]:
+    """Where the request step's parts are drawn (page coordinates, CSS pixels)."""
+    boxes = {}
+    for name, selector in (
+        ("scopes", "#step-request .scopes"),
+        ("choice", "#source-form fieldset"),
+        ("continue", "#source-form button[type=submit]"),
+        ("retention", "#request-retention"),
+    ):
+        box = page.locator(selector).bounding_box()
+        assert box is not None, f"{selector} is not drawn"
+        scroll = page.evaluate("() => window.scrollY")
+        boxes[name] = {**box, "y": box["y"] + scroll}
+    return boxes
+
+
+def assert_choice_before_retention(page: Page) -> dict[str, Any]:
+    boxes = request_boxes(page)
+    retention_top = boxes["retention"]["y"]
+    for part in ("choice", "continue"):
+        bottom = boxes[part]["y"] + boxes[part]["height"]
+        assert bottom <= retention_top, f"{part} ends at {bottom}, below the retention facts"
+    return boxes
+
+
+def test_on_a_phone_the_choice_of_source_comes_before_the_retention_facts(
+    site: Site, person_factory: Callable[..., Person]
+) -> None:
+    """At 390 px the choice of the data source and its Continue come before what Sharelock
+    keeps; those facts stay on the step, in full, and the note before the choice links to
+    them (keyboard included). In English and in French."""
+    person = person_factory(site, viewport=PHONE)
+    page = person.page
+    person.open_partner()
+    person.start()
+    for lang, heading in (
+        ("en", "What Sharelock keeps, and for how long"),
+        ("fr", "Ce que Sharelock conserve, et combien de temps"),
+    ):
+        if lang == "fr":
+            page.click(".languages a[lang=fr]")
+            expect(page.locator("#request-title")).to_have_text(
+                "Demo Shop vous demande des données"
+            )
+        retention = page.locator("#request-retention")
+        expect(page.locator("#retention-heading")).to_have_text(heading)
+        expect(retention).to_be_visible()
+        expect(retention.locator("li")).to_have_count(6)
+        expect(page.locator("#retention-identity")).to_be_visible()  # 72 h, this partner
+        boxes = assert_choice_before_retention(page)
+        # The choice is no longer screens away: it starts within the second screen.
+        assert boxes["choice"]["y"] < 2 * PHONE["height"], boxes["choice"]
+        person.check(f"request, phone ({lang})")
+        page.evaluate("() => window.scrollTo(0, 0)")
+        name = "16-request-first-screen" + ("-fr" if lang == "fr" else "")
+        person.screens.take(page, name, widths=("phone",), full_page=False)
+
+    # The link before the choice leads to the facts, and takes the focus there.
+    tab_to(page, "a[href='#retention-heading']")
+    page.keyboard.press("Enter")
+    expect(page.locator("#retention-heading")).to_be_focused()
+    expect(page.locator("#retention-heading")).to_be_in_viewport()
+    # On a desktop too, the same order.
+    page.set_viewport_size(DESKTOP)
+    assert_choice_before_retention(page)
+    person.pick("sandbox-bank")  # the step still works as before
+    person.finish([])
+
+
+def test_a_minute_on_the_receipt_before_continuing_still_shares(
+    clocked_site: ClockedSite, person_factory: Callable[..., Person]
+) -> None:
+    """The person reads the receipt for 65 s before pressing Continue: the partner still
+    receives the data, once (the code is issued when they continue). Time moves on the
+    broker's clock, in Redis and in the page; nothing sleeps. This partner does not verify
+    identity: the page does not announce a 72 h copy, and none is kept."""
+    site = clocked_site
+    person = person_factory(site)
+    page = person.page
+    page.clock.install()
+    person.open_partner()
+    person.start()
+    flow_id = page.url.split("?")[0].rsplit("/", 1)[-1]
+    expect(page.locator("#request-retention li")).to_have_count(5)
+    expect(page.locator("#retention-identity")).to_have_count(0)
+    expect(page.locator("#step-request")).not_to_contain_text("72 hours")
+    person.check("request, no identity verification")
+    person.pick("sandbox-bank")
+    person.sign_in("alice", "alice-pass")
+    person.wait_for("review")
+    person.check("review, no identity verification")
+    page.click("#approve")
+    person.shared()
+    expect(page.locator("#done-hurry")).to_contain_text("Take your time")
+
+    redis_client = site.stack.raw_redis()
+    before = {k: t for k, t in flow_keys(redis_client, flow_id).items() if t > 0}
+    assert before, "the approved flow holds nothing in Redis"
+    site.pause(65)
+    page.clock.fast_forward("01:05")
+    after = flow_keys(redis_client, flow_id)
+    # The pause really aged what Redis holds (a 60 s code would be gone by now).
+    assert after and all(after[k] <= before[k] - 64_000 for k in after if k in before), after
+    expect(page.locator("#step-done")).to_be_visible()
+    assert page.url.startswith(site.broker)  # nothing navigated on its own
+    person.check("shared, after a 65 s pause")
+
+    page.click("#done-link")
+    page.wait_for_url(re.compile(re.escape(site.partner.url) + r"/callback\?"))
+    received = person.received()
+    assert received["identity.family_name"] == "Martin"
+    assert received["bank_account.iban"] == "FR7699990000010001234567834"
+    assert len(site.stack.audit_rows("data_delivered", flow_id=flow_id)) == 1
+    assert identity_copies(site.stack, flow_id) == []  # this partner verifies nothing
+    person.check("partner received, after a pause")
+    person.finish(["alice", "alice-pass"])
+
+
+PARTNER_STUB = "<!doctype html><html lang=en><title>Partner</title><h1>Partner</h1></html>"
+
+
+@pytest.fixture(scope="module")
+def stub_partner() -> Iterator[LiveServer]:
+    """Another partner's callback, over real HTTP: a page that only says it was reached. The
+    test plays that partner's back end (PAR, token, share) with httpx."""
+
+    app = FastAPI()
+
+    @app.get("/{path:path}", response_class=HTMLResponse)
+    async def reached(path: str) -> str:
+        return PARTNER_STUB
+
+    with serve_app(lambda url: app) as server:
+        yield server
+
+
+def test_email_comes_from_the_telecom_operator(
+    site: Site, stub_partner: LiveServer, person_factory: Callable[..., Person]
+) -> None:
+    """A partner asking for an address and an email: both the telecom operator and the
+    energy supplier can provide them; the person picks the operator, sees the email, and the
+    partner receives it."""
+    stack = site.stack
+    callback = f"{stub_partner.url}/newsletter"
+    registered = stack.add_partner(
+        "Newsletter Shop",
+        redirect_uri=callback,
+        scopes=["address", "email"],
+        purpose="Send you our newsletter (demonstration)",
+    )
+    share = Share(stack, partner=registered, scope="address email")
+    pushed = share.push()
+    assert pushed.status_code == 201, pushed.text
+    person = person_factory(site)
+    page = person.page
+    query = urlencode(
+        {"client_id": registered.client_id, "request_uri": pushed.json()["request_uri"]}
+    )
+    page.goto(f"{stack.url}/authorize?{query}")
+    expect(page.locator("#step-request")).to_be_visible()
+    expect(page.locator("#step-request .scopes")).to_contain_text("Email address")
+    choices = page.locator("#source-form input[type=radio]")
+    expect(choices).to_have_count(2)
+    expect(page.locator("#source-sandbox-telecom")).not_to_be_checked()
+    expect(page.locator("#source-sandbox-energy")).not_to_be_checked()
+    person.check("request, email")
+    person.pick("sandbox-telecom")
+    person.sign_in("carol", "carol-pass")
+    person.wait_for("review")
+    review = page.locator("#review-fields")
+    expect(review.locator("[data-field=email] .review-value")).to_have_text(
+        "caroline.petit@example.fr"
+    )
+    person.check("review, email")
+    page.click("#approve")
+    person.shared()
+    person.check("shared, email")
+    page.click("#done-link")
+    page.wait_for_url(re.compile(re.escape(callback) + r"\?"))
+    answer = parse_qs(urlsplit(page.url).query)
+    assert answer["state"] == [share.state] and answer["iss"] == [stack.url]
+    token = share.exchange(answer["code"][0])
+    assert token.status_code == 200, token.text
+    shared = share.fetch(token.json()["access_token"])
+    assert shared.status_code == 200, shared.text
+    assert shared.json()["data"]["email"] == {"email": "caroline.petit@example.fr"}
+    person.watch.assert_no_secret_sent(["carol", "carol-pass"])
+    person.watch.assert_only_hosts(stack.url, stub_partner.url)
+    person.watch.assert_clean()
+
+
+def test_data_no_source_provides_sends_the_partner_invalid_scope(
+    site: Site, stub_partner: LiveServer, person_factory: Callable[..., Person]
+) -> None:
+    """Bank details and a tax notice come from no single source: the browser goes straight
+    back to the partner with `invalid_scope`, its `state` and `iss`, and an explanation; no
+    flow starts, no cookie is set."""
+    stack = site.stack
+    callback = f"{stub_partner.url}/loan"
+    registered = stack.add_partner("Loan Shop", redirect_uri=callback, par_exempt=True)
+    share = Share(stack, partner=registered, scope="bank_account tax_notice")
+    person = person_factory(site)
+    page = person.page
+    page.goto(f"{stack.url}/authorize?{urlencode(share.authorize_params())}")
+    page.wait_for_url(re.compile(re.escape(callback) + r"\?"))
+    answer = parse_qs(urlsplit(page.url).query)
+    assert answer["error"] == ["invalid_scope"]
+    assert "no data source" in answer["error_description"][0]
+    assert answer["state"] == [share.state] and answer["iss"] == [stack.url]
+    assert "code" not in answer
+    assert not [c for c in page.context.cookies(stack.url) if c["name"].startswith("sl_flow_")]
+    assert not [r for r in person.watch.requests if "/consent/" in r.url]
+    person.watch.assert_only_hosts(stack.url, stub_partner.url)
     person.watch.assert_clean()

@@ -22,6 +22,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from sharelock.audit import AuditRecord
 from sharelock.audit.records import select_records
+from sharelock.clock import SYSTEM_CLOCK, Clock
 from sharelock.config import Settings
 from sharelock.db import create_engine_for, migrate
 from sharelock.db.models import AuditEventRow
@@ -317,8 +318,11 @@ def broker_stack(
     redis_url: str,
     sandbox_url: str,
     database_url: str,
+    clock: Clock = SYSTEM_CLOCK,
     **overrides: Any,
 ) -> Iterator[Stack]:
+    """A broker over real HTTP with two registered partners; `overrides` are settings, and
+    `clock` the broker's time (a test's clock moves instead of sleeping)."""
     settings = settings.model_copy(
         update={
             "redis_url": redis_url,
@@ -334,7 +338,7 @@ def broker_stack(
     partner = register(registry, "Partner A", REDIRECT_URI)
     other = register(registry, "Partner B", "https://other.example/cb")
     try:
-        with serve_broker(settings, keys) as server:
+        with serve_broker(settings, keys, clock=clock) as server:
             assert server.settings is not None
             yield Stack(server, server.settings, partner, other, registry, engine)
     finally:

@@ -60,6 +60,7 @@ SCREENSHOTS = (
 )
 DESKTOP: ViewportSize = {"width": 1280, "height": 800}
 PHONE: ViewportSize = {"width": 390, "height": 844}
+VIEWPORTS: dict[str, ViewportSize] = {"desktop": DESKTOP, "phone": PHONE}
 # base64url's alphabet: a secret found inside a run of these is part of some random token
 # (a JWE, a flow id), not the secret itself. Longer secrets are searched for anywhere.
 _TOKEN_CHARS = "A-Za-z0-9_-"
@@ -210,14 +211,23 @@ class Screens:
         self.directory = directory
         directory.mkdir(parents=True, exist_ok=True)
 
-    def take(self, page: Page, name: str) -> None:
+    def take(
+        self,
+        page: Page,
+        name: str,
+        *,
+        widths: Iterable[str] = ("desktop", "phone"),
+        full_page: bool = True,
+    ) -> None:
+        """`{name}-desktop.png` and `{name}-phone.png`: the whole page at each width, or (with
+        `full_page=False`) only what fits in the window, as a person first sees it."""
         size = page.viewport_size or DESKTOP
         try:
-            for label, viewport in (("desktop", DESKTOP), ("phone", PHONE)):
-                page.set_viewport_size(viewport)
+            for label in widths:
+                page.set_viewport_size(VIEWPORTS[label])
                 page.screenshot(
                     path=str(self.directory / f"{name}-{label}.png"),
-                    full_page=True,
+                    full_page=full_page,
                     animations="disabled",
                     caret="hide",
                 )

@@ -28,6 +28,7 @@ from typing import Any
 
 import uvicorn
 
+from sharelock.clock import SYSTEM_CLOCK, Clock
 from sharelock.config import Settings
 from sharelock.keys import KeyLayer
 from sharelock.web.app import Listeners, create_app, create_operator_app
@@ -129,6 +130,7 @@ def serve_broker(
     *,
     host: str = LOOPBACK,
     wrap: Callable[[Any], Any] | None = None,
+    clock: Clock = SYSTEM_CLOCK,
 ) -> Iterator[LiveServer]:
     """Serve `create_app(settings, keys=keys)` with the issuer set to the server's own URL,
     and its operator app (`/metrics`, probes) on a second free port, `operator_url`, as
@@ -136,7 +138,8 @@ def serve_broker(
 
     `wrap`, if given, receives the broker's ASGI app and returns the app to serve (a test can
     add its own routes in front; the operator listener is not wrapped). The key layer is the
-    caller's: the app's lifespan does not close it."""
+    caller's: the app's lifespan does not close it. `clock` is the broker's time (a test's
+    clock moves instead of sleeping)."""
     served: dict[str, Settings] = {}
 
     def build(urls: list[str]) -> Any:
@@ -144,7 +147,7 @@ def serve_broker(
         served["settings"] = settings.model_copy(
             update={"issuer": public_url, "operator_port": _port_of(operator_url)}
         )
-        app = create_app(served["settings"], keys=keys)
+        app = create_app(served["settings"], keys=keys, clock=clock)
         operator = create_operator_app(app)
         return Listeners(wrap(app) if wrap else app, operator, _port_of(operator_url))
 

@@ -157,3 +157,21 @@ def test_a_missing_message_is_a_bug_not_a_blank() -> None:
     assert t("request.heading", partner="Demo Shop") == "Demo Shop asks for your data"
     # Placeholders are filled as text; escaping is the template's job (autoescape).
     assert t("request.heading", partner="<b>") == "<b> asks for your data"
+
+
+@pytest.mark.parametrize(
+    ("lang", "field", "value", "expected"),
+    [
+        ("fr", "reference_income", "38512", "38\u202f512"),
+        ("en", "reference_income", "38512", "38,512"),
+        ("fr", "household_shares", "2.5", "2,5"),
+        ("en", "household_shares", "2.5", "2.5"),
+        ("fr", "tax_year", "2025", None),  # a year, not an amount: shown as it is
+        ("fr", "household_shares", "deux", None),  # not a number: shown as collected
+        ("fr", "household_shares", "NaN", None),
+    ],
+)
+def test_quantities_read_with_the_languages_separators(
+    lang: str, field: str, value: str, expected: str | None
+) -> None:
+    assert i18n.display_value(field, value, i18n.Translator(lang)) == expected

@@ -43,6 +43,14 @@ class EventType(StrEnum):
     # (`/api/rights/proofs`): outcome `verified`, `otp_required` or `failed` (then
     # `detail_code` says why, as the connector's outcome).
     RIGHTS_PROOF = "rights_proof"
+    # A person asking for a right the broker acts on at once and/or forwards to a partner
+    # (`sharelock.rights.desk`): `detail_code` the right (rectification, erasure, objection,
+    # restriction, withdrawal, portability), `client_id` the partner, `query` the request's
+    # reference when one is forwarded. Written before anything is done.
+    RIGHTS_REQUEST = "rights_request"
+    # A partner answering a forwarded request (actor `partner:<client id>`, outcome `done` or
+    # `refused`, `query` the reference). Written before the request's status changes.
+    RIGHTS_ANSWERED = "rights_answered"
     # Corrective maintenance: the person's answer to the offer made after a failed collection,
     # and each use an operator makes of the kept credentials (`sharelock maintenance`).
     MAINTENANCE_CONSENT_GIVEN = "maintenance_consent_given"
@@ -59,8 +67,9 @@ CLIENT_ID = re.compile(r"[A-Za-z0-9_-]{1,64}")
 DATA_SOURCE = re.compile(r"[a-z0-9][a-z0-9_-]{0,39}")
 LOGIN_HASH = re.compile(r"hmac-sha256:[0-9a-f]{64}")
 REFERENCE = re.compile(r"[A-Za-z0-9_:.-]{1,128}")
-# Who acted, for rows about the trail's own use: `auditor:<auditor id>`, `operator`, or
-# `person` (the data subject, through the rights API).
+# Who acted, for rows about the trail's own use: `auditor:<auditor id>`, `operator`,
+# `person` (the data subject, through the rights API), or `partner:<client id>` (answering a
+# person's request).
 ACTOR = re.compile(r"[a-z]{1,12}(?::[A-Za-z0-9_-]{1,64})?")
 # What was asked, as `name=value&…` built from validated filters (never free text).
 QUERY = re.compile(r"[A-Za-z0-9_:.=&+-]{1,400}")

@@ -53,8 +53,9 @@ def require_state(settings: Settings, *, db: bool = False, hsm: bool = False) ->
 
     The rule (`sharelock --help`): the state directory is `SHARELOCK_STATE_DIR`, or `./var`
     when it is unset. A command that reads state (partners, auditors, audit, keys list and
-    rotate, records, retention, maintenance) refuses to start when `SHARELOCK_STATE_DIR` is
-    unset and `./var` does not exist, unless nothing it uses lives there (a
+    rotate, records, retention, maintenance, rights) refuses to start when
+    `SHARELOCK_STATE_DIR` is unset and `./var` does not exist, unless nothing it uses lives
+    there (a
     `SHARELOCK_DATABASE_URL`, a PIN and SoftHSM configuration given elsewhere): run from
     another folder, it would otherwise make an empty `var/` there and report nothing. An
     explicit `SHARELOCK_STATE_DIR` is always used, and may be new (the commands then make

@@ -22,6 +22,7 @@ from sharelock.cli.maintenance import app as maintenance_app
 from sharelock.cli.partners import app as partners_app
 from sharelock.cli.records import records as records_command
 from sharelock.cli.retention import app as retention_app
+from sharelock.cli.rights import app as rights_app
 from sharelock.config import Settings, load_settings
 from sharelock.errors import ConfigError
 from sharelock.keys import KeyLayer, init_token
@@ -30,8 +31,9 @@ from sharelock.keys import KeyLayer, init_token
 STATE_RULE = (
     "State (SoftHSM token, PIN files, SQLite database) is kept in SHARELOCK_STATE_DIR, or in "
     "./var when it is unset. Commands that read state (partners, auditors, audit, keys list "
-    "and rotate, records, retention, maintenance) stop with an error when SHARELOCK_STATE_DIR "
-    "is unset and ./var does not exist (unless what they read is set elsewhere, such as "
+    "and rotate, records, retention, maintenance, rights) stop with an error when "
+    "SHARELOCK_STATE_DIR is unset and ./var does not exist (unless what they read is set "
+    "elsewhere, such as "
     "SHARELOCK_DATABASE_URL), rather than start an empty one there: set "
     "SHARELOCK_STATE_DIR, or run from the folder that holds var/. hsm init, keys generate, "
     "demo and serve create the state they need."
@@ -47,6 +49,7 @@ app.add_typer(audit_app, name="audit")
 app.add_typer(auditors_app, name="auditors")
 app.add_typer(retention_app, name="retention")
 app.add_typer(maintenance_app, name="maintenance")
+app.add_typer(rights_app, name="rights")
 app.command("records")(records_command)
 
 log = logging.getLogger("sharelock.serve")

@@ -55,6 +55,7 @@ def _public(partner: Partner) -> dict[str, Any]:
         "disabled": partner.disabled,
         "par_exempt": partner.par_exempt,
         "identity_verification": partner.identity_verification,
+        "dpo_contact": partner.dpo_contact,
     }
 
 
@@ -113,6 +114,16 @@ def add(
             ),
         ),
     ] = False,
+    dpo_contact: Annotated[
+        str | None,
+        typer.Option(
+            "--dpo-contact",
+            help=(
+                "how a person reaches the partner's data-protection officer (an e-mail"
+                " address, a URL or a postal address); shown on the rights page"
+            ),
+        ),
+    ] = None,
 ) -> None:
     """Register a partner; prints its client_id and client_secret (shown only this once)."""
     jwks = _read_jwks(jwks_file)
@@ -129,6 +140,7 @@ def add(
             role=role,
             par_exempt=allow_plain_authorize,
             identity_verification=identity_verification,
+            dpo_contact=dpo_contact,
         )
     payload = {**_public(partner), "client_secret": secret}
     typer.echo(json.dumps(payload, indent=2))
@@ -171,6 +183,24 @@ def list_partners(
             "disabled" if p.disabled else "active",
         )
     out.print(table)
+
+
+@app.command("update")
+@friendly_errors
+def update_partner(
+    client_id: Annotated[str, typer.Argument(help="The partner's client_id.")],
+    dpo_contact: Annotated[
+        str,
+        typer.Option(
+            "--dpo-contact",
+            help="how a person reaches the partner's data-protection officer; '' removes it",
+        ),
+    ],
+) -> None:
+    """Change what the rights page shows of a partner: its data-protection contact."""
+    with _registry() as registry:
+        partner = registry.set_dpo_contact(client_id, dpo_contact)
+    typer.echo(json.dumps(_public(partner), indent=2))
 
 
 @app.command("rotate-secret")

@@ -15,6 +15,8 @@ from sharelock.db.engine import (
 from sharelock.db.errors import DatabaseError, DatabaseUnavailable, database_errors
 from sharelock.db.models import (
     GENESIS_HASH,
+    RIGHTS_REQUEST_KINDS,
+    RIGHTS_REQUEST_STATUSES,
     ROLES,
     AuditChainHead,
     AuditCheckpointRow,
@@ -23,11 +25,14 @@ from sharelock.db.models import (
     Base,
     MaintenanceCredentialsRow,
     PartnerRow,
+    RightsRequestRow,
 )
 from sharelock.db.schema import current_revision, head_revision, migrate
 
 __all__ = [
     "GENESIS_HASH",
+    "RIGHTS_REQUEST_KINDS",
+    "RIGHTS_REQUEST_STATUSES",
     "ROLES",
     "WRITE_LOCK",
     "AuditChainHead",
@@ -39,6 +44,7 @@ __all__ = [
     "DatabaseUnavailable",
     "MaintenanceCredentialsRow",
     "PartnerRow",
+    "RightsRequestRow",
     "create_engine_for",
     "current_revision",
     "database_errors",

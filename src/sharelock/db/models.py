@@ -41,6 +41,17 @@ NAMING_CONVENTION = {
 }
 
 ROLES = ("controller", "processor", "joint")
+# The rights a person asks a partner to act on (`sharelock.rights`), and where such a request
+# stands. Kept here beside the table's check constraints.
+RIGHTS_REQUEST_KINDS = (
+    "rectification",
+    "erasure",
+    "objection",
+    "restriction",
+    "withdrawal",
+    "portability",
+)
+RIGHTS_REQUEST_STATUSES = ("open", "done", "refused")
 GENESIS_HASH = "0" * 64
 
 # On SQLite an INTEGER PRIMARY KEY is the rowid; BIGINT is what PostgreSQL should get.
@@ -86,6 +97,9 @@ class PartnerRow(Base):
     identity_verification: Mapped[bool] = mapped_column(
         Boolean, default=False, server_default=false()
     )
+    # How a person reaches the partner's data-protection officer (an address, a URL, a
+    # postal address), shown on the rights page beside the partner's GDPR role.
+    dpo_contact: Mapped[str | None] = mapped_column(String(400))
 
 
 class AuditEventRow(Base):
@@ -193,3 +207,41 @@ class MaintenanceCredentialsRow(Base):
     client_id: Mapped[str] = mapped_column(String(64))
     flow_ref: Mapped[str] = mapped_column(String(128))
     sealed: Mapped[bytes] = mapped_column(LargeBinary)
+
+
+class RightsRequestRow(Base):
+    """A person's request that only a partner can act on (rectification, objection,
+    restriction, erasure of what it received, withdrawal of consent for what it received,
+    forwarding of the export to another controller), tracked until the partner answers.
+
+    Pseudonymous only: `subject_key` is the login's keyed hash (as in the audit trail) or, for
+    a receipt without one, `flow:<flow_ref>`; never a login, a name or a value. `recipient`
+    names the other controller of a portability request (an organisation, not the person);
+    `fields` holds field names only (which data a rectification is about), never values.
+    `deadline` is one month after `created_at` (GDPR Art. 12(3))."""
+
+    __tablename__ = "rights_requests"
+    __table_args__ = (
+        CheckConstraint(
+            "kind IN ('rectification', 'erasure', 'objection', 'restriction', 'withdrawal',"
+            " 'portability')",
+            name="kind",
+        ),
+        CheckConstraint("status IN ('open', 'done', 'refused')", name="status"),
+        Index("ix_rights_requests_client_id_status", "client_id", "status"),
+        Index("ix_rights_requests_subject_key", "subject_key"),
+        Index("ix_rights_requests_deadline", "deadline"),
+    )
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    reference: Mapped[str] = mapped_column(String(32), unique=True)
+    client_id: Mapped[str] = mapped_column(String(64))
+    kind: Mapped[str] = mapped_column(String(16))
+    subject_key: Mapped[str] = mapped_column(String(80))
+    data_source: Mapped[str | None] = mapped_column(String(40))
+    fields: Mapped[list[str]]
+    recipient: Mapped[str | None] = mapped_column(String(200))
+    created_at: Mapped[datetime]
+    deadline: Mapped[datetime]
+    status: Mapped[str] = mapped_column(String(16), default="open")
+    answered_at: Mapped[datetime | None]

@@ -298,14 +298,16 @@ def delete_kept(engine: Engine, maintenance_id: str) -> bool:
     return bool(deleted)
 
 
-def delete_for_login_hash(engine: Engine, login_hash: str) -> int:
-    """Erase every row of one login (the person's right to erasure); returns how many."""
+def delete_for_login_hash(engine: Engine, login_hash: str, client_id: str | None = None) -> int:
+    """Erase every row of one login (the person's right to erasure), or only those kept after
+    a share with one partner (`client_id`: consent withdrawn, processing restricted or objected
+    to for that share); returns how many."""
+    row = MaintenanceCredentialsRow
+    query = delete(row).where(row.login_hash == login_hash)
+    if client_id is not None:
+        query = query.where(row.client_id == client_id)
     with _sql(engine, write=True) as connection:
-        deleted = connection.execute(
-            delete(MaintenanceCredentialsRow).where(
-                MaintenanceCredentialsRow.login_hash == login_hash
-            )
-        ).rowcount
+        deleted = connection.execute(query).rowcount
     return int(deleted or 0)
 
 

@@ -80,6 +80,9 @@ class Partner:
     # Declared purpose includes identity verification (`partners add --identity-verification`):
     # only then is the identity data it receives kept, 72 h at most, for that verification.
     identity_verification: bool = False
+    # How a person reaches the partner's data-protection officer (`partners add
+    # --dpo-contact`), shown on the rights page with the partner's role.
+    dpo_contact: str | None = None
 
     @classmethod
     def from_row(cls, row: PartnerRow) -> Partner:
@@ -98,6 +101,7 @@ class Partner:
             disabled=row.disabled,
             par_exempt=row.par_exempt,
             identity_verification=row.identity_verification,
+            dpo_contact=row.dpo_contact,
         )
 
 
@@ -167,6 +171,7 @@ class PartnerRegistry:
         role: str = "controller",
         par_exempt: bool = False,
         identity_verification: bool = False,
+        dpo_contact: str | None = None,
     ) -> tuple[Partner, str]:
         """Register a partner; returns it and its client secret, which is never shown again.
         Raises `InvalidPartner` naming the first field that is wrong."""
@@ -191,6 +196,7 @@ class PartnerRegistry:
             disabled=False,
             par_exempt=par_exempt,
             identity_verification=identity_verification,
+            dpo_contact=validation.dpo_contact(dpo_contact),
         )
         secret = new_client_secret()
         row.client_secret_hash = secret_digest(secret)
@@ -201,6 +207,28 @@ class PartnerRegistry:
         ):
             session.add(row)
         return Partner.from_row(row), secret
+
+    def set_dpo_contact(self, client_id: str, contact: str | None) -> Partner:
+        """Change (or, with None or blank, remove) how people reach the partner's
+        data-protection officer. Raises `InvalidPartner` or `UnknownPartner`."""
+        value = validation.dpo_contact(contact)
+        changed = 0
+        if client_id and len(client_id) <= MAX_CLIENT_ID_LENGTH:
+            with (
+                database_errors(RegistryUnavailable, "cannot store the partner"),
+                self._engine.begin() as connection,
+            ):
+                changed = connection.execute(
+                    update(PartnerRow)
+                    .where(PartnerRow.client_id == client_id)
+                    .values(dpo_contact=value)
+                ).rowcount
+        if not changed:
+            raise UnknownPartner("no partner with that client id (see 'sharelock partners list')")
+        self._forget(client_id)
+        partner = self.get(client_id, include_disabled=True)
+        assert partner is not None
+        return partner
 
     def rotate_secret(self, client_id: str) -> str:
         """A new client secret for this partner (disabled or not), stored in the current form

@@ -25,6 +25,7 @@ MAX_URI_LENGTH = 2000
 MAX_NAME_LENGTH = 200
 MAX_PURPOSE_LENGTH = 2000
 MAX_REDIRECT_URIS = 20
+MAX_DPO_CONTACT_LENGTH = 400
 # Members of a JWK that only a private key has: a partner registers public keys only.
 _PRIVATE_JWK_MEMBERS = frozenset({"d", "p", "q", "dp", "dq", "qi", "oth", "k"})
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
@@ -114,6 +115,14 @@ def text(
     if _CONTROL.search(value.replace("\n", "") if multiline else value):
         raise InvalidPartner(f"{field}: contains control characters")
     return value
+
+
+def dpo_contact(value: str | None) -> str | None:
+    """How to reach the partner's data-protection officer: one line (an address, a URL, a
+    postal address), shown to people on the rights page; None or blank for none."""
+    if value is None:
+        return None
+    return text(value, "dpo_contact", max_length=MAX_DPO_CONTACT_LENGTH, required=False) or None
 
 
 def optional_url(value: str | None, field: str) -> str | None:

@@ -14,6 +14,7 @@ from starlette.datastructures import MutableHeaders
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from sharelock import __version__
+from sharelock.clock import SYSTEM_CLOCK, Clock
 from sharelock.config import Settings, load_settings
 from sharelock.connectors import Connector
 from sharelock.db import migrate
@@ -29,6 +30,8 @@ from sharelock.web import (
     health,
     metrics,
     oauth_routes,
+    partner_rights_routes,
+    rights_requests_routes,
     rights_routes,
     throttle,
 )
@@ -110,15 +113,18 @@ def create_app(
     settings: Settings | None = None,
     keys: KeyLayer | None = None,
     connectors: dict[str, Connector] | None = None,
+    *,
+    clock: Clock = SYSTEM_CLOCK,
 ) -> FastAPI:
     """Build the broker's app. Keys, Redis and the database are opened in the lifespan, that
-    is in the serving process itself (after any fork), never at import."""
+    is in the serving process itself (after any fork), never at import. `clock` is the
+    broker's time (`sharelock.clock`): tests move it instead of sleeping."""
     settings = settings or load_settings()
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         layer = keys or KeyLayer(settings)
-        broker = Broker.assemble(settings, layer, connectors)
+        broker = Broker.assemble(settings, layer, connectors, clock=clock)
         # Start-up brings the schema up to date (idempotent; `sharelock serve` already did
         # once before forking its workers, so they only find it current).
         migrate(broker.engine)
@@ -167,6 +173,8 @@ def create_app(
     app.include_router(consent_page.router)
     app.include_router(audit_routes.router)
     app.include_router(rights_routes.router)
+    app.include_router(rights_requests_routes.router)
+    app.include_router(partner_rights_routes.router)
     static = resources.files("sharelock.web").joinpath("static")
     app.mount("/static", StaticFiles(directory=str(static)), name="static")
     return app

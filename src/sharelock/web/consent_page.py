@@ -8,7 +8,6 @@ that need the browser: it encrypts the credentials with Web Crypto and talks to 
 
 from __future__ import annotations
 
-import time
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -129,7 +128,7 @@ async def consent(flow_id: str, request: Request) -> HTMLResponse:
             "languages": language_links(request, lang),
             "messages": dict(t.messages),
             # To the millisecond, so that the page's countdown ends with the session itself.
-            "expires_in_ms": max(0, int((flow.expires_at - time.time()) * 1000)),
+            "expires_in_ms": max(0, int((flow.expires_at - broker.clock.now()) * 1000)),
             **page_context(described, t),
         },
     )

@@ -21,6 +21,7 @@ from sharelock.flow import FlowError
 from sharelock.keys import HsmUnavailable, KeyLayerError
 from sharelock.oauth import InvalidClient, InvalidToken, OAuthError
 from sharelock.ratelimit import RateLimited
+from sharelock.rights import RightsError
 from sharelock.store import SealError
 from sharelock.web.forms import BodyTooLarge
 from sharelock.web.templates import render
@@ -128,6 +129,13 @@ def install(app: FastAPI, on_auth_failure: AuthFailureHook = _ignore) -> None:
     @app.exception_handler(FlowError)
     async def _flow(_: Request, exc: FlowError) -> JSONResponse:
         return error_response(exc.status, exc.error, exc.description)
+
+    @app.exception_handler(RightsError)
+    async def _rights(_: Request, exc: RightsError) -> JSONResponse:
+        if isinstance(exc, ServiceUnavailable):
+            return unavailable_response(exc)
+        # The messages are fixed text (`sharelock.rights.errors`): never what the person typed.
+        return error_response(exc.status, exc.error, str(exc))
 
     @app.exception_handler(EnvelopeRejected)
     async def _envelope(_: Request, exc: EnvelopeRejected) -> JSONResponse:

@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import math
 import re
+from decimal import Decimal, InvalidOperation
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import date, timedelta
@@ -37,6 +38,7 @@ from typing import IO, Final, Literal
 
 from babel.core import Locale, negotiate_locale
 from babel.dates import format_date, format_timedelta
+from babel.numbers import format_decimal
 from babel.messages.pofile import read_po
 
 SUPPORTED: tuple[str, ...] = ("en", "fr")
@@ -190,7 +192,9 @@ class Translator:
 def display_value(field: str, value: object, t: Translator) -> str | None:
     """How a collected value reads in the person's language, for the review step only (the
     partner receives the value as collected): a gender in words, a date as the language
-    writes it, a country by its name. None when the value is shown as it is."""
+    writes it, a country by its name, an amount or a number of shares with the language's
+    separators ("38 512", "2,5"). None when the value is shown as it is (a tax year is not an
+    amount: "2025", never "2 025")."""
     text = str(value)
     if field == "gender":
         return t.get(f"value.gender.{text}", text)
@@ -202,7 +206,17 @@ def display_value(field: str, value: object, t: Translator) -> str | None:
     if field == "country":
         name = Locale.parse(t.lang).territories.get(text.upper())
         return str(name) if name else None
+    if field in _NUMBERS:
+        try:
+            number = Decimal(text)
+        except InvalidOperation:
+            return None
+        return str(format_decimal(number, locale=t.lang)) if number.is_finite() else None
     return None
+
+
+# Collected values that are quantities, written with the language's separators on review.
+_NUMBERS = frozenset({"reference_income", "household_shares"})
 
 
 def _duration_unit(seconds: int) -> tuple[int, _Unit]:

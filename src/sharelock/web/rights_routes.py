@@ -16,6 +16,8 @@ encrypted-credential step as the consent screen; `sharelock.rights.proofs`).
   stays (the audit trace), why, and until when.
 - `POST /api/rights/export` `{"receipt"}` or `{"proof"}` → one JSON document with everything
   held.
+- `POST /api/rights/requests` (`rights_requests_routes`): the rights only a partner can fully
+  honour, and withdrawal of consent.
 
 Bodies, not URLs, carry receipts, proofs and envelopes (URLs end up in logs and histories). No
 cookie: the receipt or the proof is the whole request. Every request is audited before it is
@@ -33,12 +35,14 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from sharelock.audit import MAX_RECEIPT_LENGTH, InvalidReceipt
 from sharelock.rights import (
+    KINDS,
     ProofNotFound,
     ProofService,
     RightsService,
     Subject,
     UnknownDataSource,
 )
+from sharelock.scopes import SCOPES
 from sharelock.web import i18n
 from sharelock.web.consent_page import PAGE_CSP, language_links, language_of
 from sharelock.web.deps import broker_of
@@ -71,7 +75,7 @@ class ProofOtpBody(BaseModel):
     otp: str = Field(min_length=1, max_length=MAX_JWE_LENGTH)
 
 
-class _Refused(Exception):
+class Refused(Exception):
     def __init__(self, response: JSONResponse) -> None:
         self.response = response
 
@@ -92,12 +96,12 @@ def _invalid_proof() -> JSONResponse:
     )
 
 
-async def _subject(request: Request, body: SubjectBody) -> Subject:
+async def subject_of(request: Request, body: SubjectBody) -> Subject:
     if body.receipt is not None and body.proof is None:
         try:
             return await _service(request).by_receipt(body.receipt)
         except InvalidReceipt:
-            raise _Refused(
+            raise Refused(
                 error_response(
                     400,
                     "invalid_receipt",
@@ -108,8 +112,8 @@ async def _subject(request: Request, body: SubjectBody) -> Subject:
         try:
             return await _proofs(request).subject(body.proof)
         except ProofNotFound:
-            raise _Refused(_invalid_proof()) from None
-    raise _Refused(error_response(400, "invalid_request", "give either receipt or proof"))
+            raise Refused(_invalid_proof()) from None
+    raise Refused(error_response(400, "invalid_request", "give either receipt or proof"))
 
 
 def _json(body: dict[str, Any], **headers: str) -> JSONResponse:
@@ -142,17 +146,20 @@ async def prove_otp(body: ProofOtpBody, request: Request) -> JSONResponse:
 @router.post("/api/rights/traces")
 async def traces(body: SubjectBody, request: Request) -> JSONResponse:
     try:
-        subject = await _subject(request, body)
-    except _Refused as refused:
+        subject = await subject_of(request, body)
+    except Refused as refused:
         return refused.response
-    return _json(await _service(request).access(subject))
+    view = await _service(request).access(subject)
+    # Who answers for the data, and the person's requests to partners with their deadlines.
+    view.update(await broker_of(request).desk.overview(subject, view["traces"]))
+    return _json(view)
 
 
 @router.post("/api/rights/erasure")
 async def erasure(body: SubjectBody, request: Request) -> JSONResponse:
     try:
-        subject = await _subject(request, body)
-    except _Refused as refused:
+        subject = await subject_of(request, body)
+    except Refused as refused:
         return refused.response
     return _json(await _service(request).erase(subject))
 
@@ -160,8 +167,8 @@ async def erasure(body: SubjectBody, request: Request) -> JSONResponse:
 @router.post("/api/rights/export")
 async def export(body: SubjectBody, request: Request) -> JSONResponse:
     try:
-        subject = await _subject(request, body)
-    except _Refused as refused:
+        subject = await subject_of(request, body)
+    except Refused as refused:
         return refused.response
     document = await _service(request).export(subject)
     name = f"sharelock-export-{datetime.now(UTC):%Y-%m-%d}.json"
@@ -177,6 +184,7 @@ async def page(request: Request) -> HTMLResponse:
     t = i18n.Translator(lang)
     prefixes = (
         "rights.",
+        "scope.",
         "error.network",
         "error.generic",
         "error.temporarily_unavailable",
@@ -199,6 +207,8 @@ async def page(request: Request) -> HTMLResponse:
                 }
                 for source_id, connector in broker.connectors.items()
             ],
+            "kinds": KINDS,
+            "scopes": SCOPES,
             "audit_retention": t.duration(
                 int(broker.settings.retention.audit_trace.total_seconds())
             ),

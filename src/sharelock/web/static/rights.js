@@ -153,9 +153,173 @@ function rightsPage() {
     eraseButton.hidden = !subject;
     setNotice(eraseResult, "");
     result.hidden = false;
+    showRights(data);
     byId("result-title").focus();
     announce(byId("result-summary").textContent);
   }
+
+  // -- every right: who answers, a right asked of one online service, the requests ---------
+
+  const allRights = byId("all-rights");
+  const askForm = byId("ask-form");
+  const askPartner = byId("ask-partner");
+  const askResult = byId("ask-result");
+  const recipientInput = byId("ask-recipient");
+  let partners = new Map(); // client_id -> {name, role, dpo_contact, received}
+  let controller = { name: "Sharelock", dpo_contact: "" };
+  let requests = [];
+
+  function item(...lines) {
+    const li = document.createElement("li");
+    lines
+      .filter(Boolean)
+      .forEach((line, index) => {
+        const p = document.createElement(index === 0 ? "strong" : "p");
+        p.textContent = line;
+        li.append(p);
+      });
+    return li;
+  }
+
+  function roleText(partner) {
+    const params = { partner: partner.name, broker: controller.name };
+    return has(messages, "rights.role." + partner.role) ? t("rights.role." + partner.role, params) : t("rights.role.unknown", params);
+  }
+
+  function dpoText(partner) {
+    return partner.dpo_contact
+      ? t("rights.dpo", { partner: partner.name, contact: partner.dpo_contact })
+      : t("rights.dpo_none", { partner: partner.name });
+  }
+
+  function showRequests() {
+    const table = byId("requests");
+    const now = Date.now();
+    table.querySelector("tbody").replaceChildren(
+      ...requests.map((request) => {
+        const tr = document.createElement("tr");
+        const partner = partners.get(request.client_id);
+        const late = request.status === "open" && new Date(request.deadline).getTime() < now;
+        tr.append(
+          cell(request.reference),
+          cell(partner ? partner.name : request.client_id),
+          cell(t("rights.kind." + request.kind)),
+          cell(when(request.deadline)),
+          cell(t("rights.status." + (late ? "overdue" : request.status))),
+        );
+        return tr;
+      }),
+    );
+    table.hidden = requests.length === 0;
+    byId("requests-none").hidden = requests.length > 0;
+  }
+
+  function showRights(data) {
+    controller = data.controller || controller;
+    partners = new Map((Array.isArray(data.partners) ? data.partners : []).map((p) => [p.client_id, p]));
+    requests = Array.isArray(data.requests) ? data.requests.slice() : [];
+    byId("who").replaceChildren(
+      item(controller.name, t("rights.who.broker", { name: controller.name, contact: controller.dpo_contact })),
+      ...Array.from(partners.values(), (partner) =>
+        item(
+          partner.name,
+          roleText(partner),
+          dpoText(partner),
+          t(partner.received ? "rights.received" : "rights.not_received_yet"),
+        ),
+      ),
+    );
+    askPartner.replaceChildren(
+      ...Array.from(partners.values(), (partner) => {
+        const option = document.createElement("option");
+        option.value = partner.client_id;
+        option.textContent = partner.name;
+        return option;
+      }),
+    );
+    byId("ask-none").hidden = partners.size > 0;
+    byId("ask-fields-all").hidden = partners.size === 0;
+    setNotice(askResult, "");
+    showRequests();
+    allRights.hidden = false;
+  }
+
+  function chosenKind() {
+    const checked = askForm.querySelector('input[name="kind"]:checked');
+    return checked ? checked.value : "";
+  }
+
+  askForm.addEventListener("change", () => {
+    const kind = chosenKind();
+    byId("ask-scopes").hidden = kind !== "rectification";
+    byId("ask-recipient-field").hidden = kind !== "portability";
+  });
+
+  askForm.addEventListener("submit", async (event) => {
+    event.preventDefault();
+    if (busy || !subject) {
+      return;
+    }
+    const kind = chosenKind();
+    const kindProblem = byId("kind-problem");
+    if (!kind) {
+      setNotice(kindProblem, t("rights.ask.kind_missing"));
+      askForm.querySelector('input[name="kind"]').focus();
+      return;
+    }
+    setNotice(kindProblem, "");
+    const body = { ...subject, client_id: askPartner.value, kind };
+    if (kind === "rectification") {
+      const fields = Array.from(byId("ask-scopes").querySelectorAll("input:checked"), (box) => box.value);
+      if (!fields.length) {
+        setNotice(byId("scopes-problem"), t("rights.ask.fields_missing"));
+        byId("ask-scopes").querySelector("input").focus();
+        return;
+      }
+      setNotice(byId("scopes-problem"), "");
+      body.fields = fields;
+    }
+    if (kind === "portability") {
+      const recipient = recipientInput.value.trim();
+      if (!recipient) {
+        fieldProblem(recipientInput, byId("recipient-problem"), t("rights.ask.recipient_missing"));
+        return;
+      }
+      fieldProblem(recipientInput, byId("recipient-problem"), "");
+      body.recipient = recipient;
+    }
+    busy = true;
+    setNotice(problem, "");
+    try {
+      const data = await api("/api/rights/requests", body);
+      const name = data.partner && data.partner.name ? data.partner.name : askPartner.selectedOptions[0].text;
+      const done = data.done || {};
+      const lines = [];
+      if (done.pending_shares_cancelled) {
+        lines.push(t("rights.done.cancelled", { partner: name }));
+      }
+      if (done.identity_data_erased || done.maintenance_credentials_erased) {
+        lines.push(t("rights.done.kept", { partner: name }));
+      }
+      if (data.forwarded) {
+        requests.unshift(data.forwarded);
+        lines.push(
+          t("rights.forwarded", { partner: name, reference: data.forwarded.reference, deadline: when(data.forwarded.deadline) }),
+        );
+      } else if (!done.pending_shares_cancelled) {
+        lines.push(t("rights.not_received", { partner: name }));
+      }
+      showRequests();
+      setNotice(askResult, lines.join(" "));
+      askResult.focus();
+      announce(lines.join(" "));
+    } catch (error) {
+      setNotice(problem, problemText(error));
+      problem.focus();
+    } finally {
+      busy = false;
+    }
+  });
 
   async function look(body) {
     if (busy) {
@@ -169,6 +333,7 @@ function rightsPage() {
       showTraces(data);
     } catch (error) {
       result.hidden = true;
+      allRights.hidden = true;
       setNotice(problem, problemText(error));
       problem.focus();
     } finally {
@@ -247,6 +412,7 @@ function rightsPage() {
         if (subject === proof) {
           subject = null;
           result.hidden = true;
+          allRights.hidden = true;
           setNotice(problem, t("rights.proof.expired"));
         }
       }, seconds * 1000);
@@ -295,6 +461,7 @@ function rightsPage() {
     busy = true;
     setNotice(problem, "");
     result.hidden = true;
+    allRights.hidden = true;
     const source = sourceSelect.value;
     try {
       const credentials = await seal({ login, password });
