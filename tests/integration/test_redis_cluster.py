@@ -192,6 +192,7 @@ def test_a_whole_share_on_the_cluster_keeps_its_keys_in_one_slot(
             key
             for key in held
             if share.flow_id in key
+            or flow_ref(share.flow_id) in key
             or digest(code) in key
             or digest(token) in key
             or key == f"sl:index:{expiry.index_of(flow_ref(share.flow_id))}"

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Mapping
+from contextlib import suppress
 from typing import Any, NoReturn
 
 from sharelock.audit import AuditUnavailable, DuplicateDelivery, EventType
@@ -22,11 +23,13 @@ from sharelock.flow.ports import AsyncAudit
 from sharelock.flow.records import (
     CODE,
     CODE_USED,
+    DELIVERING,
     FLOW,
     IDENTITY,
     PUSHED_REQUEST,
     RELEASE,
     TOKEN,
+    Delivering,
     IdentityKept,
     Records,
     Release,
@@ -47,6 +50,16 @@ from sharelock.oauth import (
 )
 
 log = logging.getLogger("sharelock.delivery")
+
+
+def _row(grant: TokenGrant) -> dict[str, Any]:
+    """The audit row's fields for a delivery of `grant`."""
+    return {
+        "client_id": grant.client_id,
+        "data_source": grant.data_source,
+        "login_hash": grant.login_hash,
+        "flow_ref": flow_ref(grant.flow_id),
+    }
 
 
 class DeliveryService:
@@ -132,6 +145,7 @@ class DeliveryService:
         if used is None:
             return
         await self.records.delete(TOKEN, used.token)
+        await self.records.delete(DELIVERING, used.token)
         log.warning("authorization code replayed; the token it issued is revoked")
         await self.audit.record(
             EventType.SECURITY_ALERT, client_id=client_id, outcome="code_replayed"
@@ -145,9 +159,14 @@ class DeliveryService:
         revoked; only then is a `security_alert` row written (garbage costs no audit row)."""
         # Revoked before the alert is written: an audit outage must not keep it alive.
         grant = await self.records.take(TOKEN, digest(token))
-        if grant is None:
-            return False
-        await self.records.delete(RELEASE, flow_ref(grant.flow_id))
+        if grant is not None:
+            await self.records.delete(RELEASE, flow_ref(grant.flow_id))
+        else:
+            # Handed over by a delivery that failed before its row: revoked all the same.
+            held = await self.records.take(DELIVERING, digest(token))
+            if held is None:
+                return False
+            grant = held.grant
         log.warning("an access token was sent outside the Authorization header; revoked")
         await self.audit.record(
             EventType.SECURITY_ALERT,
@@ -162,40 +181,64 @@ class DeliveryService:
     async def deliver(self, token: str) -> dict[str, Any]:
         """The approved data, once, for a live token. The order is what makes it safe:
 
-        1. read (not take) the token and the release: nothing changes yet, so any failure
-           up to the row leaves everything for the partner's retry;
-        2. commit the `data_delivered` row, unique by the token's digest: the database, not
+        1. read the token and the release; nothing changes yet;
+        2. hand them over, in one Redis script, to a `delivering` record under the token's
+           digest: the token, the release and the flow are erased, and of concurrent requests
+           only one wins;
+        3. commit the `data_delivered` row, unique by the token's digest: the database, not
            Redis, decides the one delivery, so a Redis failover that brings back a token the
-           old primary had already deleted cannot release twice (SECURITY-CHECKLIST 46);
-        3. answer with the data read in step 1; the token, release and flow are deleted in
-           one Redis script on the way out. If Redis fails then, the data still leaves
-           (its row says it did) and the leftovers expire with the token, which the unique
-           row already refuses.
+           old primary had already handed over cannot release twice (SECURITY-CHECKLIST 46);
+        4. erase the `delivering` record and answer with the data.
 
-        No data leaves without its row; a row is written only when nothing but the answer
-        itself remains to be done."""
+        A failure between 2 and 3 (Redis or the database down, the node killed) leaves the
+        `delivering` record: the partner's retry with the same token, within the token's
+        life, finds it and goes on from step 3, so the data still leaves once. After the row
+        only the answer remains: no data leaves without its row, and no row is written while
+        anything but the answer could still fail."""
         token_digest = digest(token)
         grant = await self.records.get(TOKEN, token_digest)
         if grant is None:
+            return await self._resume(token_digest)
+        ref = flow_ref(grant.flow_id)
+        release = await self.records.get(RELEASE, ref)
+        if release is None:
+            await self._without_release(token_digest, _row(grant))
+        claimed = await self.records.hand_over(
+            [(TOKEN, token_digest), (RELEASE, ref), (FLOW, grant.flow_id)],
+            (DELIVERING, token_digest, Delivering(grant, release)),
+            expiry.index_of(ref),
+            expiry.member(ref, grant.client_id),
+        )
+        if not claimed:
+            # A concurrent request with the same token handed it over first.
+            return await self._resume(token_digest)
+        return await self._release(token_digest, Delivering(grant, release))
+
+    async def _resume(self, token_digest: str) -> dict[str, Any]:
+        """A token no longer live: a delivery that failed before its row is taken up again;
+        anything else is refused (and a second fetch after a delivery is recorded)."""
+        held = await self.records.get(DELIVERING, token_digest)
+        if held is None:
             await self._second_fetch(token_digest)
             raise InvalidToken("the access token is invalid, expired or already used")
-        row = {
-            "client_id": grant.client_id,
-            "data_source": grant.data_source,
-            "login_hash": grant.login_hash,
-            "flow_ref": flow_ref(grant.flow_id),
-        }
-        release = await self.records.get(RELEASE, flow_ref(grant.flow_id))
-        if release is None:
-            await self._without_release(token_digest, row)
+        return await self._release(token_digest, held)
+
+    async def _release(self, token_digest: str, held: Delivering) -> dict[str, Any]:
+        grant, release = held.grant, held.release
+        row = _row(grant)
         try:
             await self.audit.record(
                 EventType.DATA_DELIVERED, outcome="delivered", delivery_key=token_digest, **row
             )
         except DuplicateDelivery:
+            # Delivered already (by a concurrent request, or before a failover brought the
+            # token back): nothing leaves; what is held goes.
+            await self._erase_delivered(token_digest, held)
             await self._conflict(row)
             raise InvalidToken("the access token was already used") from None
-        await self._erase_delivered(grant.flow_id, token_digest, grant.client_id, release)
+        await self._erase_delivered(token_digest, held)
+        with suppress(ServiceUnavailable):
+            await self._keep_identity(grant.flow_id, release)
         for listener in self.on_delivery:
             listener(release.data_source or "unknown")
         return {
@@ -206,18 +249,17 @@ class DeliveryService:
             "delivered_at": utc(self.clock).isoformat(),
         }
 
-    async def _erase_delivered(
-        self, flow_id: str, token_digest: str, client_id: str, release: Release
-    ) -> None:
-        """After the row: erase the token, the release and the flow, and keep the identity
-        data for verification. A store failure here must not keep the data from leaving."""
+    async def _erase_delivered(self, token_digest: str, held: Delivering) -> None:
+        """After the row: erase the `delivering` record and the flow's expiry-index entry. A
+        store failure here must not keep the data from leaving: the record expires with the
+        token's life, and the unique row refuses any retry meanwhile."""
+        ref = flow_ref(held.grant.flow_id)
         try:
             await self.records.end(
-                [(TOKEN, token_digest), (RELEASE, flow_ref(flow_id)), (FLOW, flow_id)],
-                expiry.index_of(flow_ref(flow_id)),
-                expiry.member(flow_ref(flow_id), client_id),
+                [(DELIVERING, token_digest)],
+                expiry.index_of(ref),
+                expiry.member(ref, held.grant.client_id),
             )
-            await self._keep_identity(flow_id, release)
         except ServiceUnavailable:
             log.warning(
                 "delivered, but the store failed while erasing: the rest expires with the token"

@@ -80,6 +80,18 @@ class Release:
 
 
 @dataclass(frozen=True, slots=True, repr=False)
+class Delivering:
+    """An approved share claimed by a delivery, until its `data_delivered` row: what the
+    partner's retry with the same token needs if that delivery failed in between."""
+
+    grant: TokenGrant
+    release: Release
+
+    def __repr__(self) -> str:
+        return f"Delivering(client_id={self.grant.client_id!r})"
+
+
+@dataclass(frozen=True, slots=True, repr=False)
 class IdentityKept:
     """Identity data kept for identity verification, by the flow's audit reference."""
 
@@ -264,6 +276,22 @@ CODE_USED = _dataclass_kind(
 TOKEN = _dataclass_kind(
     TokenGrant, "token", "token digest", "what an access token grants", "access_token", by_digest
 )
+DELIVERING: Kind[Delivering] = Kind(
+    "delivering",
+    "token digest",
+    "an approved share claimed by a delivery, until its audit row is written (then erased): "
+    "for the partner's retry if the delivery failed in between",
+    "access_token",
+    dump=lambda held: _dumps({"grant": asdict(held.grant), "release": asdict(held.release)}),
+    load=lambda raw: _delivering(_loads(raw)),
+    slot=by_digest,
+)
+
+
+def _delivering(document: dict[str, Any]) -> Delivering:
+    return Delivering(TokenGrant(**document["grant"]), Release(**document["release"]))
+
+
 PUSHED_REQUEST: Kind[AuthorizationRequest] = Kind(
     "par",
     "request_uri digest",
@@ -314,6 +342,7 @@ KINDS: tuple[Kind[Any], ...] = (
     CODE_USED,
     RELEASE,
     TOKEN,
+    DELIVERING,
     ASSERTION_JTI,
     IDENTITY,
     RIGHTS_PROOF,
@@ -398,6 +427,26 @@ class Records:
         (nothing is sealed again); False if it no longer exists or already ends earlier."""
         return await self.store.expire_by(
             kind.name, kind.store_id(record_id), self.expire_at(kind, until)
+        )
+
+    async def hand_over(
+        self,
+        records: Sequence[tuple[Kind[Any], str]],
+        successor: tuple[Kind[T], str, T],
+        index: str,
+        member: str,
+    ) -> bool:
+        """If the first of `records` exists: delete them all and write `successor` (its kind's
+        full lifetime), moving `member` of the expiry `index` to the successor's end, in one
+        script (`SealedStore.hand_over`). False, nothing changed, if it is gone: one of
+        concurrent callers wins."""
+        kind, record_id, value = successor
+        return await self.store.hand_over(
+            [(k.name, k.store_id(i)) for k, i in records],
+            (kind.name, kind.store_id(record_id), kind.dump(value)),
+            expire_at=self.expire_at(kind),
+            index=index,
+            member=member,
         )
 
     async def delete(self, kind: Kind[Any], *record_ids: str) -> int:

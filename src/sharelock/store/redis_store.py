@@ -57,6 +57,16 @@ _DELETE_WITH_INDEX = """
 for i = 1, #KEYS - 1 do redis.call('DEL', KEYS[i]) end
 return redis.call('ZREM', KEYS[#KEYS], ARGV[1])
 """
+# If KEYS[1] exists: delete KEYS[1..n-2], write ARGV[1] to KEYS[n-1] expiring at ARGV[2] (ms),
+# and score ARGV[3] in the sorted set KEYS[n] at ARGV[4]. 1: done; 0: KEYS[1] was gone, nothing
+# changed.
+_HAND_OVER = """
+if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
+for i = 1, #KEYS - 2 do redis.call('DEL', KEYS[i]) end
+redis.call('SET', KEYS[#KEYS - 1], ARGV[1], 'PXAT', ARGV[2])
+redis.call('ZADD', KEYS[#KEYS], ARGV[4], ARGV[3])
+return 1
+"""
 # Remove and return up to ARGV[2] members of KEYS[1] scored at most ARGV[1].
 _POP_DUE = """
 local due = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[1], 'LIMIT', 0, ARGV[2])
@@ -123,6 +133,7 @@ class SealedStore:
         self._compare_and_set = self._script(_COMPARE_AND_SET)
         self._delete_with_index = self._script(_DELETE_WITH_INDEX)
         self._pop_due = self._script(_POP_DUE)
+        self._hand_over = self._script(_HAND_OVER)
 
     def _script(self, source: str) -> AsyncScript:
         # EVALSHA, loading the script on NOSCRIPT (a restarted or promoted server).
@@ -239,6 +250,31 @@ class SealedStore:
         with redis_errors(f"take {kind}"):
             sealed = await self._client.getdel(key)
         return await self._open(key, sealed)
+
+    async def hand_over(
+        self,
+        records: Sequence[tuple[str, str]],
+        successor: tuple[str, str, bytes],
+        *,
+        expire_at: datetime,
+        index: str,
+        member: str,
+    ) -> bool:
+        """If the first of `records` (kind, id) exists: delete them all, write `successor`
+        (kind, id, value) sealed and expiring at `expire_at`, and move `member` of `index` to
+        that deadline, in one script. False, and nothing changed, if it no longer exists: of
+        concurrent callers exactly one gets True. On a cluster all keys carry one slot tag."""
+        kind, record_id, value = successor
+        key = self.key(kind, record_id)
+        pxat = self._expiry(expire_at)
+        sealed = await self._seal(key, value)
+        keys = [self.key(k, i) for k, i in records]
+        with redis_errors(f"hand over to {kind}"):
+            done = await self._hand_over(
+                keys=[*keys, key, self.key("index", index)],
+                args=[sealed, pxat, member, expire_at.timestamp()],
+            )
+        return bool(done)
 
     async def delete_with_index(
         self, records: Sequence[tuple[str, str]], index: str, member: str
