@@ -31,6 +31,7 @@ from sharelock.flow.records import (
     TOKEN,
     Delivering,
     IdentityKept,
+    Kind,
     Records,
     Release,
     handle_in_slot_of,
@@ -175,6 +176,27 @@ class DeliveryService:
             outcome="token_exposed",
         )
         return True
+
+    async def revoke(self, client_id: str, token: str, hint: str | None = None) -> None:
+        """Revocation (RFC 7009) of a code or an access token the partner will not use: it
+        and the approved data it would have released are erased at once; the flow then ends
+        with its expiry row, as a share never collected. Unknown or spent values are ignored
+        (the answer is the same); another partner's value is refused, and left alone."""
+        handle = digest(token)
+        kinds: list[Kind[Any]] = [TOKEN, DELIVERING, CODE]
+        if hint == "authorization_code":  # not RFC 7009's list, but where to look first
+            kinds = [CODE, TOKEN, DELIVERING]
+        for kind in kinds:
+            held = await self.records.get(kind, handle)
+            if held is None:
+                continue
+            grant = held.grant if isinstance(held, Delivering) else held
+            if grant.client_id != client_id:
+                raise InvalidGrant("this value was not issued to this client")
+            if await self.records.take(kind, handle) is not None:
+                await self.records.delete(RELEASE, flow_ref(grant.flow_id))
+                log.info("a %s was revoked by its partner", kind.name)
+            return
 
     # -- delivery -----------------------------------------------------------------------
 

@@ -25,6 +25,7 @@ from sharelock.oauth.errors import (
     UnauthorizedClient,
     UnsupportedGrantType,
     UnsupportedResponseType,
+    UnsupportedTokenType,
     UntrustedRedirect,
 )
 from sharelock.oauth.grants import CodeGrant, CodeUse, TokenGrant, TokenRequest, check_redemption
@@ -51,6 +52,7 @@ __all__ = [
     "UnauthorizedClient",
     "UnsupportedGrantType",
     "UnsupportedResponseType",
+    "UnsupportedTokenType",
     "UntrustedRedirect",
     "authenticate_client",
     "authorization_response",

@@ -63,6 +63,12 @@ class UnsupportedGrantType(OAuthError):
     error = "unsupported_grant_type"
 
 
+class UnsupportedTokenType(OAuthError):
+    """RFC 7009 §2.2.1: a revocation for a kind of token the server does not revoke."""
+
+    error = "unsupported_token_type"
+
+
 class AccessDenied(OAuthError):
     error = "access_denied"
     status = 403

@@ -1,5 +1,5 @@
-"""The partner's endpoints: `POST /par`, `GET /authorize`, `POST /token`, `GET /v1/share`
-(and `POST /v1/share`, which only refuses)."""
+"""The partner's endpoints: `POST /par`, `GET /authorize`, `POST /token`, `POST /revoke`,
+`GET /v1/share` (and `POST /v1/share`, which only refuses)."""
 
 from __future__ import annotations
 
@@ -17,6 +17,7 @@ from sharelock.oauth import (
     OAuthError,
     RedirectableError,
     UnsupportedGrantType,
+    UnsupportedTokenType,
     UntrustedRedirect,
     authenticate_client,
     authorization_response,
@@ -133,6 +134,28 @@ async def token(request: Request) -> JSONResponse:
         raise UnsupportedGrantType("only authorization_code is supported")
     body = await broker.delivery.exchange(partner.client_id, form, received_at)
     return JSONResponse(body, headers=NO_STORE)
+
+
+_TOKEN_TYPE_HINTS = ("access_token", "refresh_token", "authorization_code")
+
+
+@router.post("/revoke")
+async def revoke(request: Request) -> Response:
+    """RFC 7009: the partner gives up a code or an access token (`token`, optional
+    `token_type_hint`), authenticated as at `/token`. 200 with an empty body whether or not
+    the value was live; 400 `invalid_grant` for another partner's."""
+    broker = broker_of(request)
+    form = await read_form(request)
+    partner = await _client(broker, request, form)
+    await broker.limiter.hit("token_per_partner", partner.client_id)
+    token = form.get("token", "")
+    if not token:
+        raise InvalidRequest("token is required")
+    hint = form.get("token_type_hint")
+    if hint is not None and hint not in _TOKEN_TYPE_HINTS:
+        raise UnsupportedTokenType("token_type_hint: access_token or authorization_code")
+    await broker.delivery.revoke(partner.client_id, token, hint)
+    return Response(status_code=200, headers=NO_STORE)
 
 
 _HEADER_ONLY = (
