@@ -15,7 +15,8 @@ from sharelock.clock import FrozenClock
 from sharelock.config import Retention, Settings
 from sharelock.db import create_engine_for, migrate
 from sharelock.flow import KINDS, AsyncAudit, FlowConflict, FlowForbidden, FlowNotFound, Records
-from sharelock.flow.records import CODE, FLOW, IDENTITY, RELEASE, IdentityKept, Release
+from sharelock.flow.record_types import IdentityKept, Release
+from sharelock.flow.records import CODE, FLOW, IDENTITY, RELEASE
 from sharelock.flow.session import Sessions
 from sharelock.flow.state import Status
 from sharelock.keys import KeyLayer

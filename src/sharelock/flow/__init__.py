@@ -17,6 +17,7 @@ from sharelock.flow.envelopes import CREDENTIAL_MEMBERS, OTP_MEMBERS, Envelopes
 from sharelock.flow.errors import FlowConflict, FlowError, FlowForbidden, FlowNotFound
 from sharelock.flow.expiry import sweep, sweep_forever
 from sharelock.flow.ports import AsyncAudit, AsyncPartners
+from sharelock.flow.record_types import RightsPending, RightsProof
 from sharelock.flow.records import (
     ASSERTION_JTI,
     IDENTITY,
@@ -25,8 +26,6 @@ from sharelock.flow.records import (
     RIGHTS_PROOF,
     Kind,
     Records,
-    RightsPending,
-    RightsProof,
     lifetimes,
 )
 from sharelock.flow.session import StartedFlow

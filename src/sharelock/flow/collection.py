@@ -28,14 +28,8 @@ from sharelock.flow.envelopes import CREDENTIAL_MEMBERS, OTP_MEMBERS, Envelopes
 from sharelock.flow.errors import FlowConflict, FlowError
 from sharelock.flow.maintenance_offer import MaintenanceOffers
 from sharelock.flow.ports import AsyncAudit
-from sharelock.flow.records import (
-    COLLECTED,
-    CREDENTIALS,
-    MAINTENANCE_OFFER,
-    RESUME,
-    CollectedData,
-    Records,
-)
+from sharelock.flow.record_types import CollectedData
+from sharelock.flow.records import COLLECTED, CREDENTIALS, MAINTENANCE_OFFER, RESUME, Records
 from sharelock.flow.session import Sessions
 from sharelock.flow.state import (
     ACCEPTS_CREDENTIALS,

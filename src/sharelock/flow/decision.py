@@ -16,15 +16,8 @@ from sharelock.clock import Clock
 from sharelock.config import Settings
 from sharelock.flow.errors import FlowConflict, FlowError, FlowNotFound
 from sharelock.flow.ports import AsyncAudit, AsyncPartners
-from sharelock.flow.records import (
-    CODE,
-    COLLECTED,
-    RELEASE,
-    Data,
-    Records,
-    Release,
-    handle_in_slot_of,
-)
+from sharelock.flow.record_types import Data, Release
+from sharelock.flow.records import CODE, COLLECTED, RELEASE, Records, handle_in_slot_of
 from sharelock.flow.session import Sessions
 from sharelock.flow.state import ACCEPTS_DECISION, ACCEPTS_LEAVE, FlowState, Status, flow_ref
 from sharelock.keys import KeyLayer

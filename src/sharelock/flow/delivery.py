@@ -20,6 +20,7 @@ from sharelock.config import Settings
 from sharelock.errors import ServiceUnavailable
 from sharelock.flow import expiry
 from sharelock.flow.ports import AsyncAudit
+from sharelock.flow.record_types import Delivering, IdentityKept, Release
 from sharelock.flow.records import (
     CODE,
     CODE_USED,
@@ -29,11 +30,8 @@ from sharelock.flow.records import (
     PUSHED_REQUEST,
     RELEASE,
     TOKEN,
-    Delivering,
-    IdentityKept,
     Kind,
     Records,
-    Release,
     handle_in_slot_of,
 )
 from sharelock.flow.state import flow_ref

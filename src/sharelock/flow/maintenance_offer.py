@@ -16,7 +16,8 @@ from sharelock.connectors import CollectionResult, Connector
 from sharelock.flow.envelopes import CREDENTIAL_MEMBERS, Envelopes
 from sharelock.flow.errors import FlowConflict
 from sharelock.flow.ports import AsyncAudit
-from sharelock.flow.records import MAINTENANCE_OFFER, MaintenanceOffer, Records
+from sharelock.flow.record_types import MaintenanceOffer
+from sharelock.flow.records import MAINTENANCE_OFFER, Records
 from sharelock.flow.state import FlowState, flow_ref
 from sharelock.keys import KeyLayer
 from sharelock.maintenance import MaintenanceVault, new_maintenance_id, offers_maintenance

@@ -27,10 +27,10 @@ from __future__ import annotations
 
 import math
 import re
-from decimal import Decimal, InvalidOperation
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import date, timedelta
+from decimal import Decimal, InvalidOperation
 from functools import cache
 from importlib import resources
 from types import MappingProxyType
@@ -38,8 +38,8 @@ from typing import IO, Final, Literal
 
 from babel.core import Locale, negotiate_locale
 from babel.dates import format_date, format_timedelta
-from babel.numbers import format_decimal
 from babel.messages.pofile import read_po
+from babel.numbers import format_decimal
 
 SUPPORTED: tuple[str, ...] = ("en", "fr")
 DEFAULT = "en"

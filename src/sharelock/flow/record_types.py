@@ -1,0 +1,92 @@
+"""The values the broker keeps in Redis, as types (`sharelock.flow.records` gives each its
+kind: key, lifetime, encoding). Their reprs never show personal data."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from sharelock.oauth import TokenGrant
+
+Data = dict[str, dict[str, str]]  # scope -> field -> value
+
+
+@dataclass(frozen=True, slots=True, repr=False)
+class CollectedData:
+    """What a connector collected, awaiting the person's review."""
+
+    data: Data
+
+    def __repr__(self) -> str:
+        return "CollectedData(…)"
+
+
+@dataclass(frozen=True, slots=True, repr=False)
+class MaintenanceOffer:
+    """A failed collection's JWE, kept within the session for the person's answer to keeping
+    their credentials for the connector's maintenance."""
+
+    envelope: str
+    data_source: str
+    login_hash: str
+    outcome: str
+
+    def __repr__(self) -> str:
+        return f"MaintenanceOffer(data_source={self.data_source!r})"
+
+
+@dataclass(frozen=True, slots=True, repr=False)
+class Release:
+    """What the person approved, awaiting the partner's one delivery."""
+
+    data: Data
+    data_source: str | None
+    scopes: list[str]
+    # The partner verifies identity (`Partner.identity_verification`): only then is the
+    # identity data kept after the delivery, 72 h at most.
+    keep_identity: bool = False
+
+    def __repr__(self) -> str:
+        return f"Release(data_source={self.data_source!r}, scopes={self.scopes!r})"
+
+
+@dataclass(frozen=True, slots=True, repr=False)
+class Delivering:
+    """An approved share claimed by a delivery, until its `data_delivered` row: what the
+    partner's retry with the same token needs if that delivery failed in between."""
+
+    grant: TokenGrant
+    release: Release
+
+    def __repr__(self) -> str:
+        return f"Delivering(client_id={self.grant.client_id!r})"
+
+
+@dataclass(frozen=True, slots=True, repr=False)
+class IdentityKept:
+    """Identity data kept for identity verification, by the flow's audit reference."""
+
+    identity: dict[str, str]
+
+    def __repr__(self) -> str:
+        return "IdentityKept(…)"
+
+
+@dataclass(frozen=True, slots=True)
+class RightsProof:
+    """A person proved control of this login at this data source (`sharelock.rights`)."""
+
+    data_source: str
+    login_hash: str
+
+
+@dataclass(frozen=True, slots=True, repr=False)
+class RightsPending:
+    """A proof waiting for the data source's one-time code: the connector's resume state."""
+
+    data_source: str
+    login_hash: str
+    resume: str  # base64 of the connector's opaque resume state
+    attempts: int = 0
+
+    def __repr__(self) -> str:
+        return f"RightsPending(data_source={self.data_source!r}, attempts={self.attempts})"
