@@ -14,6 +14,7 @@ from jwcrypto import jwk as jwcrypto_jwk
 
 from sharelock.config import Settings
 from sharelock.keys import KeyLayer
+from sharelock.oauth import ASSERTION_ALGORITHMS
 from sharelock.scopes import SCOPES
 from tests.support.redis_server import RedisServer
 from tests.support.server import LiveServer, serve_broker
@@ -119,6 +120,16 @@ def test_authorization_server_metadata(
     assert meta["authorization_endpoint"] == f"{issuer}/authorize"
     assert meta["token_endpoint"] == f"{issuer}/token"
     assert meta["pushed_authorization_request_endpoint"] == f"{issuer}/par"
+    # RFC 7009 at /revoke, authenticated as at /token.
+    assert meta["revocation_endpoint"] == f"{issuer}/revoke"
+    assert (
+        meta["revocation_endpoint_auth_methods_supported"]
+        == (meta["token_endpoint_auth_methods_supported"])
+    )
+    assert (
+        meta["revocation_endpoint_auth_signing_alg_values_supported"]
+        == (meta["token_endpoint_auth_signing_alg_values_supported"])
+    )
     assert meta["require_pushed_authorization_requests"] is True
     # FAPI 2.0's algorithms for client assertions, and no other (no RS256).
     assert meta["token_endpoint_auth_signing_alg_values_supported"] == ["PS256", "ES256", "EdDSA"]
@@ -138,6 +149,55 @@ def test_authorization_server_metadata(
     if len(advertised) == 1:
         assert {key["alg"] for key in _enc(jwks)} == set(advertised)
     assert meta["credential_encryption_enc_values_supported"] == ["A256GCM"]
+
+
+def test_openid_configuration_is_the_same_document(http: httpx.Client) -> None:
+    """openid-client (and other OIDC-first libraries) look here by default; the issue's
+    partners got a 404. Same document, not a second one that could drift."""
+    oauth = http.get("/.well-known/oauth-authorization-server")
+    oidc = http.get("/.well-known/openid-configuration")
+    assert oidc.status_code == 200
+    assert oidc.headers["content-type"].startswith("application/json")
+    assert oidc.json() == oauth.json()
+
+
+def test_token_endpoint_auth_algorithms_are_the_verified_ones(http: httpx.Client) -> None:
+    """What is announced is what client authentication verifies with (and RS256 is in
+    neither: test_oauth_strictness refuses an RS256 assertion)."""
+    meta = http.get("/.well-known/oauth-authorization-server").json()
+    assert meta["token_endpoint_auth_signing_alg_values_supported"] == list(ASSERTION_ALGORITHMS)
+    assert "RS256" not in meta["token_endpoint_auth_signing_alg_values_supported"]
+
+
+def test_every_advertised_endpoint_is_served(http: httpx.Client, broker: LiveServer) -> None:
+    """An endpoint in the metadata answers (an error for a bare request, never a 404): no
+    endpoint is announced before it exists."""
+    meta = http.get("/.well-known/oauth-authorization-server").json()
+    urls = {name: url for name, url in meta.items() if name.endswith(("_endpoint", "_uri"))}
+    assert {"authorization_endpoint", "token_endpoint", "revocation_endpoint", "jwks_uri"} <= set(
+        urls
+    )
+    for name, url in urls.items():
+        assert url.startswith(broker.url + "/"), name
+        for method in ("GET", "POST"):
+            status = http.request(method, url).status_code
+            assert status != 404, f"{name} is advertised but not served"
+
+
+def test_metadata_announces_no_feature_not_yet_served(http: httpx.Client) -> None:
+    """Issue 14's members for DPoP, JAR and JARM wait for those features at the endpoints:
+    a certified client reading them would use what the broker ignores. Add each one with
+    the feature (and its test), and remove it from this list."""
+    meta = http.get("/.well-known/oauth-authorization-server").json()
+    not_yet = {
+        "dpop_signing_alg_values_supported",
+        "request_object_signing_alg_values_supported",
+        "require_signed_request_object",
+    }
+    assert not not_yet & set(meta)
+    # JARM is served (tests/integration/test_jarm.py): only the modes it implements.
+    assert meta["response_modes_supported"] == ["query", "jwt", "query.jwt"]
+    assert meta["authorization_signing_alg_values_supported"] == ["ES256"]
 
 
 def test_metadata_jwks_uri_serves_the_jwks(http: httpx.Client, jwks: dict[str, Any]) -> None:
@@ -168,6 +228,7 @@ def test_readyz_reports_the_hsm(http: httpx.Client) -> None:
         ("GET", "/readyz"),
         ("GET", "/.well-known/jwks.json"),
         ("GET", "/.well-known/oauth-authorization-server"),
+        ("GET", "/.well-known/openid-configuration"),
         ("GET", "/no-such-page"),
         ("POST", "/.well-known/jwks.json"),
     ],

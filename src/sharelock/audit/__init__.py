@@ -26,7 +26,7 @@ from sharelock.audit.errors import (
 from sharelock.audit.events import AuditEvent, EventType
 from sharelock.audit.export import FORMATS, MEDIA_TYPES, ExportFormat, export_lines
 from sharelock.audit.integrity import Problem, TrailReport, verify_trail
-from sharelock.audit.jws import Signer
+from sharelock.audit.jws import Signer, sign_compact
 from sharelock.audit.navigation import (
     BROWSER_FAMILIES,
     DEVICE_TYPES,
@@ -97,6 +97,7 @@ __all__ = [
     "search",
     "search_filtered",
     "select_records",
+    "sign_compact",
     "verify_chain",
     "verify_receipt",
     "verify_trail",

@@ -28,6 +28,7 @@ from sharelock.flow.records import (
     Records,
     lifetimes,
 )
+from sharelock.flow.responses import authorization_redirect
 from sharelock.flow.session import StartedFlow
 from sharelock.flow.state import FlowState, Status, flow_ref
 
@@ -56,6 +57,7 @@ __all__ = [
     "RightsProof",
     "StartedFlow",
     "Status",
+    "authorization_redirect",
     "flow_ref",
     "lifetimes",
     "refuse_attempt",

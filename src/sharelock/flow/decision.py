@@ -18,10 +18,11 @@ from sharelock.flow.errors import FlowConflict, FlowError, FlowNotFound
 from sharelock.flow.ports import AsyncAudit, AsyncPartners
 from sharelock.flow.record_types import Data, Release
 from sharelock.flow.records import CODE, COLLECTED, RELEASE, Records, handle_in_slot_of
+from sharelock.flow.responses import authorization_redirect
 from sharelock.flow.session import Sessions
 from sharelock.flow.state import ACCEPTS_DECISION, ACCEPTS_LEAVE, FlowState, Status, flow_ref
 from sharelock.keys import KeyLayer
-from sharelock.oauth import CodeGrant, authorization_response, digest
+from sharelock.oauth import CodeGrant, digest
 from sharelock.registry import Partner
 from sharelock.scopes import OPTIONAL_FIELDS
 
@@ -47,10 +48,17 @@ class Decisions:
         self.audit = audit
         self.clock = clock
 
-    def _redirect(self, flow: FlowState, **params: str) -> str:
+    async def _redirect(self, flow: FlowState, **params: str) -> str:
         request = flow.request
-        return authorization_response(
-            request.redirect_uri, self.settings.issuer, request.state, **params
+        return await authorization_redirect(
+            self.keys,
+            self.clock,
+            self.settings.issuer,
+            redirect_uri=request.redirect_uri,
+            client_id=request.client_id,
+            state=request.state,
+            response_mode=request.response_mode,
+            **params,
         )
 
     async def decide(self, flow: FlowState, approve: bool, omit: list[str]) -> dict[str, str]:
@@ -67,7 +75,7 @@ class Decisions:
         if not approve:
             await self.audit.record(EventType.CONSENT_REFUSED, outcome="refused", **common)
             await self.sessions.end(flow)
-            return {"redirect_to": self._redirect(flow, error="access_denied")}
+            return {"redirect_to": await self._redirect(flow, error="access_denied")}
         collected = await self.records.get(COLLECTED, flow.flow_id)
         if collected is None:
             raise FlowNotFound("the collected data has expired")
@@ -134,7 +142,7 @@ class Decisions:
         except FlowError:
             await self.records.delete(CODE, digest(code))
             raise
-        return self._redirect(flow, code=code)
+        return await self._redirect(flow, code=code)
 
     async def _receipt(
         self, flow: FlowState, partner: Partner, released: Mapping[str, Mapping[str, str]]

@@ -45,8 +45,12 @@ _KNOWN_PARAMETERS = frozenset(
         "client_assertion_type",
         "client_secret",
         "access_token",
+        "response_mode",
     }
 )
+# JARM (FAPI 2.0 Message Signing): `jwt` is `query.jwt` for the code flow. The fragment and
+# form_post modes are not offered: the partner's redirect URI reads its query.
+RESPONSE_MODES = {"query": "query", "jwt": "query.jwt", "query.jwt": "query.jwt"}
 PAR_REQUIRED = (
     "This service must first send its request to Sharelock as a pushed authorization request "
     "(PAR, RFC 9126) and then open /authorize with the request_uri it received. Plain "
@@ -75,6 +79,7 @@ class AuthorizationRequest:
     scopes: tuple[str, ...]
     state: str | None
     code_challenge: str
+    response_mode: str = "query"  # or "query.jwt": the response is a JWT signed by the broker
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
@@ -87,6 +92,7 @@ class AuthorizationRequest:
             scopes=tuple(value["scopes"]),
             state=value["state"],
             code_challenge=str(value["code_challenge"]),
+            response_mode=str(value.get("response_mode", "query")),
         )
 
 
@@ -153,11 +159,16 @@ def validate(params: Mapping[str, str], partner: KnownPartner | None) -> Authori
     redirect_uri = verify_client_redirect(params, partner)
     assert partner is not None  # verify_client_redirect guarantees it
     state = params.get("state")
+    mode = RESPONSE_MODES.get(params.get("response_mode") or "query")
+    if mode is None:
+        raise RedirectableError(
+            InvalidRequest("response_mode must be query, jwt or query.jwt"), redirect_uri, state
+        )
     if state is not None and len(state) > MAX_STATE_LENGTH:
         state = None  # not echoed back: an oversized state is part of the error
-        raise RedirectableError(InvalidRequest("state is too long"), redirect_uri, state)
+        raise RedirectableError(InvalidRequest("state is too long"), redirect_uri, state, mode)
     try:
         scopes, challenge = _check(params, partner)
     except OAuthError as exc:
-        raise RedirectableError(exc, redirect_uri, state) from None
-    return AuthorizationRequest(partner.client_id, redirect_uri, scopes, state, challenge)
+        raise RedirectableError(exc, redirect_uri, state, mode) from None
+    return AuthorizationRequest(partner.client_id, redirect_uri, scopes, state, challenge, mode)

@@ -99,8 +99,15 @@ class UntrustedRedirect(SharelockError):
 class RedirectableError(SharelockError):
     """An authorization error to send back to the client's verified redirect URI."""
 
-    def __init__(self, cause: OAuthError, redirect_uri: str, state: str | None) -> None:
+    def __init__(
+        self,
+        cause: OAuthError,
+        redirect_uri: str,
+        state: str | None,
+        response_mode: str = "query",
+    ) -> None:
         super().__init__(cause.description)
         self.cause = cause
         self.redirect_uri = redirect_uri
         self.state = state
+        self.response_mode = response_mode  # "query", or "query.jwt" (JARM)

@@ -1,4 +1,11 @@
-"""Discovery: RFC 8414 authorization-server metadata and the JWKS."""
+"""Discovery: RFC 8414 authorization-server metadata and the JWKS.
+
+The metadata names only what the broker does today: a member that announces a feature makes
+certified clients (oauth4webapi, openid-client, Authlib) rely on it. Not yet here, on purpose:
+`dpop_signing_alg_values_supported` (DPoP is verified by `sharelock.oauth.dpop` but not yet
+required or bound at /par, /token and /v1/share), `request_object_signing_alg_values_supported`
+(no JAR) and `service_documentation` (no documentation URL is configured).
+"""
 
 from __future__ import annotations
 
@@ -13,8 +20,16 @@ from sharelock.web.deps import broker_of
 
 router = APIRouter()
 
+# Client authentication (`sharelock.oauth.client_auth`), the same at /token, /par and /revoke.
+AUTH_METHODS = ("client_secret_basic", "private_key_jwt")
 
+
+# RFC 8414 §3's location, and OpenID Connect Discovery's, which openid-client and other
+# OIDC-first libraries ask for by default (openid-client without `algorithm: 'oauth2'`).
+# The same document at both: the broker is an OAuth 2.0 server, not an OpenID Provider (no ID
+# token), so OIDC-only members such as `subject_types_supported` are absent from both.
 @router.get("/.well-known/oauth-authorization-server")
+@router.get("/.well-known/openid-configuration")
 async def metadata(request: Request) -> dict[str, Any]:
     broker = broker_of(request)
     issuer = broker.settings.issuer
@@ -24,16 +39,25 @@ async def metadata(request: Request) -> dict[str, Any]:
         "authorization_endpoint": f"{issuer}/authorize",
         "token_endpoint": f"{issuer}/token",
         "pushed_authorization_request_endpoint": f"{issuer}/par",
+        # RFC 7009, authenticated as at the token endpoint (RFC 8414 §2).
+        "revocation_endpoint": f"{issuer}/revoke",
+        "revocation_endpoint_auth_methods_supported": list(AUTH_METHODS),
+        "revocation_endpoint_auth_signing_alg_values_supported": list(ASSERTION_ALGORITHMS),
         # RFC 9126 §5: a plain authorization request is refused (unless the operator made
         # the partner an exception, which a client cannot learn from here).
         "require_pushed_authorization_requests": True,
         "jwks_uri": f"{issuer}/.well-known/jwks.json",
         "scopes_supported": list(SCOPES),
         "response_types_supported": ["code"],
-        "response_modes_supported": ["query"],
+        # JARM (FAPI 2.0 Message Signing): `jwt` is `query.jwt` for the code flow, signed in
+        # the HSM with the `use: sig` key of the JWKS (`sharelock.flow.responses`).
+        "response_modes_supported": ["query", "jwt", "query.jwt"],
+        "authorization_signing_alg_values_supported": ["ES256"],
         "grant_types_supported": ["authorization_code"],
         "code_challenge_methods_supported": ["S256"],
-        "token_endpoint_auth_methods_supported": ["client_secret_basic", "private_key_jwt"],
+        "token_endpoint_auth_methods_supported": list(AUTH_METHODS),
+        # FAPI 2.0 §5.4.1 (PS256, ES256, EdDSA): the very list client_auth verifies with,
+        # so what is announced and what is accepted cannot differ. No RS256.
         "token_endpoint_auth_signing_alg_values_supported": list(ASSERTION_ALGORITHMS),
         "authorization_response_iss_parameter_supported": True,
         "credential_encryption_alg_values_supported": list(algs),

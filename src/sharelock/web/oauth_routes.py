@@ -10,6 +10,7 @@ from typing import Any, NoReturn
 from fastapi import APIRouter, Request, Response
 from fastapi.responses import JSONResponse, RedirectResponse
 
+from sharelock.flow import authorization_redirect
 from sharelock.oauth import (
     InvalidRequest,
     InvalidScope,
@@ -20,7 +21,6 @@ from sharelock.oauth import (
     UnsupportedTokenType,
     UntrustedRedirect,
     authenticate_client,
-    authorization_response,
     require_pushed,
     single_valued,
     validate_request,
@@ -72,11 +72,17 @@ async def push_authorization_request(request: Request) -> JSONResponse:
 NO_SOURCE = "no data source can provide every requested scope together; ask for fewer"
 
 
-def _error_redirect(broker: Broker, exc: RedirectableError) -> RedirectResponse:
-    location = authorization_response(
-        exc.redirect_uri,
+async def _error_redirect(
+    broker: Broker, exc: RedirectableError, client_id: str
+) -> RedirectResponse:
+    location = await authorization_redirect(
+        broker.keys,
+        broker.clock,
         broker.settings.issuer,
-        exc.state,
+        redirect_uri=exc.redirect_uri,
+        client_id=client_id,
+        state=exc.state,
+        response_mode=exc.response_mode,
         error=exc.cause.error,
         error_description=exc.cause.description,
     )
@@ -105,13 +111,17 @@ async def authorize(request: Request) -> Response:
     except UntrustedRedirect as exc:
         return error_page(request, 400, exc.description)
     except RedirectableError as exc:
-        return _error_redirect(broker, exc)
+        return await _error_redirect(broker, exc, client_id)
     if not broker.consent.providable(auth_request.scopes):
-        return _error_redirect(
+        return await _error_redirect(
             broker,
             RedirectableError(
-                InvalidScope(NO_SOURCE), auth_request.redirect_uri, auth_request.state
+                InvalidScope(NO_SOURCE),
+                auth_request.redirect_uri,
+                auth_request.state,
+                auth_request.response_mode,
             ),
+            auth_request.client_id,
         )
     started = await broker.consent.start(auth_request, request.headers.get("user-agent"))
     response = RedirectResponse(f"/consent/{started.flow_id}", status_code=303)
