@@ -23,6 +23,7 @@ from sharelock.connectors import Connector, build_connectors
 from sharelock.db import create_engine_for, database_errors, migrate
 from sharelock.flow import (
     ASSERTION_JTI,
+    DPOP_JTI,
     AsyncAudit,
     AsyncPartners,
     ConsentService,
@@ -32,7 +33,7 @@ from sharelock.flow import (
 )
 from sharelock.keys import KeyLayer
 from sharelock.maintenance import MaintenanceVault
-from sharelock.oauth import digest
+from sharelock.oauth import NonceIssuer, digest
 from sharelock.ratelimit import IDENTIFIER_KEY_LABEL, RateLimiter, identifier_key_from
 from sharelock.registry import PartnerRegistry
 from sharelock.rights import ProofService, RightsDesk, RightsService
@@ -60,6 +61,8 @@ class Broker:
     proofs: ProofService
     desk: RightsDesk
     clock: Clock = field(default=SYSTEM_CLOCK)
+    # DPoP server nonces (`Settings.dpop_nonces`), None when not required.
+    dpop_nonces: NonceIssuer | None = None
 
     @classmethod
     def assemble(
@@ -135,6 +138,7 @@ class Broker:
             proofs=proofs,
             desk=RightsDesk(settings, records, engine, audit, partners),
             clock=clock,
+            dpop_nonces=_dpop_nonces(settings, keys),
         )
 
     async def close(self) -> None:
@@ -150,6 +154,11 @@ class Broker:
     async def remember_assertion(self, key: str, expires_at: float) -> bool:
         """Remember a client assertion's jti until it expires; False on a replay."""
         return await self.records.put_new(ASSERTION_JTI, digest(key), b"1", until=expires_at)
+
+    async def remember_dpop_jti(self, key: str, until: float) -> bool:
+        """Remember a DPoP proof's key and jti while the proof could be accepted; False on a
+        replay (RFC 9449 §11.1)."""
+        return await self.records.put_new(DPOP_JTI, digest(key), b"1", until=until)
 
     def readiness_probes(self) -> dict[str, Callable[[], Awaitable[None]]]:
         async def hsm() -> None:
@@ -200,3 +209,14 @@ class OperatorTools:
     def vault(self, keys: KeyLayer) -> MaintenanceVault:
         """The credentials kept for maintenance, opened with this command's HSM session."""
         return MaintenanceVault(self.engine, keys, self.settings.retention)
+
+
+# The DPoP nonces' key, derived in the HSM like the rate limiter's: every node sharing the
+# token makes and accepts the same nonces, with no secret to distribute.
+DPOP_NONCE_KEY_LABEL = b"sharelock/dpop-nonces/v1"
+
+
+def _dpop_nonces(settings: Settings, keys: KeyLayer) -> NonceIssuer | None:
+    if not settings.dpop_nonces:
+        return None
+    return NonceIssuer(identifier_key_from(keys.keyed_hash(DPOP_NONCE_KEY_LABEL)))

@@ -292,6 +292,12 @@ class Settings(BaseSettings):
         gt=0,
         description="How often `serve` purges past-retention audit rows and signs a checkpoint.",
     )
+    dpop_nonces: bool = Field(
+        default=False,
+        description="Require DPoP server nonces (RFC 9449 §8) in proofs at /par, /token and "
+        "/v1/share: a client's first proof is refused with use_dpop_nonce and a DPoP-Nonce to "
+        "use. Every node derives the same nonce key from the HSM token.",
+    )
     partner_cache_seconds: float = Field(
         default=5.0,
         ge=0,

@@ -90,7 +90,7 @@ def test_the_state_is_used_wherever_it_is_named(elsewhere: Path, tmp_path: Path)
     run = runner(elsewhere, SHARELOCK_STATE_DIR=str(state))
     added = json.loads(
         run("partners", "add", "--name", "Shop", "--redirect-uri", "https://shop.example/cb",
-            "--scope", "identity").stdout
+            "--scope", "identity", "--profile", "basic").stdout
     )  # fmt: skip
     assert (
         added["client_id"]

@@ -190,7 +190,6 @@ def test_metadata_announces_no_feature_not_yet_served(http: httpx.Client) -> Non
     the feature (and its test), and remove it from this list."""
     meta = http.get("/.well-known/oauth-authorization-server").json()
     not_yet = {
-        "dpop_signing_alg_values_supported",
         "request_object_signing_alg_values_supported",
         "require_signed_request_object",
     }

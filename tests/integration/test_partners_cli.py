@@ -72,6 +72,7 @@ def add(run: Run, name: str, *extra: str) -> dict[str, Any]:
         "--name", name,
         "--redirect-uri", "https://shop.example/cb",
         "--scope", "identity",
+        "--profile", "basic",
         *extra,
     )  # fmt: skip
     shown: dict[str, Any] = json.loads(done.stdout)
@@ -155,3 +156,27 @@ def test_rotate_secret_of_unknown_partner_is_one_error_line(run: Run) -> None:
     lines = done.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("error:")
     assert "no partner with that client id" in lines[0]
+
+
+def test_new_partners_are_fapi2_and_need_their_keys(run: Run, tmp_path: Path) -> None:
+    """`fapi2` is the default profile: without public keys it is refused in one line that
+    names the way out; with them it is stored and listed."""
+    refused = run(
+        "partners", "add", "--name", "Keyless", "--redirect-uri", "https://shop.example/cb",
+        "--scope", "identity", expect=2,
+    )  # fmt: skip
+    assert "--profile basic" in refused.stderr and refused.stdout == ""
+    jwks = tmp_path / "jwks.json"
+    key = {"kty": "EC", "crv": "P-256", "x": "f83OJ3D2xF1Bg8vub9tLe1gHMzV76e8Tus9uPHvRVEU",
+           "y": "x_FEzRu9m36HLN_tue659LNpXW6pCyStikYjKIWI5a0", "kid": "k1"}  # fmt: skip
+    jwks.write_text(json.dumps({"keys": [key]}))
+    added = json.loads(
+        run(
+            "partners", "add", "--name", "FAPI Shop", "--redirect-uri", "https://shop.example/cb",
+            "--scope", "identity", "--jwks-file", str(jwks),
+        ).stdout
+    )  # fmt: skip
+    assert added["profile"] == "fapi2"
+    assert add(run, "Basic Shop")["profile"] == "basic"
+    listed = {p["name"]: p["profile"] for p in json.loads(run("partners", "list", "--json").stdout)}
+    assert listed["FAPI Shop"] == "fapi2" and listed["Basic Shop"] == "basic"

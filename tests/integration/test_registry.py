@@ -567,6 +567,7 @@ def test_cli_partners_add_and_list(database_url: str, tmp_path: Path) -> None:
         "--scope", "identity",
         "--scope", "address, email",
         "--purpose", "Deliver orders",
+        "--profile", "basic",
     )  # fmt: skip
     assert added.returncode == 0, added.stderr
     shown = json.loads(added.stdout)

@@ -21,7 +21,7 @@ import typer
 from rich.table import Table
 
 from sharelock.cli.common import database, friendly_errors, out
-from sharelock.db import ROLES
+from sharelock.db import FAPI2_PROFILE, ROLES
 from sharelock.registry import InvalidPartner, Partner, PartnerRegistry
 
 app = typer.Typer(no_args_is_help=True, help="Partners (online services) allowed to ask for data.")
@@ -56,6 +56,7 @@ def _public(partner: Partner) -> dict[str, Any]:
         "par_exempt": partner.par_exempt,
         "identity_verification": partner.identity_verification,
         "dpo_contact": partner.dpo_contact,
+        "profile": partner.profile,
     }
 
 
@@ -124,6 +125,17 @@ def add(
             ),
         ),
     ] = None,
+    profile: Annotated[
+        str,
+        typer.Option(
+            "--profile",
+            help=(
+                "fapi2: private_key_jwt (PS256, ES256 or EdDSA; needs --jwks-file or"
+                " --jwks-uri), DPoP-bound tokens, PAR; basic: client_secret_basic and"
+                " bearer tokens, for the sandbox and legacy clients"
+            ),
+        ),
+    ] = FAPI2_PROFILE,
 ) -> None:
     """Register a partner; prints its client_id and client_secret (shown only this once)."""
     jwks = _read_jwks(jwks_file)
@@ -141,6 +153,7 @@ def add(
             par_exempt=allow_plain_authorize,
             identity_verification=identity_verification,
             dpo_contact=dpo_contact,
+            profile=profile,
         )
     payload = {**_public(partner), "client_secret": secret}
     typer.echo(json.dumps(payload, indent=2))
@@ -166,6 +179,7 @@ def list_partners(
     table.add_column("scopes")
     table.add_column("redirect URIs", overflow="fold")
     table.add_column("role")
+    table.add_column("profile")
     table.add_column("created (UTC)")
     table.add_column("PAR")
     table.add_column("identity kept")
@@ -177,6 +191,7 @@ def list_partners(
             " ".join(p.scopes),
             "\n".join(p.redirect_uris),
             p.role,
+            p.profile,
             p.created_at.strftime("%Y-%m-%d %H:%M"),
             "exempt" if p.par_exempt else "required",
             "72 h, to verify" if p.identity_verification else "no",

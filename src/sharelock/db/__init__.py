@@ -14,7 +14,10 @@ from sharelock.db.engine import (
 )
 from sharelock.db.errors import DatabaseError, DatabaseUnavailable, database_errors
 from sharelock.db.models import (
+    BASIC_PROFILE,
+    FAPI2_PROFILE,
     GENESIS_HASH,
+    PROFILES,
     RIGHTS_REQUEST_KINDS,
     RIGHTS_REQUEST_STATUSES,
     ROLES,
@@ -30,7 +33,10 @@ from sharelock.db.models import (
 from sharelock.db.schema import current_revision, head_revision, migrate
 
 __all__ = [
+    "BASIC_PROFILE",
+    "FAPI2_PROFILE",
     "GENESIS_HASH",
+    "PROFILES",
     "RIGHTS_REQUEST_KINDS",
     "RIGHTS_REQUEST_STATUSES",
     "ROLES",

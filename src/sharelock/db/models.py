@@ -41,6 +41,11 @@ NAMING_CONVENTION = {
 }
 
 ROLES = ("controller", "processor", "joint")
+# Partner profiles: `fapi2` authenticates with private_key_jwt only and gets DPoP-bound tokens
+# only; `basic` keeps client_secret_basic and bearer tokens (the sandbox, legacy clients).
+FAPI2_PROFILE = "fapi2"
+BASIC_PROFILE = "basic"
+PROFILES = (FAPI2_PROFILE, BASIC_PROFILE)
 # The rights a person asks a partner to act on (`sharelock.rights`), and where such a request
 # stands. Kept here beside the table's check constraints.
 RIGHTS_REQUEST_KINDS = (
@@ -100,6 +105,9 @@ class PartnerRow(Base):
     # How a person reaches the partner's data-protection officer (an address, a URL, a
     # postal address), shown on the rights page beside the partner's GDPR role.
     dpo_contact: Mapped[str | None] = mapped_column(String(400))
+    # `fapi2` (private_key_jwt, DPoP-bound tokens) or `basic` (client_secret_basic, bearer
+    # tokens): `sharelock.oauth.PROFILES`. Partners registered before profiles are `basic`.
+    profile: Mapped[str] = mapped_column(String(16), default="basic", server_default="basic")
 
 
 class AuditEventRow(Base):

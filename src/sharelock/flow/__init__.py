@@ -20,6 +20,7 @@ from sharelock.flow.ports import AsyncAudit, AsyncPartners
 from sharelock.flow.record_types import RightsPending, RightsProof
 from sharelock.flow.records import (
     ASSERTION_JTI,
+    DPOP_JTI,
     IDENTITY,
     KINDS,
     RIGHTS_PENDING,
@@ -35,6 +36,7 @@ from sharelock.flow.state import FlowState, Status, flow_ref
 __all__ = [
     "ASSERTION_JTI",
     "CREDENTIAL_MEMBERS",
+    "DPOP_JTI",
     "FAILED_MESSAGES",
     "IDENTITY",
     "KINDS",

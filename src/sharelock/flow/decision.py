@@ -132,6 +132,7 @@ class Decisions:
             data_source=flow.data_source,
             login_hash=flow.login_hash,
             release_expires_at=release_until,
+            dpop_jkt=flow.request.dpop_jkt,
         )
         # The code and the release's new life first, the transition (the one winner of two
         # clicks) last: if it fails, the code was never handed out and expires unused.

@@ -9,6 +9,7 @@ leaves). If the database is down, nothing is taken: the partner gets a 503 and m
 
 from __future__ import annotations
 
+import hmac
 import logging
 from collections.abc import Callable, Mapping
 from contextlib import suppress
@@ -61,6 +62,21 @@ def _row(grant: TokenGrant) -> dict[str, Any]:
     }
 
 
+def _check_binding(grant: TokenGrant, jkt: str | None) -> None:
+    """`InvalidToken` unless the request presents the token as it was issued: with a DPoP
+    proof by its key if it is bound (`cnf.jkt`), as a bearer token otherwise."""
+    if grant.jkt is None:
+        if jkt is not None:
+            raise InvalidToken("a bearer token is presented with the Bearer scheme")
+        return
+    if jkt is None:
+        raise InvalidToken(
+            "this token is DPoP-bound: present it with the DPoP scheme and a proof", scheme="DPoP"
+        )
+    if not hmac.compare_digest(jkt, grant.jkt):
+        raise InvalidToken("the DPoP proof's key is not the token's", scheme="DPoP")
+
+
 class DeliveryService:
     def __init__(
         self, settings: Settings, records: Records, audit: AsyncAudit, clock: Clock
@@ -93,11 +109,18 @@ class DeliveryService:
     # -- token endpoint -----------------------------------------------------------------
 
     async def exchange(
-        self, client_id: str, form: Mapping[str, str], received_at: float | None = None
+        self,
+        client_id: str,
+        form: Mapping[str, str],
+        received_at: float | None = None,
+        *,
+        jkt: str | None = None,
     ) -> dict[str, Any]:
         """A token for a code, once. `received_at` is when the request reached the broker: a
         request already under way when the code was redeemed is a concurrent duplicate
-        (refused), not a replay after a completed exchange (refused, and the token revoked)."""
+        (refused), not a replay after a completed exchange (refused, and the token revoked).
+        `jkt` is the thumbprint of the key of the request's verified DPoP proof: the token is
+        then bound to it (`token_type` DPoP), and it must be the key bound at PAR if any."""
         received_at = self.clock.now() if received_at is None else received_at
         request = TokenRequest.from_form(form)
         code_digest = digest(request.code)
@@ -107,6 +130,10 @@ class DeliveryService:
             await self._replayed_code(code_digest, client_id, received_at)
             raise InvalidGrant("the code is invalid, expired or already used")
         check_redemption(grant, client_id, request)
+        if grant.dpop_jkt is not None and (
+            jkt is None or not hmac.compare_digest(jkt, grant.dpop_jkt)
+        ):
+            raise InvalidGrant("the DPoP proof's key is not the one bound at the pushed request")
         token = handle_in_slot_of(grant.flow_id)
         now = self.clock.now()
         expires_at = min(
@@ -119,13 +146,14 @@ class DeliveryService:
             data_source=grant.data_source,
             login_hash=grant.login_hash,
             scopes=grant.scopes,
+            jkt=jkt,
         )
         await self.records.put(TOKEN, token_digest, token_grant, until=expires_at)
         use = CodeUse(token=token_digest, issued_at=self.clock.now())
         await self.records.put(CODE_USED, code_digest, use, until=expires_at)
         return {
             "access_token": token,
-            "token_type": "Bearer",
+            "token_type": "DPoP" if jkt is not None else "Bearer",
             "expires_in": max(1, int(expires_at - now)),
             "scope": " ".join(grant.scopes),
         }
@@ -198,7 +226,7 @@ class DeliveryService:
 
     # -- delivery -----------------------------------------------------------------------
 
-    async def deliver(self, token: str) -> dict[str, Any]:
+    async def deliver(self, token: str, jkt: str | None = None) -> dict[str, Any]:
         """The approved data, once, for a live token. The order is what makes it safe:
 
         1. read the token and the release; nothing changes yet;
@@ -214,11 +242,16 @@ class DeliveryService:
         `delivering` record: the partner's retry with the same token, within the token's
         life, finds it and goes on from step 3, so the data still leaves once. After the row
         only the answer remains: no data leaves without its row, and no row is written while
-        anything but the answer could still fail."""
+        anything but the answer could still fail.
+
+        `jkt` is the thumbprint of the key of the request's verified DPoP proof (None for a
+        Bearer request): a DPoP-bound token is delivered only with a proof by its key, and a
+        bearer token only as such (RFC 9449 §7.1); a refusal leaves the token as it was."""
         token_digest = digest(token)
         grant = await self.records.get(TOKEN, token_digest)
         if grant is None:
-            return await self._resume(token_digest)
+            return await self._resume(token_digest, jkt)
+        _check_binding(grant, jkt)
         ref = flow_ref(grant.flow_id)
         release = await self.records.get(RELEASE, ref)
         if release is None:
@@ -231,16 +264,17 @@ class DeliveryService:
         )
         if not claimed:
             # A concurrent request with the same token handed it over first.
-            return await self._resume(token_digest)
+            return await self._resume(token_digest, jkt)
         return await self._release(token_digest, Delivering(grant, release))
 
-    async def _resume(self, token_digest: str) -> dict[str, Any]:
+    async def _resume(self, token_digest: str, jkt: str | None) -> dict[str, Any]:
         """A token no longer live: a delivery that failed before its row is taken up again;
         anything else is refused (and a second fetch after a delivery is recorded)."""
         held = await self.records.get(DELIVERING, token_digest)
         if held is None:
             await self._second_fetch(token_digest)
             raise InvalidToken("the access token is invalid, expired or already used")
+        _check_binding(held.grant, jkt)
         return await self._release(token_digest, held)
 
     async def _release(self, token_digest: str, held: Delivering) -> dict[str, Any]:

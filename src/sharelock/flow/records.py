@@ -238,6 +238,14 @@ ASSERTION_JTI = _bytes_kind(
     "a marker: this client assertion was used once",
     timedelta(minutes=6),
 )
+# A proof is acceptable 60 s back and 10 s ahead (`sharelock.oauth.ProofWindow`): remembered
+# a little longer than that.
+DPOP_JTI = _bytes_kind(
+    "dpop-jti",
+    "digest of key thumbprint and jti",
+    "a marker: this DPoP proof was used once",
+    timedelta(minutes=2),
+)
 RIGHTS_PROOF = _dataclass_kind(
     RightsProof,
     "rights-proof",
@@ -267,6 +275,7 @@ KINDS: tuple[Kind[Any], ...] = (
     TOKEN,
     DELIVERING,
     ASSERTION_JTI,
+    DPOP_JTI,
     IDENTITY,
     RIGHTS_PROOF,
     RIGHTS_PENDING,

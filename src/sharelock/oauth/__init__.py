@@ -14,7 +14,10 @@ Public surface: `AuthorizationRequest`, `single_valued`, `validate_request` and
 
 from sharelock.oauth.authorization import AuthorizationRequest, require_pushed, single_valued
 from sharelock.oauth.authorization import validate as validate_request
-from sharelock.oauth.client_auth import ASSERTION_ALGORITHMS, authenticate_client
+from sharelock.oauth.client_auth import (
+    ASSERTION_ALGORITHMS,
+    authenticate_client,
+)
 from sharelock.oauth.dpop import DPOP_ALGORITHMS, DPoPError, DPoPProof, ProofWindow, jkt
 from sharelock.oauth.dpop import NONCE_HEADER as DPOP_NONCE_HEADER
 from sharelock.oauth.dpop import PROOF_HEADER as DPOP_HEADER
@@ -45,9 +48,12 @@ from sharelock.oauth.tokens import REQUEST_URI_PREFIX, digest, new_handle
 
 __all__ = [
     "ASSERTION_ALGORITHMS",
+    "BASIC_PROFILE",
     "DPOP_ALGORITHMS",
     "DPOP_HEADER",
     "DPOP_NONCE_HEADER",
+    "FAPI2_PROFILE",
+    "PROFILES",
     "REQUEST_URI_PREFIX",
     "AccessDenied",
     "AuthorizationRequest",

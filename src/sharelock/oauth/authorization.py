@@ -46,6 +46,7 @@ _KNOWN_PARAMETERS = frozenset(
         "client_secret",
         "access_token",
         "response_mode",
+        "dpop_jkt",
     }
 )
 # JARM (FAPI 2.0 Message Signing): `jwt` is `query.jwt` for the code flow. The fragment and
@@ -80,6 +81,7 @@ class AuthorizationRequest:
     state: str | None
     code_challenge: str
     response_mode: str = "query"  # or "query.jwt": the response is a JWT signed by the broker
+    dpop_jkt: str | None = None  # the DPoP key bound at PAR (RFC 9449 §10)
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
@@ -93,6 +95,7 @@ class AuthorizationRequest:
             state=value["state"],
             code_challenge=str(value["code_challenge"]),
             response_mode=str(value.get("response_mode", "query")),
+            dpop_jkt=value.get("dpop_jkt"),
         )
 
 

@@ -18,6 +18,7 @@ from joserfc import jws, jwt
 from joserfc.errors import JoseError, SecurityWarning
 from joserfc.jwk import KeySet
 
+from sharelock.db import FAPI2_PROFILE
 from sharelock.oauth.errors import InvalidClient, InvalidRequest
 
 ASSERTION_TYPE = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
@@ -41,6 +42,8 @@ class AuthenticatedPartner(Protocol):
     def client_id(self) -> str: ...
     @property
     def jwks(self) -> Mapping[str, Any] | None: ...
+    @property
+    def profile(self) -> str: ...
 
 
 class PartnerDirectory(Protocol):
@@ -178,12 +181,16 @@ async def authenticate_client(
     method = _method(authorization, form)
     moment = time.time() if now is None else now
     try:
-        return await _authenticate(
+        partner = await _authenticate(
             method, authorization, form, directory, issuer, remember_once, moment
         )
+        if partner.profile == FAPI2_PROFILE and method != METHOD_JWT:
+            # FAPI 2.0 §5.3.2.1: asymmetric client authentication only.
+            raise InvalidClient("this client must authenticate with private_key_jwt (FAPI 2.0)")
     except InvalidClient as exc:
         exc.method = method
         raise
+    return partner
 
 
 async def _authenticate(

@@ -77,7 +77,7 @@ warnings.filterwarnings("ignore", message="EdDSA is deprecated", category=Securi
 
 Reason = Literal[
     "malformed", "too_large", "header_count", "typ", "alg", "crit", "jwk", "private_key",
-    "signature", "jti", "htm", "htu", "iat", "ath", "nonce", "replay",
+    "signature", "jti", "htm", "htu", "iat", "ath", "nonce", "replay", "missing", "binding",
 ]  # fmt: skip
 
 # Remembers a key until the given time (epoch seconds); False when it was already there.

@@ -80,11 +80,15 @@ class InvalidToken(OAuthError):
     error = "invalid_token"
     status = 401
 
-    def __init__(self, description: str, *, credentials: bool = True) -> None:
+    def __init__(
+        self, description: str, *, credentials: bool = True, scheme: str = "Bearer"
+    ) -> None:
         super().__init__(description)
         # False when the request carried no credentials at all: its challenge then names no
         # error code (RFC 6750 §3.1), the client simply did not know it had to authenticate.
         self.credentials = credentials
+        # The challenge's scheme: `DPoP` for a DPoP-bound token (RFC 9449 §7.1).
+        self.scheme = scheme
 
 
 class UntrustedRedirect(SharelockError):

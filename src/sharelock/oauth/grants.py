@@ -23,6 +23,8 @@ class CodeGrant:
     data_source: str | None
     login_hash: str | None
     release_expires_at: float  # the approved data waits no longer than this
+    # The DPoP key bound at PAR (`dpop_jkt`, RFC 9449 §10): the token request must prove it.
+    dpop_jkt: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -43,6 +45,9 @@ class TokenGrant:
     data_source: str | None
     login_hash: str | None
     scopes: list[str]
+    # The thumbprint of the DPoP key the token is bound to (`cnf.jkt`, RFC 9449 §6); None for
+    # a bearer token. `/v1/share` then asks a proof by that key.
+    jkt: str | None = None
 
 
 @dataclass(frozen=True, slots=True, repr=False)

@@ -83,6 +83,8 @@ class Partner:
     # How a person reaches the partner's data-protection officer (`partners add
     # --dpo-contact`), shown on the rights page with the partner's role.
     dpo_contact: str | None = None
+    # `fapi2` or `basic` (`sharelock.db.PROFILES`, `partners add --profile`).
+    profile: str = "basic"
 
     @classmethod
     def from_row(cls, row: PartnerRow) -> Partner:
@@ -102,6 +104,7 @@ class Partner:
             par_exempt=row.par_exempt,
             identity_verification=row.identity_verification,
             dpo_contact=row.dpo_contact,
+            profile=row.profile,
         )
 
 
@@ -172,6 +175,7 @@ class PartnerRegistry:
         par_exempt: bool = False,
         identity_verification: bool = False,
         dpo_contact: str | None = None,
+        profile: str = "basic",
     ) -> tuple[Partner, str]:
         """Register a partner; returns it and its client secret, which is never shown again.
         Raises `InvalidPartner` naming the first field that is wrong."""
@@ -197,6 +201,7 @@ class PartnerRegistry:
             par_exempt=par_exempt,
             identity_verification=identity_verification,
             dpo_contact=validation.dpo_contact(dpo_contact),
+            profile=validation.profile(profile, jwks, jwks_uri, par_exempt),
         )
         secret = new_client_secret()
         row.client_secret_hash = secret_digest(secret)

@@ -16,7 +16,7 @@ from urllib.parse import urlsplit
 from joserfc.errors import JoseError
 from joserfc.jwk import KeySet
 
-from sharelock.db import ROLES
+from sharelock.db import FAPI2_PROFILE, PROFILES, ROLES
 from sharelock.registry.errors import InvalidPartner
 from sharelock.scopes import SCOPES
 
@@ -127,6 +127,23 @@ def dpo_contact(value: str | None) -> str | None:
 
 def optional_url(value: str | None, field: str) -> str | None:
     return None if value is None or value == "" else _url(value, field)
+
+
+def profile(
+    value: str, jwks: Mapping[str, Any] | None, jwks_uri: str | None, par_exempt: bool
+) -> str:
+    """`fapi2` needs the partner's public keys (private_key_jwt is its only client
+    authentication) and PAR for every request; `basic` needs nothing more."""
+    if value not in PROFILES:
+        raise InvalidPartner(f"profile {value!r}: expected one of {', '.join(PROFILES)}")
+    if value == FAPI2_PROFILE and jwks is None and jwks_uri is None:
+        raise InvalidPartner(
+            "profile fapi2 authenticates with private_key_jwt: give the partner's public keys "
+            "(--jwks or --jwks-uri), or choose --profile basic"
+        )
+    if value == FAPI2_PROFILE and par_exempt:
+        raise InvalidPartner("profile fapi2 requires PAR: it cannot allow plain authorize")
+    return value
 
 
 def role(value: str) -> str:

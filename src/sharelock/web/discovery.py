@@ -2,9 +2,8 @@
 
 The metadata names only what the broker does today: a member that announces a feature makes
 certified clients (oauth4webapi, openid-client, Authlib) rely on it. Not yet here, on purpose:
-`dpop_signing_alg_values_supported` (DPoP is verified by `sharelock.oauth.dpop` but not yet
-required or bound at /par, /token and /v1/share), `request_object_signing_alg_values_supported`
-(no JAR) and `service_documentation` (no documentation URL is configured).
+`request_object_signing_alg_values_supported` (no JAR) and `service_documentation` (no
+documentation URL is configured).
 """
 
 from __future__ import annotations
@@ -14,7 +13,7 @@ from typing import Any
 from fastapi import APIRouter, Request
 
 from sharelock.envelope import ALLOWED_ENC
-from sharelock.oauth import ASSERTION_ALGORITHMS
+from sharelock.oauth import ASSERTION_ALGORITHMS, DPOP_ALGORITHMS
 from sharelock.scopes import SCOPES
 from sharelock.web.deps import broker_of
 
@@ -53,6 +52,8 @@ async def metadata(request: Request) -> dict[str, Any]:
         # the HSM with the `use: sig` key of the JWKS (`sharelock.flow.responses`).
         "response_modes_supported": ["query", "jwt", "query.jwt"],
         "authorization_signing_alg_values_supported": ["ES256"],
+        # DPoP (RFC 9449) at /par (`dpop_jkt`), /token and /v1/share (`sharelock.web.dpop`).
+        "dpop_signing_alg_values_supported": list(DPOP_ALGORITHMS),
         "grant_types_supported": ["authorization_code"],
         "code_challenge_methods_supported": ["S256"],
         "token_endpoint_auth_methods_supported": list(AUTH_METHODS),

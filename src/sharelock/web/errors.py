@@ -19,7 +19,7 @@ from sharelock.envelope import EnvelopeRejected
 from sharelock.errors import ServiceUnavailable
 from sharelock.flow import FlowError
 from sharelock.keys import HsmUnavailable, KeyLayerError
-from sharelock.oauth import InvalidClient, InvalidToken, OAuthError
+from sharelock.oauth import DPoPError, InvalidClient, InvalidToken, OAuthError, dpop_challenge
 from sharelock.ratelimit import RateLimited
 from sharelock.rights import RightsError
 from sharelock.store import SealError
@@ -109,13 +109,22 @@ def install(app: FastAPI, on_auth_failure: AuthFailureHook = _ignore) -> None:
 
     @app.exception_handler(OAuthError)
     async def _oauth(request: Request, exc: OAuthError) -> JSONResponse:
-        if isinstance(exc, InvalidClient | InvalidToken):
+        if isinstance(exc, InvalidClient | InvalidToken | DPoPError):
             await on_auth_failure(request)
+        if isinstance(exc, DPoPError):
+            # 400 at /par and /token; at the share endpoint, a protected resource, 401 with a
+            # DPoP challenge (RFC 9449 §7.1); the fresh nonce either way, when one is due.
+            resource = request.url.path == "/v1/share"
+            status = exc.resource_status if resource else exc.status
+            headers = exc.response_headers(resource=resource)
+            return error_response(status, exc.error, exc.description, headers)
         headers = {}
         if isinstance(exc, InvalidClient) and exc.basic_challenge:
             # RFC 6749 §5.2: the challenge of the method used; a client that authenticated
             # in the body (private_key_jwt, client_secret_post) gets no Basic challenge.
             headers["WWW-Authenticate"] = 'Basic realm="sharelock"'
+        elif isinstance(exc, InvalidToken) and exc.scheme == "DPoP":
+            headers["WWW-Authenticate"] = dpop_challenge(exc.error, exc.description)
         elif isinstance(exc, InvalidToken):
             # RFC 6750 §3.1: no error code for a request that sent no credentials at all.
             challenge = 'Bearer realm="sharelock"'

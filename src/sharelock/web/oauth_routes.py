@@ -5,11 +5,13 @@ from __future__ import annotations
 
 import math
 import time
+from dataclasses import replace
 from typing import Any, NoReturn
 
 from fastapi import APIRouter, Request, Response
 from fastapi.responses import JSONResponse, RedirectResponse
 
+from sharelock.db import FAPI2_PROFILE
 from sharelock.flow import authorization_redirect
 from sharelock.oauth import (
     InvalidRequest,
@@ -25,6 +27,7 @@ from sharelock.oauth import (
     single_valued,
     validate_request,
 )
+from sharelock.web import dpop
 from sharelock.web.access_log import RECEIVED_AT
 from sharelock.web.deps import Broker, broker_of
 from sharelock.web.errors import NO_STORE, error_page
@@ -53,6 +56,7 @@ async def push_authorization_request(request: Request) -> JSONResponse:
     form = await read_form(request)
     partner = await _client(broker, request, form)
     await broker.limiter.hit("par_per_partner", partner.client_id)
+    proof = await dpop.request_proof(broker, request, "POST", "/par")
     if "request_uri" in form:
         raise InvalidRequest("request_uri is not allowed in a pushed request")
     params = {k: v for k, v in form.items() if k not in _CLIENT_AUTH_PARAMS}
@@ -65,8 +69,9 @@ async def push_authorization_request(request: Request) -> JSONResponse:
         raise exc.cause from None
     if not broker.consent.providable(auth_request.scopes):
         raise InvalidScope(NO_SOURCE)
-    body = await broker.delivery.push(auth_request)
-    return JSONResponse(body, status_code=201, headers=NO_STORE)
+    jkt = dpop.bound_key(proof, form.get("dpop_jkt"))
+    body = await broker.delivery.push(replace(auth_request, dpop_jkt=jkt))
+    return JSONResponse(body, status_code=201, headers={**NO_STORE, **dpop.nonce_headers(broker)})
 
 
 NO_SOURCE = "no data source can provide every requested scope together; ask for fewer"
@@ -142,8 +147,14 @@ async def token(request: Request) -> JSONResponse:
     await broker.limiter.hit("token_per_partner", partner.client_id)
     if form.get("grant_type") != "authorization_code":
         raise UnsupportedGrantType("only authorization_code is supported")
-    body = await broker.delivery.exchange(partner.client_id, form, received_at)
-    return JSONResponse(body, headers=NO_STORE)
+    # Checked before the code is redeemed: a wrong proof does not burn the code.
+    proof = await dpop.request_proof(broker, request, "POST", "/token")
+    if partner.profile == FAPI2_PROFILE:
+        dpop.require(proof, "a DPoP proof is required: tokens are DPoP-bound (FAPI 2.0)")
+    body = await broker.delivery.exchange(
+        partner.client_id, form, received_at, jkt=proof.jkt if proof else None
+    )
+    return JSONResponse(body, headers={**NO_STORE, **dpop.nonce_headers(broker)})
 
 
 _TOKEN_TYPE_HINTS = ("access_token", "refresh_token", "authorization_code")
@@ -192,10 +203,17 @@ async def share(request: Request) -> JSONResponse:
     if header is None or not header.strip():
         raise InvalidToken("a bearer access token is required", credentials=False)
     scheme, _, token = header.partition(" ")
-    if scheme.lower() != "bearer" or not token.strip():
-        raise InvalidToken("a bearer access token is required")
-    body = await broker.delivery.deliver(token.strip())
-    return JSONResponse(body, headers=NO_STORE)
+    scheme, token = scheme.lower(), token.strip()
+    if scheme not in ("bearer", "dpop") or not token:
+        raise InvalidToken("a Bearer or DPoP access token is required")
+    proof = None
+    if scheme == "dpop":
+        proof = dpop.require(
+            await dpop.request_proof(broker, request, "GET", "/v1/share", access_token=token),
+            "a DPoP token needs a DPoP proof",
+        )
+    body = await broker.delivery.deliver(token, jkt=proof.jkt if proof else None)
+    return JSONResponse(body, headers={**NO_STORE, **dpop.nonce_headers(broker)})
 
 
 @router.post("/v1/share")
