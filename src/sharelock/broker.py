@@ -129,7 +129,7 @@ class Broker:
             partners=partners,
             audit=audit,
             consent=consent,
-            delivery=DeliveryService(settings, records, audit, clock),
+            delivery=DeliveryService(settings, records, audit, clock, keys=keys, partners=partners),
             envelopes=consent.envelopes,
             connectors=sources,
             limiter=limiter,

@@ -57,6 +57,7 @@ def _public(partner: Partner) -> dict[str, Any]:
         "identity_verification": partner.identity_verification,
         "dpo_contact": partner.dpo_contact,
         "profile": partner.profile,
+        "delivery_format": partner.delivery_format,
     }
 
 
@@ -136,6 +137,16 @@ def add(
             ),
         ),
     ] = FAPI2_PROFILE,
+    delivery: Annotated[
+        str,
+        typer.Option(
+            "--delivery",
+            help=(
+                "how /v1/share answers: json; jws (signed in the HSM, application/jwt); jwe"
+                " (that JWS encrypted to the partner's use: enc key in --jwks-file)"
+            ),
+        ),
+    ] = "json",
 ) -> None:
     """Register a partner; prints its client_id and client_secret (shown only this once)."""
     jwks = _read_jwks(jwks_file)
@@ -154,6 +165,7 @@ def add(
             identity_verification=identity_verification,
             dpo_contact=dpo_contact,
             profile=profile,
+            delivery_format=delivery,
         )
     payload = {**_public(partner), "client_secret": secret}
     typer.echo(json.dumps(payload, indent=2))
@@ -180,6 +192,7 @@ def list_partners(
     table.add_column("redirect URIs", overflow="fold")
     table.add_column("role")
     table.add_column("profile")
+    table.add_column("delivery")
     table.add_column("created (UTC)")
     table.add_column("PAR")
     table.add_column("identity kept")
@@ -192,6 +205,7 @@ def list_partners(
             "\n".join(p.redirect_uris),
             p.role,
             p.profile,
+            p.delivery_format,
             p.created_at.strftime("%Y-%m-%d %H:%M"),
             "exempt" if p.par_exempt else "required",
             "72 h, to verify" if p.identity_verification else "no",

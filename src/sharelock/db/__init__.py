@@ -15,6 +15,7 @@ from sharelock.db.engine import (
 from sharelock.db.errors import DatabaseError, DatabaseUnavailable, database_errors
 from sharelock.db.models import (
     BASIC_PROFILE,
+    DELIVERY_FORMATS,
     FAPI2_PROFILE,
     GENESIS_HASH,
     PROFILES,
@@ -34,6 +35,7 @@ from sharelock.db.schema import current_revision, head_revision, migrate
 
 __all__ = [
     "BASIC_PROFILE",
+    "DELIVERY_FORMATS",
     "FAPI2_PROFILE",
     "GENESIS_HASH",
     "PROFILES",

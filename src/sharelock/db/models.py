@@ -46,6 +46,9 @@ ROLES = ("controller", "processor", "joint")
 FAPI2_PROFILE = "fapi2"
 BASIC_PROFILE = "basic"
 PROFILES = (FAPI2_PROFILE, BASIC_PROFILE)
+# How `/v1/share` answers: plain JSON, a JWS signed in the HSM, or that JWS in a JWE encrypted
+# to the partner's `use: enc` key.
+DELIVERY_FORMATS = ("json", "jws", "jwe")
 # The rights a person asks a partner to act on (`sharelock.rights`), and where such a request
 # stands. Kept here beside the table's check constraints.
 RIGHTS_REQUEST_KINDS = (
@@ -108,6 +111,8 @@ class PartnerRow(Base):
     # `fapi2` (private_key_jwt, DPoP-bound tokens) or `basic` (client_secret_basic, bearer
     # tokens): `sharelock.oauth.PROFILES`. Partners registered before profiles are `basic`.
     profile: Mapped[str] = mapped_column(String(16), default="basic", server_default="basic")
+    # `DELIVERY_FORMATS`: `json`, `jws` or `jwe`.
+    delivery_format: Mapped[str] = mapped_column(String(8), default="json", server_default="json")
 
 
 class AuditEventRow(Base):

@@ -266,7 +266,10 @@ class Collection:
         if result.outcome is Outcome.COLLECTED:
             await self.audit.record(EventType.COLLECTION_SUCCEEDED, outcome="collected", **common)
             await self.records.put(
-                COLLECTED, flow.flow_id, CollectedData(result.data), until=flow.expires_at
+                COLLECTED,
+                flow.flow_id,
+                CollectedData(result.data, collected_at=self.clock.now()),
+                until=flow.expires_at,
             )
             result.data.clear()
             await self.sessions.transition(

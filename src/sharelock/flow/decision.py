@@ -96,6 +96,7 @@ class Decisions:
             data_source=flow.data_source,
             scopes=list(flow.request.scopes),
             keep_identity=partner.identity_verification,
+            collected_at=collected.collected_at,
         )
         # Until the person leaves for the partner, at most the session's end.
         await self.records.put(RELEASE, flow_ref(flow.flow_id), release, until=flow.expires_at)

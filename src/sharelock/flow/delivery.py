@@ -20,7 +20,8 @@ from sharelock.clock import Clock, utc
 from sharelock.config import Settings
 from sharelock.errors import ServiceUnavailable
 from sharelock.flow import expiry
-from sharelock.flow.ports import AsyncAudit
+from sharelock.flow.packaging import Packaged, package
+from sharelock.flow.ports import AsyncAudit, AsyncPartners
 from sharelock.flow.record_types import Delivering, IdentityKept, Release
 from sharelock.flow.records import (
     CODE,
@@ -36,6 +37,7 @@ from sharelock.flow.records import (
     handle_in_slot_of,
 )
 from sharelock.flow.state import flow_ref
+from sharelock.keys import KeyLayer
 from sharelock.oauth import (
     REQUEST_URI_PREFIX,
     AuthorizationRequest,
@@ -79,12 +81,21 @@ def _check_binding(grant: TokenGrant, jkt: str | None) -> None:
 
 class DeliveryService:
     def __init__(
-        self, settings: Settings, records: Records, audit: AsyncAudit, clock: Clock
+        self,
+        settings: Settings,
+        records: Records,
+        audit: AsyncAudit,
+        clock: Clock,
+        *,
+        keys: KeyLayer,
+        partners: AsyncPartners,
     ) -> None:
         self.settings = settings
         self.records = records
         self.audit = audit
         self.clock = clock
+        self.keys = keys
+        self.partners = partners
         # Told of each delivery by data source id (the metrics).
         self.on_delivery: list[Callable[[str], None]] = []
 
@@ -226,7 +237,7 @@ class DeliveryService:
 
     # -- delivery -----------------------------------------------------------------------
 
-    async def deliver(self, token: str, jkt: str | None = None) -> dict[str, Any]:
+    async def deliver(self, token: str, jkt: str | None = None) -> Packaged:
         """The approved data, once, for a live token. The order is what makes it safe:
 
         1. read the token and the release; nothing changes yet;
@@ -267,7 +278,7 @@ class DeliveryService:
             return await self._resume(token_digest, jkt)
         return await self._release(token_digest, Delivering(grant, release))
 
-    async def _resume(self, token_digest: str, jkt: str | None) -> dict[str, Any]:
+    async def _resume(self, token_digest: str, jkt: str | None) -> Packaged:
         """A token no longer live: a delivery that failed before its row is taken up again;
         anything else is refused (and a second fetch after a delivery is recorded)."""
         held = await self.records.get(DELIVERING, token_digest)
@@ -277,9 +288,26 @@ class DeliveryService:
         _check_binding(held.grant, jkt)
         return await self._release(token_digest, held)
 
-    async def _release(self, token_digest: str, held: Delivering) -> dict[str, Any]:
+    async def _release(self, token_digest: str, held: Delivering) -> Packaged:
         grant, release = held.grant, held.release
         row = _row(grant)
+        delivery = {
+            "client_id": grant.client_id,
+            "data_source": release.data_source,
+            "scopes": release.scopes,
+            "data": release.data,
+            "delivered_at": utc(self.clock).isoformat(),
+        }
+        # Signed (and encrypted) before the row: if the HSM cannot sign, nothing is released
+        # and the `delivering` record waits for the partner's retry.
+        packed = await package(
+            delivery,
+            await self.partners.get(grant.client_id),
+            self.keys,
+            self.settings.issuer,
+            self.clock.now(),
+            release.collected_at,
+        )
         try:
             await self.audit.record(
                 EventType.DATA_DELIVERED, outcome="delivered", delivery_key=token_digest, **row
@@ -295,13 +323,7 @@ class DeliveryService:
             await self._keep_identity(grant.flow_id, release)
         for listener in self.on_delivery:
             listener(release.data_source or "unknown")
-        return {
-            "client_id": grant.client_id,
-            "data_source": release.data_source,
-            "scopes": release.scopes,
-            "data": release.data,
-            "delivered_at": utc(self.clock).isoformat(),
-        }
+        return packed
 
     async def _erase_delivered(self, token_digest: str, held: Delivering) -> None:
         """After the row: erase the `delivering` record and the flow's expiry-index entry. A

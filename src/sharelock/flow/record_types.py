@@ -15,6 +15,7 @@ class CollectedData:
     """What a connector collected, awaiting the person's review."""
 
     data: Data
+    collected_at: float | None = None  # when the data source was read (the evidence's time)
 
     def __repr__(self) -> str:
         return "CollectedData(…)"
@@ -44,6 +45,7 @@ class Release:
     # The partner verifies identity (`Partner.identity_verification`): only then is the
     # identity data kept after the delivery, 72 h at most.
     keep_identity: bool = False
+    collected_at: float | None = None  # when the data source was read
 
     def __repr__(self) -> str:
         return f"Release(data_source={self.data_source!r}, scopes={self.scopes!r})"

@@ -5,6 +5,7 @@ Public surface: `PartnerRegistry`, the frozen `Partner` it hands out, and the er
 
 from sharelock.registry.errors import InvalidPartner, RegistryError, RegistryUnavailable
 from sharelock.registry.partners import Partner, PartnerRegistry, UnknownPartner
+from sharelock.registry.validation import encryption_key
 
 __all__ = [
     "InvalidPartner",
@@ -13,4 +14,5 @@ __all__ = [
     "RegistryError",
     "RegistryUnavailable",
     "UnknownPartner",
+    "encryption_key",
 ]

@@ -85,6 +85,8 @@ class Partner:
     dpo_contact: str | None = None
     # `fapi2` or `basic` (`sharelock.db.PROFILES`, `partners add --profile`).
     profile: str = "basic"
+    # `json`, `jws` or `jwe` (`sharelock.db.DELIVERY_FORMATS`, `partners add --delivery`).
+    delivery_format: str = "json"
 
     @classmethod
     def from_row(cls, row: PartnerRow) -> Partner:
@@ -105,6 +107,7 @@ class Partner:
             identity_verification=row.identity_verification,
             dpo_contact=row.dpo_contact,
             profile=row.profile,
+            delivery_format=row.delivery_format,
         )
 
 
@@ -176,6 +179,7 @@ class PartnerRegistry:
         identity_verification: bool = False,
         dpo_contact: str | None = None,
         profile: str = "basic",
+        delivery_format: str = "json",
     ) -> tuple[Partner, str]:
         """Register a partner; returns it and its client secret, which is never shown again.
         Raises `InvalidPartner` naming the first field that is wrong."""
@@ -202,6 +206,7 @@ class PartnerRegistry:
             identity_verification=identity_verification,
             dpo_contact=validation.dpo_contact(dpo_contact),
             profile=validation.profile(profile, jwks, jwks_uri, par_exempt),
+            delivery_format=validation.delivery_format(delivery_format, jwks),
         )
         secret = new_client_secret()
         row.client_secret_hash = secret_digest(secret)

@@ -16,7 +16,7 @@ from urllib.parse import urlsplit
 from joserfc.errors import JoseError
 from joserfc.jwk import KeySet
 
-from sharelock.db import FAPI2_PROFILE, PROFILES, ROLES
+from sharelock.db import DELIVERY_FORMATS, FAPI2_PROFILE, PROFILES, ROLES
 from sharelock.registry.errors import InvalidPartner
 from sharelock.scopes import SCOPES
 
@@ -144,6 +144,29 @@ def profile(
     if value == FAPI2_PROFILE and par_exempt:
         raise InvalidPartner("profile fapi2 requires PAR: it cannot allow plain authorize")
     return value
+
+
+def delivery_format(value: str, jwks: Mapping[str, Any] | None) -> str:
+    """`jwe` needs an encryption key in the partner's JWKS (`use: enc`, P-256 or RSA), given
+    inline: the broker encrypts to it at every delivery."""
+    if value not in DELIVERY_FORMATS:
+        raise InvalidPartner(f"delivery {value!r}: expected one of {', '.join(DELIVERY_FORMATS)}")
+    if value == "jwe" and encryption_key(jwks) is None:
+        raise InvalidPartner(
+            "delivery jwe needs a use: enc key (EC P-256 or RSA) in the partner's --jwks-file"
+        )
+    return value
+
+
+def encryption_key(jwks: Mapping[str, Any] | None) -> dict[str, Any] | None:
+    """The partner's key to encrypt deliveries to: the first `use: enc` EC P-256 or RSA key
+    of its JWKS; None if it has none."""
+    for key in (jwks or {}).get("keys", []):
+        if not isinstance(key, dict) or key.get("use") != "enc":
+            continue
+        if (key.get("kty") == "EC" and key.get("crv") == "P-256") or key.get("kty") == "RSA":
+            return dict(key)
+    return None
 
 
 def role(value: str) -> str:

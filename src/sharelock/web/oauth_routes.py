@@ -194,8 +194,8 @@ async def _refuse_exposed(broker: Broker, tokens: list[str]) -> NoReturn:
     raise InvalidRequest(_HEADER_ONLY)
 
 
-@router.get("/v1/share")
-async def share(request: Request) -> JSONResponse:
+@router.get("/v1/share", response_model=None)
+async def share(request: Request) -> Response:
     broker = broker_of(request)
     if "access_token" in request.query_params:
         await _refuse_exposed(broker, request.query_params.getlist("access_token"))
@@ -212,8 +212,11 @@ async def share(request: Request) -> JSONResponse:
             await dpop.request_proof(broker, request, "GET", "/v1/share", access_token=token),
             "a DPoP token needs a DPoP proof",
         )
-    body = await broker.delivery.deliver(token, jkt=proof.jkt if proof else None)
-    return JSONResponse(body, headers={**NO_STORE, **dpop.nonce_headers(broker)})
+    packed = await broker.delivery.deliver(token, jkt=proof.jkt if proof else None)
+    headers = {**NO_STORE, **dpop.nonce_headers(broker)}
+    if isinstance(packed.body, str):  # a compact JWS or JWE
+        return Response(packed.body, media_type=packed.media_type, headers=headers)
+    return JSONResponse(packed.body, headers=headers)
 
 
 @router.post("/v1/share")
