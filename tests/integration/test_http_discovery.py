@@ -184,19 +184,16 @@ def test_every_advertised_endpoint_is_served(http: httpx.Client, broker: LiveSer
             assert status != 404, f"{name} is advertised but not served"
 
 
-def test_metadata_announces_no_feature_not_yet_served(http: httpx.Client) -> None:
-    """Issue 14's members for DPoP, JAR and JARM wait for those features at the endpoints:
-    a certified client reading them would use what the broker ignores. Add each one with
-    the feature (and its test), and remove it from this list."""
+def test_metadata_announces_the_fapi_features_it_serves(http: httpx.Client) -> None:
+    """Each member names a feature the endpoints serve (a certified client relies on it):
+    DPoP (test_dpop_flow.py), JAR at PAR (test_request_objects.py), JARM (test_jarm.py)."""
     meta = http.get("/.well-known/oauth-authorization-server").json()
-    not_yet = {
-        "request_object_signing_alg_values_supported",
-        "require_signed_request_object",
-    }
-    assert not not_yet & set(meta)
-    # JARM is served (tests/integration/test_jarm.py): only the modes it implements.
+    assert meta["dpop_signing_alg_values_supported"] == ["ES256", "PS256", "EdDSA"]
+    assert meta["request_object_signing_alg_values_supported"] == ["PS256", "ES256", "EdDSA"]
+    assert meta["require_signed_request_object"] is False  # per partner, not for all
     assert meta["response_modes_supported"] == ["query", "jwt", "query.jwt"]
     assert meta["authorization_signing_alg_values_supported"] == ["ES256"]
+    assert "service_documentation" not in meta  # no documentation URL is configured
 
 
 def test_metadata_jwks_uri_serves_the_jwks(http: httpx.Client, jwks: dict[str, Any]) -> None:

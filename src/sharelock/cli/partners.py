@@ -58,6 +58,7 @@ def _public(partner: Partner) -> dict[str, Any]:
         "dpo_contact": partner.dpo_contact,
         "profile": partner.profile,
         "delivery_format": partner.delivery_format,
+        "signed_requests": partner.signed_requests,
     }
 
 
@@ -147,6 +148,16 @@ def add(
             ),
         ),
     ] = "json",
+    require_signed_requests: Annotated[
+        bool,
+        typer.Option(
+            "--require-signed-requests",
+            help=(
+                "the partner's pushed requests must be signed request objects (JAR, RFC 9101;"
+                " FAPI 2.0 Message Signing), verified with its --jwks-file keys"
+            ),
+        ),
+    ] = False,
 ) -> None:
     """Register a partner; prints its client_id and client_secret (shown only this once)."""
     jwks = _read_jwks(jwks_file)
@@ -166,6 +177,7 @@ def add(
             dpo_contact=dpo_contact,
             profile=profile,
             delivery_format=delivery,
+            signed_requests=require_signed_requests,
         )
     payload = {**_public(partner), "client_secret": secret}
     typer.echo(json.dumps(payload, indent=2))

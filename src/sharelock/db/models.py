@@ -113,6 +113,8 @@ class PartnerRow(Base):
     profile: Mapped[str] = mapped_column(String(16), default="basic", server_default="basic")
     # `DELIVERY_FORMATS`: `json`, `jws` or `jwe`.
     delivery_format: Mapped[str] = mapped_column(String(8), default="json", server_default="json")
+    # Its authorization requests must come as signed request objects (JAR) at PAR.
+    signed_requests: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
 
 
 class AuditEventRow(Base):

@@ -32,6 +32,7 @@ from sharelock.oauth.errors import (
     InvalidClient,
     InvalidGrant,
     InvalidRequest,
+    InvalidRequestObject,
     InvalidScope,
     InvalidToken,
     OAuthError,
@@ -44,6 +45,7 @@ from sharelock.oauth.errors import (
 )
 from sharelock.oauth.grants import CodeGrant, CodeUse, TokenGrant, TokenRequest, check_redemption
 from sharelock.oauth.redirects import authorization_response, jarm_claims, jarm_response
+from sharelock.oauth.request_object import open_request_object
 from sharelock.oauth.tokens import REQUEST_URI_PREFIX, digest, new_handle
 
 __all__ = [
@@ -65,6 +67,7 @@ __all__ = [
     "InvalidClient",
     "InvalidGrant",
     "InvalidRequest",
+    "InvalidRequestObject",
     "InvalidScope",
     "InvalidToken",
     "NonceCheck",
@@ -90,6 +93,7 @@ __all__ = [
     "jkt",
     "new_handle",
     "one_dpop_proof",
+    "open_request_object",
     "require_pushed",
     "single_valued",
     "validate_request",

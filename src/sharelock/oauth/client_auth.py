@@ -81,13 +81,13 @@ def _assertion_issuer(assertion: str) -> str:
     return issuer
 
 
-def _number(value: object) -> TypeGuard[float]:
+def is_number(value: object) -> TypeGuard[float]:
     # bool is an int in Python (`"exp": true` is no time), and Python's JSON reads NaN and
     # Infinity, which every comparison below would let through.
     return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
 
 
-def _verification_keys(jwks: Mapping[str, Any]) -> KeySet:
+def verification_keys(jwks: Mapping[str, Any]) -> KeySet:
     """The partner's keys, without OKP keys other than Ed25519: FAPI 2.0 allows EdDSA with
     Ed25519 only, and joserfc's EdDSA would verify with an Ed448 key too."""
     keys = [
@@ -109,13 +109,13 @@ def _check_claims(claims: Mapping[str, Any], client_id: str, issuer: str, now: f
     if not isinstance(claims.get("aud"), str) or claims["aud"] != issuer:
         raise InvalidClient("client assertion aud must be the issuer identifier")
     exp, iat, nbf = claims.get("exp"), claims.get("iat"), claims.get("nbf")
-    if not _number(exp) or not _number(iat):
+    if not is_number(exp) or not is_number(iat):
         raise InvalidClient("client assertion exp and iat are required")
     if exp <= now:
         raise InvalidClient("client assertion has expired")
     if iat > now + MAX_CLOCK_SKEW_S:
         raise InvalidClient("client assertion is issued in the future")
-    if nbf is not None and (not _number(nbf) or nbf > now + MAX_CLOCK_SKEW_S):
+    if nbf is not None and (not is_number(nbf) or nbf > now + MAX_CLOCK_SKEW_S):
         raise InvalidClient("client assertion is not valid yet")
     # Short-lived, whatever iat claims: a backdated iat does not buy a longer life.
     if (
@@ -146,7 +146,7 @@ async def _private_key_jwt(
         raise InvalidClient("client authentication failed")
     try:
         token = jwt.decode(
-            assertion, _verification_keys(partner.jwks), algorithms=list(ASSERTION_ALGORITHMS)
+            assertion, verification_keys(partner.jwks), algorithms=list(ASSERTION_ALGORITHMS)
         )
     except (JoseError, ValueError):
         raise InvalidClient("client authentication failed") from None

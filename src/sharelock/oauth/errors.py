@@ -26,6 +26,12 @@ class InvalidRequest(OAuthError):
     error = "invalid_request"
 
 
+class InvalidRequestObject(OAuthError):
+    """RFC 9101 §6.3: the request object is not signed as required, or its claims are wrong."""
+
+    error = "invalid_request_object"
+
+
 class InvalidClient(OAuthError):
     error = "invalid_client"
     status = 401

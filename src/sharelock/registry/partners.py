@@ -87,6 +87,8 @@ class Partner:
     profile: str = "basic"
     # `json`, `jws` or `jwe` (`sharelock.db.DELIVERY_FORMATS`, `partners add --delivery`).
     delivery_format: str = "json"
+    # Must send signed request objects (JAR) at PAR (`partners add --require-signed-requests`).
+    signed_requests: bool = False
 
     @classmethod
     def from_row(cls, row: PartnerRow) -> Partner:
@@ -108,6 +110,7 @@ class Partner:
             dpo_contact=row.dpo_contact,
             profile=row.profile,
             delivery_format=row.delivery_format,
+            signed_requests=row.signed_requests,
         )
 
 
@@ -180,6 +183,7 @@ class PartnerRegistry:
         dpo_contact: str | None = None,
         profile: str = "basic",
         delivery_format: str = "json",
+        signed_requests: bool = False,
     ) -> tuple[Partner, str]:
         """Register a partner; returns it and its client secret, which is never shown again.
         Raises `InvalidPartner` naming the first field that is wrong."""
@@ -207,6 +211,7 @@ class PartnerRegistry:
             dpo_contact=validation.dpo_contact(dpo_contact),
             profile=validation.profile(profile, jwks, jwks_uri, par_exempt),
             delivery_format=validation.delivery_format(delivery_format, jwks),
+            signed_requests=validation.signed_requests(signed_requests, jwks),
         )
         secret = new_client_secret()
         row.client_secret_hash = secret_digest(secret)

@@ -158,6 +158,13 @@ def delivery_format(value: str, jwks: Mapping[str, Any] | None) -> str:
     return value
 
 
+def signed_requests(value: bool, jwks: Mapping[str, Any] | None) -> bool:
+    """Signed request objects are verified with the partner's inline public keys."""
+    if value and jwks is None:
+        raise InvalidPartner("signed requests are verified with the partner's --jwks-file keys")
+    return value
+
+
 def encryption_key(jwks: Mapping[str, Any] | None) -> dict[str, Any] | None:
     """The partner's key to encrypt deliveries to: the first `use: enc` EC P-256 or RSA key
     of its JWKS; None if it has none."""

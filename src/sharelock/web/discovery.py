@@ -2,8 +2,7 @@
 
 The metadata names only what the broker does today: a member that announces a feature makes
 certified clients (oauth4webapi, openid-client, Authlib) rely on it. Not yet here, on purpose:
-`request_object_signing_alg_values_supported` (no JAR) and `service_documentation` (no
-documentation URL is configured).
+`service_documentation` (no documentation URL is configured).
 """
 
 from __future__ import annotations
@@ -54,6 +53,10 @@ async def metadata(request: Request) -> dict[str, Any]:
         "authorization_signing_alg_values_supported": ["ES256"],
         # DPoP (RFC 9449) at /par (`dpop_jkt`), /token and /v1/share (`sharelock.web.dpop`).
         "dpop_signing_alg_values_supported": list(DPOP_ALGORITHMS),
+        # JAR at PAR (RFC 9101, FAPI 2.0 Message Signing); required per partner
+        # (`partners add --require-signed-requests`), so not for every client here.
+        "request_object_signing_alg_values_supported": list(ASSERTION_ALGORITHMS),
+        "require_signed_request_object": False,
         "grant_types_supported": ["authorization_code"],
         "code_challenge_methods_supported": ["S256"],
         "token_endpoint_auth_methods_supported": list(AUTH_METHODS),

@@ -15,6 +15,7 @@ from sharelock.db import FAPI2_PROFILE
 from sharelock.flow import authorization_redirect
 from sharelock.oauth import (
     InvalidRequest,
+    InvalidRequestObject,
     InvalidScope,
     InvalidToken,
     OAuthError,
@@ -23,6 +24,7 @@ from sharelock.oauth import (
     UnsupportedTokenType,
     UntrustedRedirect,
     authenticate_client,
+    open_request_object,
     require_pushed,
     single_valued,
     validate_request,
@@ -59,7 +61,15 @@ async def push_authorization_request(request: Request) -> JSONResponse:
     proof = await dpop.request_proof(broker, request, "POST", "/par")
     if "request_uri" in form:
         raise InvalidRequest("request_uri is not allowed in a pushed request")
-    params = {k: v for k, v in form.items() if k not in _CLIENT_AUTH_PARAMS}
+    if "request" in form:
+        # JAR (RFC 9101 §6.3): only the signed object's parameters count.
+        params = open_request_object(
+            form["request"], partner, broker.settings.issuer, broker.clock.now()
+        )
+    elif partner.signed_requests:
+        raise InvalidRequestObject("this client must push a signed request object (request)")
+    else:
+        params = {k: v for k, v in form.items() if k not in _CLIENT_AUTH_PARAMS}
     params["client_id"] = partner.client_id
     try:
         auth_request = validate_request(params, partner)
