@@ -292,6 +292,11 @@ class Settings(BaseSettings):
         gt=0,
         description="How often `serve` purges past-retention audit rows and signs a checkpoint.",
     )
+    service_documentation: str | None = Field(
+        default=None,
+        description="URL of the partners' documentation, announced in the metadata "
+        "(RFC 8414 service_documentation); unset, the member is left out.",
+    )
     dpop_nonces: bool = Field(
         default=False,
         description="Require DPoP server nonces (RFC 9449 §8) in proofs at /par, /token and "

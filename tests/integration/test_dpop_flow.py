@@ -246,7 +246,10 @@ def nonce_stack(
     make_stack: StackFactory, redis_server: RedisServer, sandbox_url: str
 ) -> Iterator[Stack]:
     with make_stack(
-        redis_url=redis_server.url, sandbox_url=sandbox_url, dpop_nonces=True
+        redis_url=redis_server.url,
+        sandbox_url=sandbox_url,
+        dpop_nonces=True,
+        service_documentation="https://docs.example/partners",
     ) as running:
         yield running
 
@@ -268,3 +271,8 @@ def test_nonces_are_asked_for_then_accepted(nonce_stack: Stack) -> None:
     assert refused.headers["dpop-nonce"]
     good = proof(key, "GET", f"{stack.url}/v1/share", token=token, nonce=fresh)
     assert fetch(stack, token, good).status_code == 200
+
+
+def test_the_operators_documentation_url_is_announced(nonce_stack: Stack) -> None:
+    meta = httpx.get(f"{nonce_stack.url}/.well-known/oauth-authorization-server").json()
+    assert meta["service_documentation"] == "https://docs.example/partners"

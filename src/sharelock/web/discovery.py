@@ -1,8 +1,8 @@
 """Discovery: RFC 8414 authorization-server metadata and the JWKS.
 
 The metadata names only what the broker does today: a member that announces a feature makes
-certified clients (oauth4webapi, openid-client, Authlib) rely on it. Not yet here, on purpose:
-`service_documentation` (no documentation URL is configured).
+certified clients (oauth4webapi, openid-client, Authlib) rely on it. `service_documentation`
+is the operator's `SHARELOCK_SERVICE_DOCUMENTATION`, left out when unset.
 """
 
 from __future__ import annotations
@@ -32,7 +32,7 @@ async def metadata(request: Request) -> dict[str, Any]:
     broker = broker_of(request)
     issuer = broker.settings.issuer
     algs = await broker.keys.run_async(broker.keys.algorithms)
-    return {
+    meta: dict[str, Any] = {
         "issuer": issuer,
         "authorization_endpoint": f"{issuer}/authorize",
         "token_endpoint": f"{issuer}/token",
@@ -67,6 +67,9 @@ async def metadata(request: Request) -> dict[str, Any]:
         "credential_encryption_alg_values_supported": list(algs),
         "credential_encryption_enc_values_supported": [ALLOWED_ENC],
     }
+    if broker.settings.service_documentation:
+        meta["service_documentation"] = broker.settings.service_documentation
+    return meta
 
 
 @router.get("/.well-known/jwks.json")
