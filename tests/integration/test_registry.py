@@ -653,3 +653,49 @@ def test_a_broker_remembers_a_partner_a_few_seconds_then_sees_changes(engine: En
     for n in range(50):
         assert cached.get(f"sl_unknown{n}") is None
     assert len(cached._cache) == 1
+
+
+# -- profiles and delivery formats (issue 14) --------------------------------------------------
+
+_EC_SIG = {
+    "kty": "EC",
+    "crv": "P-256",
+    "x": "f83OJ3D2xF1Bg8vub9tLe1gHMzV76e8Tus9uPHvRVEU",
+    "y": "x_FEzRu9m36HLN_tue659LNpXW6pCyStikYjKIWI5a0",
+}
+
+
+@pytest.mark.parametrize(
+    ("overrides", "named"),
+    [
+        ({"profile": "fapi2"}, "--jwks-file"),  # private_key_jwt needs the partner's keys
+        ({"profile": "fapi2", "jwks": {"keys": [_EC_SIG]}, "par_exempt": True}, "requires PAR"),
+        ({"profile": "oidc"}, "profile 'oidc'"),
+        ({"delivery_format": "jwe", "jwks": {"keys": [_EC_SIG]}}, "use: enc"),
+        ({"signed_requests": True}, "--jwks-file"),
+    ],
+)
+def test_profile_rules_are_checked_at_registration(
+    sqlite_registry: PartnerRegistry, overrides: dict[str, Any], named: str
+) -> None:
+    with pytest.raises(InvalidPartner, match=re.escape(named)):
+        _add(sqlite_registry, **overrides)
+
+
+def test_a_fapi2_partner_is_stored_with_its_choices(sqlite_registry: PartnerRegistry) -> None:
+    enc = {**_EC_SIG, "use": "enc", "kid": "e1"}
+    partner, _ = _add(
+        sqlite_registry,
+        profile="fapi2",
+        jwks={"keys": [_EC_SIG, enc]},
+        delivery_format="jwe",
+        signed_requests=True,
+    )
+    stored = sqlite_registry.get(partner.client_id)
+    assert stored is not None
+    assert (stored.profile, stored.delivery_format, stored.signed_requests) == (
+        "fapi2",
+        "jwe",
+        True,
+    )
+    assert _add(sqlite_registry)[0].profile == "basic"  # the Python API's default

@@ -139,7 +139,7 @@ def profile(
     if value == FAPI2_PROFILE and jwks is None and jwks_uri is None:
         raise InvalidPartner(
             "profile fapi2 authenticates with private_key_jwt: give the partner's public keys "
-            "(--jwks or --jwks-uri), or choose --profile basic"
+            "(--jwks-file or --jwks-uri), or choose --profile basic"
         )
     if value == FAPI2_PROFILE and par_exempt:
         raise InvalidPartner("profile fapi2 requires PAR: it cannot allow plain authorize")
