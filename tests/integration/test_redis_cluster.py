@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator, Callable, Iterator
-from datetime import UTC, datetime, timedelta
+from collections.abc import AsyncIterator, Iterator
+from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -38,14 +38,14 @@ from sharelock.store import (
 )
 from tests.support.broker import Share, StackFactory, record_key
 from tests.support.redis_cluster import RedisCluster
-from tests.support.redis_ha import RedisPki, keys_and_values, wait_until
+from tests.support.redis_ha import (
+    CLIENT_TIMEOUT_S,
+    RedisPki,
+    keys_and_values,
+    soon,
+    store_for,
+)
 from tests.support.redis_server import RedisServer
-
-SOCKET_TIMEOUT = 1.0
-
-
-def soon(seconds: float = 600) -> datetime:
-    return datetime.now(UTC) + timedelta(seconds=seconds)
 
 
 @pytest.fixture(scope="module")
@@ -60,15 +60,6 @@ def cluster_settings(settings: Settings, cluster: RedisCluster) -> Settings:
     return cluster.settings(settings)
 
 
-def store_for(settings: Settings, key_layer: KeyLayer) -> SealedStore:
-    return SealedStore.for_endpoint(
-        RedisEndpoint.from_settings(settings),
-        key_layer,
-        settings.retention,
-        socket_timeout=SOCKET_TIMEOUT,
-    )
-
-
 @pytest.fixture
 async def store(cluster_settings: Settings, key_layer: KeyLayer) -> AsyncIterator[SealedStore]:
     sealed = store_for(cluster_settings, key_layer)
@@ -76,10 +67,6 @@ async def store(cluster_settings: Settings, key_layer: KeyLayer) -> AsyncIterato
         yield sealed
     finally:
         await sealed.aclose()
-
-
-async def waited(probe: Callable[[], object], what: str, timeout: float = 30) -> None:
-    await asyncio.to_thread(wait_until, probe, timeout=timeout, what=what)
 
 
 # -- the key scheme --------------------------------------------------------------------------
@@ -137,7 +124,7 @@ async def test_the_rate_limiter_counts_on_the_cluster(
         store.client,
         Limits(per_address="2/minute"),
         b"k" * 32,
-        cluster=cluster_link(endpoint, socket_timeout=SOCKET_TIMEOUT),
+        cluster=cluster_link(endpoint, socket_timeout=CLIENT_TIMEOUT_S),
     )
     address = f"192.0.2.{time.monotonic_ns() % 250}"
     await limiter.hit("per_address", address)
@@ -241,7 +228,9 @@ def test_start_up_check_passes_and_errors_name_nothing_secret(
 
     nobody = free_port()
     with pytest.raises(ConfigError) as silent:
-        verify_redis(RedisEndpoint(cluster_nodes=(("127.0.0.1", nobody),)), timeout=SOCKET_TIMEOUT)
+        verify_redis(
+            RedisEndpoint(cluster_nodes=(("127.0.0.1", nobody),)), timeout=CLIENT_TIMEOUT_S
+        )
     assert "SHARELOCK_REDIS_CLUSTER_NODES" in str(silent.value)
     assert "no cluster node answers" in str(silent.value)
 
@@ -253,7 +242,7 @@ def test_start_up_check_passes_and_errors_name_nothing_secret(
                 cluster_nodes=((plain.hostname, plain.port),),
                 password=SecretStr(plain.password),
             ),
-            timeout=SOCKET_TIMEOUT,
+            timeout=CLIENT_TIMEOUT_S,
         )
     assert "SHARELOCK_REDIS_CLUSTER_NODES" in str(not_cluster.value)
     assert "not in cluster mode" in str(not_cluster.value)

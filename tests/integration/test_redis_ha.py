@@ -12,8 +12,7 @@ import os
 import subprocess
 import sys
 import time
-from collections.abc import AsyncIterator, Callable, Iterator
-from datetime import UTC, datetime, timedelta
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import pytest
@@ -33,25 +32,23 @@ from sharelock.store import (
 )
 from tests.support.pki import PrivateCA
 from tests.support.redis_ha import (
+    CLIENT_TIMEOUT_S,
     SERVICE,
     Process,
     RedisHA,
     RedisPki,
     keys_and_values,
-    wait_until,
+    soon,
+    store_for,
+    waited,
 )
 
 pytestmark = pytest.mark.skipif(
     not Path("/usr/bin/redis-sentinel").exists(), reason="redis-sentinel is not installed"
 )
 
-SOCKET_TIMEOUT = 1.0
 ROOT = Path(__file__).resolve().parents[2]
 SHARELOCK = Path(sys.executable).parent / "sharelock"
-
-
-def soon(seconds: float = 600) -> datetime:
-    return datetime.now(UTC) + timedelta(seconds=seconds)
 
 
 @pytest.fixture(scope="module")
@@ -70,15 +67,6 @@ def ha_settings(settings: Settings, ha: RedisHA) -> Settings:
     return ha.settings(settings)
 
 
-def store_for(settings: Settings, key_layer: KeyLayer) -> SealedStore:
-    return SealedStore.for_endpoint(
-        RedisEndpoint.from_settings(settings),
-        key_layer,
-        settings.retention,
-        socket_timeout=SOCKET_TIMEOUT,
-    )
-
-
 @pytest.fixture
 async def store(ha_settings: Settings, key_layer: KeyLayer) -> AsyncIterator[SealedStore]:
     sealed = store_for(ha_settings, key_layer)
@@ -90,12 +78,6 @@ async def store(ha_settings: Settings, key_layer: KeyLayer) -> AsyncIterator[Sea
 
 def limiter_on(store: SealedStore, **limits: str) -> RateLimiter:
     return RateLimiter(store.client, Limits(**limits), b"k" * 32)
-
-
-async def waited(probe: Callable[[], object], what: str, timeout: float = 20) -> None:
-    """`wait_until` off the event loop: while it polls, the loop keeps handling the client's
-    sockets (an idle connection that a server closes is seen closed), as in a running broker."""
-    await asyncio.to_thread(wait_until, probe, timeout=timeout, what=what)
 
 
 def replicated(ha: RedisHA, node: Process, key: str) -> bool:
@@ -297,7 +279,7 @@ async def _until_written(store: SealedStore, record_id: str, deadline_s: float) 
         except StoreUnavailable:
             failures += 1
             # One connect and one read at most, each bounded by the socket timeout.
-            assert time.monotonic() - started < 2 * SOCKET_TIMEOUT + 1.0
+            assert time.monotonic() - started < 2 * CLIENT_TIMEOUT_S + 1.0
         assert time.monotonic() < deadline, "the store never reached the new primary"
         await asyncio.sleep(0.05)
 

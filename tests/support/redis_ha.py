@@ -15,6 +15,7 @@ Waiting is always polling with a deadline (`wait_until`), never a fixed sleep.
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import secrets
 import shutil
@@ -24,6 +25,7 @@ import subprocess
 import time
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from functools import partial
 from pathlib import Path
 from types import TracebackType
@@ -36,6 +38,8 @@ from redis.retry import Retry
 
 from sharelock.config import Settings
 from sharelock.embedded import LOOPBACK, find_redis_server, free_port
+from sharelock.keys import KeyLayer
+from sharelock.store import RedisEndpoint, SealedStore
 from tests.support.pki import Issued, PrivateCA
 
 DEPLOY = Path(__file__).resolve().parents[2] / "deploy" / "redis"
@@ -509,3 +513,28 @@ def keys_and_values(ha: Administered, node: Process) -> Iterator[tuple[bytes, by
             dumped = client.dump(key) or b""
             plain = client.get(key) if client.type(key) == b"string" else b""
             yield key, dumped + b"\0" + (plain or b"")
+
+
+# -- for the tests of the broker's store on these setups -------------------------------------
+
+CLIENT_TIMEOUT_S = 1.0
+
+
+def soon(seconds: float = 600) -> datetime:
+    return datetime.now(UTC) + timedelta(seconds=seconds)
+
+
+def store_for(settings: Settings, key_layer: KeyLayer) -> SealedStore:
+    """The broker's store for `settings` (Sentinels or a cluster), with a short timeout."""
+    return SealedStore.for_endpoint(
+        RedisEndpoint.from_settings(settings),
+        key_layer,
+        settings.retention,
+        socket_timeout=CLIENT_TIMEOUT_S,
+    )
+
+
+async def waited(probe: Callable[[], object], what: str, timeout: float = 20) -> None:
+    """`wait_until` off the event loop: while it polls, the loop keeps handling the client's
+    sockets (an idle connection that a server closes is seen closed), as in a running broker."""
+    await asyncio.to_thread(wait_until, probe, timeout=timeout, what=what)
