@@ -13,8 +13,10 @@ demo: system $(STAMP)
 	$(VENV)/bin/sharelock demo
 
 AXE := tests/browser/node_modules/axe-core/axe.min.js
+# panva's oauth4webapi, the partner's client of tests/integration/test_interop_oauth4webapi.py
+OAUTH4WEBAPI := tests/interop/node_modules/oauth4webapi/package.json
 
-test: system-test $(STAMP) $(AXE)
+test: system-test $(STAMP) $(AXE) $(OAUTH4WEBAPI)
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 # Several broker nodes behind HAProxy on Redis Sentinel, then on Redis Cluster, and PostgreSQL,
@@ -25,6 +27,10 @@ test-cluster: system-test $(STAMP)
 
 $(AXE): tests/browser/package-lock.json
 	npm ci --prefix tests/browser --no-audit --no-fund --loglevel=error
+	touch $@
+
+$(OAUTH4WEBAPI): tests/interop/package-lock.json
+	npm ci --prefix tests/interop --no-audit --no-fund --loglevel=error
 	touch $@
 
 lint: $(STAMP)

@@ -11,7 +11,9 @@ command -v python3 >/dev/null 2>&1 || need+=(python3)
 python3 -c 'import ensurepip, venv' >/dev/null 2>&1 || need+=(python3-venv)
 if [[ "${1:-}" == "--with-browser" ]]; then
   command -v chromium >/dev/null 2>&1 || need+=(chromium)
-  command -v npm >/dev/null 2>&1 || need+=(npm)  # axe-core for the accessibility checks
+  # npm (and Node.js with it): axe-core for the accessibility checks, oauth4webapi for the
+  # interop test (tests/interop/)
+  command -v npm >/dev/null 2>&1 || need+=(npm)
   # deploy/redis/sentinel.conf, run by tests/integration/test_redis_ha.py
   [[ -x /usr/bin/redis-sentinel ]] || need+=(redis-sentinel)
   # deploy/haproxy/haproxy.cfg, run by tests/integration/test_haproxy_config.py

@@ -93,7 +93,7 @@ def assert_dpop_refusal(response: httpx.Response, status: int, error: str) -> No
     assert "data" not in response.json()
     if status == 401:
         challenge = response.headers["www-authenticate"]
-        assert challenge.startswith("DPoP ") and 'algs="ES256 PS256 EdDSA"' in challenge
+        assert challenge.startswith("DPoP ") and 'algs="ES256 PS256 EdDSA Ed25519"' in challenge
 
 
 # -- a basic partner that chooses DPoP -----------------------------------------------------------
@@ -126,6 +126,9 @@ def test_a_dpop_bound_token_delivers_only_with_a_proof_by_its_key(stack: Stack) 
     assert delivered.json()["data"]["identity"]["family_name"]
     # The same proof again is a replay, whatever the token's state.
     assert_dpop_refusal(fetch(stack, token, good), 401, "invalid_dpop_proof")
+    # A fresh proof for the spent token: invalid_token, with the DPoP scheme's challenge.
+    spent = fetch(stack, token, proof(key, "GET", share_url, token=token))
+    assert_dpop_refusal(spent, 401, "invalid_token")
 
 
 def test_a_bearer_token_is_not_taken_with_the_dpop_scheme(stack: Stack) -> None:
@@ -235,7 +238,7 @@ def test_fapi2_needs_private_key_jwt_and_dpop(
 
 def test_metadata_announces_dpop(stack: Stack) -> None:
     meta = httpx.get(f"{stack.url}/.well-known/oauth-authorization-server").json()
-    assert meta["dpop_signing_alg_values_supported"] == ["ES256", "PS256", "EdDSA"]
+    assert meta["dpop_signing_alg_values_supported"] == ["ES256", "PS256", "EdDSA", "Ed25519"]
 
 
 # -- server nonces ---------------------------------------------------------------------------------

@@ -132,7 +132,8 @@ def test_authorization_server_metadata(
     )
     assert meta["require_pushed_authorization_requests"] is True
     # FAPI 2.0's algorithms for client assertions, and no other (no RS256).
-    assert meta["token_endpoint_auth_signing_alg_values_supported"] == ["PS256", "ES256", "EdDSA"]
+    fapi = ["PS256", "ES256", "EdDSA", "Ed25519"]  # FAPI 2.0's, EdDSA also by RFC 9864's name
+    assert meta["token_endpoint_auth_signing_alg_values_supported"] == fapi
     assert meta["jwks_uri"] == f"{issuer}/.well-known/jwks.json"
     assert meta["scopes_supported"] == list(SCOPES)
     assert meta["response_types_supported"] == ["code"]
@@ -188,8 +189,13 @@ def test_metadata_announces_the_fapi_features_it_serves(http: httpx.Client) -> N
     """Each member names a feature the endpoints serve (a certified client relies on it):
     DPoP (test_dpop_flow.py), JAR at PAR (test_request_objects.py), JARM (test_jarm.py)."""
     meta = http.get("/.well-known/oauth-authorization-server").json()
-    assert meta["dpop_signing_alg_values_supported"] == ["ES256", "PS256", "EdDSA"]
-    assert meta["request_object_signing_alg_values_supported"] == ["PS256", "ES256", "EdDSA"]
+    assert meta["dpop_signing_alg_values_supported"] == ["ES256", "PS256", "EdDSA", "Ed25519"]
+    assert meta["request_object_signing_alg_values_supported"] == [
+        "PS256",
+        "ES256",
+        "EdDSA",
+        "Ed25519",
+    ]
     assert meta["require_signed_request_object"] is False  # per partner, not for all
     assert meta["response_modes_supported"] == ["query", "jwt", "query.jwt"]
     assert meta["authorization_signing_alg_values_supported"] == ["ES256"]

@@ -344,11 +344,11 @@ def assert_refused_assertion(response: httpx.Response) -> None:
     assert "basic" not in response.headers.get("www-authenticate", "").lower()
 
 
-@pytest.mark.parametrize("alg", ["PS256", "ES256", "EdDSA"])
+@pytest.mark.parametrize("alg", ["PS256", "ES256", "EdDSA", "Ed25519"])
 def test_assertions_in_the_fapi_algorithms_are_accepted(
     stack: Stack, jwt_partner: RegisteredPartner, keys: Keys, alg: str
 ) -> None:
-    key = {"PS256": keys.rsa, "ES256": keys.ec, "EdDSA": keys.ed}[alg]
+    key = {"PS256": keys.rsa, "ES256": keys.ec, "EdDSA": keys.ed, "Ed25519": keys.ed}[alg]
     response = push_with(stack, sign(stack, jwt_partner, key, alg))
     assert response.status_code == 201, response.text
 

@@ -110,11 +110,12 @@ class TestChallenge:
     def test_with_error(self) -> None:
         assert dpop_challenge("invalid_token", "the token is not bound to this key") == (
             'DPoP realm="sharelock", error="invalid_token", '
-            'error_description="the token is not bound to this key", algs="ES256 PS256 EdDSA"'
+            'error_description="the token is not bound to this key", '
+            'algs="ES256 PS256 EdDSA Ed25519"'
         )
 
     def test_without_credentials_names_no_error(self) -> None:
-        assert dpop_challenge() == 'DPoP realm="sharelock", algs="ES256 PS256 EdDSA"'
+        assert dpop_challenge() == 'DPoP realm="sharelock", algs="ES256 PS256 EdDSA Ed25519"'
 
     def test_no_header_injection(self) -> None:
         value = dpop_challenge("invalid_token", 'a"b\\c\r\nSet-Cookie: x=1', realm=None)
@@ -123,7 +124,8 @@ class TestChallenge:
         assert value.startswith('DPoP error="invalid_token", error_description="a?b?c??Set')
 
     def test_algorithms_are_fapi2s(self) -> None:
-        assert DPOP_ALGORITHMS == ("ES256", "PS256", "EdDSA")
+        # FAPI 2.0's three, EdDSA also under RFC 9864's name (oauth4webapi 3 signs with it).
+        assert DPOP_ALGORITHMS == ("ES256", "PS256", "EdDSA", "Ed25519")
 
 
 class TestErrorHeaders:
@@ -131,7 +133,8 @@ class TestErrorHeaders:
         error = DPoPError("htu", "the DPoP proof is for another URL")
         assert error.response_headers(resource=True) == {
             "WWW-Authenticate": 'DPoP realm="sharelock", error="invalid_dpop_proof", '
-            'error_description="the DPoP proof is for another URL", algs="ES256 PS256 EdDSA"'
+            'error_description="the DPoP proof is for another URL", '
+            'algs="ES256 PS256 EdDSA Ed25519"'
         }
         assert error.response_headers(resource=False) == {}
         assert (error.status, error.resource_status) == (400, 401)

@@ -23,7 +23,8 @@ from sharelock.oauth.errors import InvalidClient, InvalidRequest
 
 ASSERTION_TYPE = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
 # FAPI 2.0 §5.4.1: PS256, ES256 or EdDSA (Ed25519); RS256 (PKCS#1 v1.5) is not among them.
-ASSERTION_ALGORITHMS = ("PS256", "ES256", "EdDSA")
+# "Ed25519" is the same algorithm under RFC 9864's name, which oauth4webapi 3 signs with.
+ASSERTION_ALGORITHMS = ("PS256", "ES256", "EdDSA", "Ed25519")
 MAX_CLOCK_SKEW_S = 60
 MAX_ASSERTION_LIFETIME_S = 300
 

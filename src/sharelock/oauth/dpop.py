@@ -37,11 +37,12 @@ from sharelock.oauth.errors import OAuthError
 # FAPI 2.0 §5.4.1's algorithms. Never `none`, HS* (a shared secret proves no key possession)
 # or RS256 (PKCS#1 v1.5, excluded by FAPI 2.0). Each allows one key type (and curve):
 # joserfc's EdDSA would also verify with an Ed448 key, which FAPI 2.0 does not allow.
-DPOP_ALGORITHMS = ("ES256", "PS256", "EdDSA")
+DPOP_ALGORITHMS = ("ES256", "PS256", "EdDSA", "Ed25519")  # Ed25519: RFC 9864's name
 _KEY_TYPES: dict[str, tuple[str, str | None]] = {
     "ES256": ("EC", "P-256"),
     "PS256": ("RSA", None),
     "EdDSA": ("OKP", "Ed25519"),
+    "Ed25519": ("OKP", "Ed25519"),
 }
 MIN_RSA_BITS = 2048
 PROOF_TYPE = "dpop+jwt"

@@ -4,7 +4,7 @@ its registered JWKS, so that the request itself proves who made it and was not a
 
 Only what the object holds counts (RFC 9101 §6.3: parameters beside it are ignored, apart from
 client authentication). Checks: a compact JWS (no `none`, no encryption), an algorithm of the
-same allow-list as client assertions (PS256, ES256, EdDSA), the partner's key; `iss` and
+same allow-list as client assertions (PS256, ES256, EdDSA or Ed25519), the partner's key; `iss` and
 `client_id` the partner, `aud` the issuer; `exp` and `nbf` present, the object valid now, and
 living 60 minutes at most (FAPI 2.0 Message Signing §5.3.1). Parameters must be strings.
 """
@@ -51,7 +51,9 @@ def open_request_object(
     if header.get("typ") not in TYPES:
         raise InvalidRequestObject("the request object's typ must be oauth-authz-req+jwt")
     if header.get("alg") not in ASSERTION_ALGORITHMS:
-        raise InvalidRequestObject("the request object must be signed with PS256, ES256 or EdDSA")
+        raise InvalidRequestObject(
+            "the request object must be signed with PS256, ES256 or EdDSA (Ed25519)"
+        )
     if not partner.jwks:
         raise InvalidRequestObject("no public key is registered to verify request objects")
     try:

@@ -222,7 +222,12 @@ async def share(request: Request) -> Response:
             await dpop.request_proof(broker, request, "GET", "/v1/share", access_token=token),
             "a DPoP token needs a DPoP proof",
         )
-    packed = await broker.delivery.deliver(token, jkt=proof.jkt if proof else None)
+    try:
+        packed = await broker.delivery.deliver(token, jkt=proof.jkt if proof else None)
+    except InvalidToken as exc:
+        if scheme == "dpop":  # the challenge of the scheme the client used (RFC 9449 §7.1)
+            exc.scheme = "DPoP"
+        raise
     headers = {**NO_STORE, **dpop.nonce_headers(broker)}
     if isinstance(packed.body, str):  # a compact JWS or JWE
         return Response(packed.body, media_type=packed.media_type, headers=headers)
