@@ -64,6 +64,8 @@ def test_records_per_partner_with_roles(tmp_path: Path) -> None:
             f"{name} onboarding",
             "--role",
             role,
+            "--profile",
+            "basic",
         )
     record = json.loads(_run(tmp_path, "records", "--json"))
     partners = {p["name"].split(" (")[0]: p for p in record["partners"]}

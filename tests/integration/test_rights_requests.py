@@ -375,6 +375,8 @@ def test_partners_add_and_update_set_the_dpo_contact(tmp_path: Path) -> None:
             "https://shop.example/cb",
             "--scope",
             "identity",
+            "--profile",
+            "basic",
             "--role",
             "processor",
             "--dpo-contact",

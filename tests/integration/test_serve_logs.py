@@ -157,6 +157,8 @@ def add_partner(env: dict[str, str]) -> tuple[str, str]:
             "identity address bank_account",
             "--purpose",
             "log tests",
+            "--profile",
+            "basic",
         ],
         cwd=ROOT,
         env=env,
