@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import re
 import subprocess
 import sys
 import threading
@@ -316,6 +317,8 @@ def test_read_only_database_is_audit_unavailable(
     try:
         with pytest.raises(AuditUnavailable):
             AuditTrail(read_only).record(_event())
+        with pytest.raises(AuditUnavailable):
+            AuditTrail(read_only).record_many([_event(), _event(1)])
         assert verify_chain(read_only).rows_checked == 2  # reading still works
     finally:
         read_only.dispose()
@@ -439,6 +442,73 @@ def test_several_rows_in_one_transaction_keep_the_chain_and_each_outcome(
     assert verify_chain(engine).ok
     with engine.connect() as connection:
         assert connection.scalar(select(func.count()).select_from(AuditEventRow)) == 5
+
+
+def test_concurrent_group_commits_keep_one_chain(database_url: str, engine: Engine) -> None:
+    """The group commit's statements go to the driver directly (`trail._Statements`): 4
+    processes x 10 batches of 3 rows still make one gap-free chain, each row hashed as read."""
+    script = (
+        "import sys\n"
+        "from sharelock.audit import AuditEvent, AuditTrail\n"
+        "from sharelock.db import create_engine_for\n"
+        "trail = AuditTrail(create_engine_for(sys.argv[1]))\n"
+        "for i in range(10):\n"
+        "    refs = [f'w{sys.argv[2]}-{i}-{j}' for j in range(3)]\n"
+        "    trail.record_many([AuditEvent('flow_started', flow_ref=ref) for ref in refs])\n"
+    )
+    workers = [
+        subprocess.Popen([sys.executable, "-c", script, database_url, str(n)]) for n in range(4)
+    ]
+    assert [w.wait(timeout=60) for w in workers] == [0, 0, 0, 0]
+    report = verify_chain(engine)
+    assert report.ok and report.rows_checked == 120 and report.last_id == 120
+    rows = search(engine, limit=200)
+    assert [r.id for r in rows] == list(range(1, 121))
+    for previous, row in itertools.pairwise(rows):
+        assert row.prev_hash == previous.row_hash
+
+
+def test_group_commit_writes_what_core_writes(trail: AuditTrail, engine: Engine) -> None:
+    """A row of a group commit and a row of `record` are stored alike (the time in the
+    column's own form, to the microsecond), and both verify."""
+    by_core = trail.record(_event(1))
+    [by_batch] = trail.record_many([_event(2)])
+    assert (by_core, by_batch) == (1, 2)
+    with engine.connect() as connection:
+        stored = connection.scalars(text("SELECT CAST(at AS TEXT) FROM audit_events ORDER BY id"))
+        shapes = {re.sub(r"[0-9]", "9", value) for value in stored}
+    assert len(shapes) == 1, shapes
+    assert _row(engine, by_core)["at"] <= _row(engine, by_batch)["at"]
+    assert verify_chain(engine).ok
+
+
+def test_group_commit_fails_closed(trail: AuditTrail, engine: Engine) -> None:
+    _fill(trail, 2)
+    _sql(engine, _forged(engine, 3, "0" * 64))  # takes the id the head will hand out next
+    with pytest.raises(AuditUnavailable):
+        trail.record_many([_event(7), _event(8)])
+    with engine.connect() as connection:
+        assert connection.scalar(select(AuditChainHead.last_id)) == 2
+        assert connection.scalar(select(func.count()).select_from(AuditEventRow)) == 3
+    _sql(engine, "DELETE FROM audit_chain_head")
+    with pytest.raises(AuditUnavailable, match="migrations"):
+        trail.record_many([_event(9)])
+
+
+def test_group_commit_index_race_refuses_only_the_duplicate(
+    trail: AuditTrail, engine: Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """If the unique index, not the batch's own check, sees a duplicate delivery key (a race
+    the head's lock should prevent), the driver's error is Core's `IntegrityError` again and
+    each row is retried alone: only the duplicate is refused."""
+    from sharelock.audit import trail as trail_module
+
+    first = trail.record(_delivered("d" * 64))
+    monkeypatch.setattr(trail_module._Statements, "delivered_among", lambda *_: set())
+    results = trail.record_many([_delivered("d" * 64), _event(5)])
+    assert isinstance(results[0], DuplicateDelivery)
+    assert results[1] == first + 1
+    assert verify_chain(engine).ok
 
 
 async def test_rows_asked_for_together_share_a_transaction(engine: Engine) -> None:

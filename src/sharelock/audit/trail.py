@@ -14,12 +14,13 @@ raises (SECURITY-CHECKLIST case 45).
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from datetime import UTC, datetime
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
-from sqlalchemy import Connection, Engine, bindparam, delete, func, insert, select, update
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy import Connection, Dialect, Engine, bindparam, delete, func, insert, select, update
+from sqlalchemy.exc import DBAPIError, IntegrityError
 
 from sharelock.audit.chain import row_hash
 from sharelock.audit.errors import AuditUnavailable, DuplicateDelivery
@@ -37,6 +38,16 @@ _MOVE_HEAD = (
     .where(AuditChainHead.id == _HEAD_ID)
     .values(last_id=bindparam("new_id"), last_hash=bindparam("new_hash"))
 )
+# The chain head, read (and, in a writer's transaction, locked) by every writer and verifier,
+# and the check of one delivery key: built once too, rather than a new `select` per call.
+_READ_HEAD = select(
+    AuditChainHead.last_id,
+    AuditChainHead.last_hash,
+    AuditChainHead.anchor_id,
+    AuditChainHead.anchor_hash,
+).where(AuditChainHead.id == _HEAD_ID)
+_READ_HEAD_LOCKED = _READ_HEAD.with_for_update()
+_DELIVERED = select(AuditEventRow.id).where(AuditEventRow.delivery_key == bindparam("key"))
 
 
 class AuditTrail:
@@ -110,25 +121,28 @@ class AuditTrail:
                 ),
                 self._writer.begin() as connection,
             ):
-                head = read_head(connection, lock=True)
-                recorded = self._delivered_among(connection, events)
-                results: list[int | DuplicateDelivery] = []
-                rows: list[dict[str, object]] = []
-                for event in events:
-                    key = event.delivery_key
-                    if key is not None and key in recorded:
-                        results.append(DuplicateDelivery("this delivery was already recorded"))
-                        continue
-                    if key is not None:
-                        recorded.add(key)
-                    row, head = self._chain(head, event)
-                    rows.append(row)
-                    results.append(head.last_id)
-                if rows:
-                    # One executemany of one prebuilt statement: the batch costs one
-                    # round trip, and SQLAlchemy compiles the statement once per process.
-                    connection.execute(_INSERT_ROW, rows)
-                self._move_head(connection, head)
+                # The transaction (its `BEGIN IMMEDIATE` on SQLite, its commit or rollback) is
+                # SQLAlchemy's; the statements in it go to the driver directly (`_Statements`).
+                statements = _statements_for(connection.dialect)
+                with statements.cursor(connection) as cursor:
+                    head = statements.read_head(cursor)
+                    recorded = statements.delivered_among(cursor, events)
+                    results: list[int | DuplicateDelivery] = []
+                    rows: list[dict[str, object]] = []
+                    for event in events:
+                        key = event.delivery_key
+                        if key is not None and key in recorded:
+                            results.append(DuplicateDelivery("this delivery was already recorded"))
+                            continue
+                        if key is not None:
+                            recorded.add(key)
+                        row, head = self._chain(head, event)
+                        rows.append(row)
+                        results.append(head.last_id)
+                    if rows:
+                        # One executemany: the batch costs one round trip.
+                        statements.insert(cursor, rows)
+                    statements.move_head(cursor, head)
                 return results
         except AuditUnavailable as exc:
             if isinstance(exc.__cause__, IntegrityError):
@@ -138,21 +152,8 @@ class AuditTrail:
 
     @staticmethod
     def _delivered(connection: Connection, delivery_key: str) -> bool:
-        found = connection.scalar(
-            select(AuditEventRow.id).where(AuditEventRow.delivery_key == delivery_key)
-        )
+        found = connection.scalar(_DELIVERED, {"key": delivery_key})
         return found is not None
-
-    @staticmethod
-    def _delivered_among(connection: Connection, events: Sequence[AuditEvent]) -> set[str]:
-        """The delivery keys of `events` that already have their row (one query)."""
-        keys = {event.delivery_key for event in events if event.delivery_key is not None}
-        if not keys:
-            return set()
-        found = connection.scalars(
-            select(AuditEventRow.delivery_key).where(AuditEventRow.delivery_key.in_(keys))
-        )
-        return {key for key in found if key is not None}
 
     @staticmethod
     def _chain(head: ChainHead, event: AuditEvent) -> tuple[dict[str, object], ChainHead]:
@@ -240,13 +241,118 @@ class ChainHead(NamedTuple):
 def read_head(connection: Connection, *, lock: bool = False) -> ChainHead:
     """The chain head; with `lock`, held until the transaction ends (PostgreSQL row lock;
     SQLite is already serialised by `BEGIN IMMEDIATE`)."""
-    query = select(
-        AuditChainHead.last_id,
-        AuditChainHead.last_hash,
-        AuditChainHead.anchor_id,
-        AuditChainHead.anchor_hash,
-    ).where(AuditChainHead.id == _HEAD_ID)
-    row = connection.execute(query.with_for_update() if lock else query).one_or_none()
+    row = connection.execute(_READ_HEAD_LOCKED if lock else _READ_HEAD).one_or_none()
     if row is None:
         raise AuditUnavailable("audit chain head is missing: run the database migrations")
     return ChainHead(*row)
+
+
+# -- the writer's statements, through the DB-API ------------------------------------------------
+
+_ROW_COLUMNS: tuple[str, ...] = tuple(column.name for column in AuditEventRow.__table__.columns)
+_Processor = Callable[[Any], Any]
+
+
+class _Statements:
+    """The group commit's four statements (read and lock the head, the delivery keys already
+    recorded, insert the rows, move the head) as plain SQL on the driver's cursor, inside the
+    transaction SQLAlchemy began (and will commit or roll back) on the same connection.
+
+    Why: through SQLAlchemy Core each of them cost more CPU than the database's own work
+    (execution context, events, result wrapping: about 0.6 of an append's 1.2 ms on SQLite),
+    and the audit trail writes every row of every share. What SQLAlchemy did for them is done
+    here the same way: values go through each column type's own bind processor for this
+    dialect (the time becomes exactly what Core stored, so a row hashes and verifies the
+    same), and a driver error becomes the `DBAPIError` subclass Core would have raised
+    (`IntegrityError` for the unique delivery key), parameters hidden, with the connection
+    invalidated if the driver says it is gone, so every caller's handling stays as it was."""
+
+    def __init__(self, dialect: Dialect) -> None:
+        self._dialect = dialect
+        # Every statement is made of constants (table and column names from the model, the
+        # driver's placeholder); values only ever go as parameters (hence the `noqa: S608`).
+        marker = "%s" if dialect.paramstyle in ("format", "pyformat") else "?"
+        lock = " FOR UPDATE" if dialect.name == "postgresql" else ""
+        self._read_head_sql = (
+            "SELECT last_id, last_hash, anchor_id, anchor_hash FROM audit_chain_head "  # noqa: S608
+            f"WHERE id = {_HEAD_ID}{lock}"
+        )
+        self._delivered_sql = "SELECT delivery_key FROM audit_events WHERE delivery_key IN ({})"
+        self._marker = marker
+        self._insert_sql = (
+            f"INSERT INTO audit_events ({', '.join(_ROW_COLUMNS)}) "  # noqa: S608
+            f"VALUES ({', '.join([marker] * len(_ROW_COLUMNS))})"
+        )
+        self._move_head_sql = (
+            f"UPDATE audit_chain_head SET last_id = {marker}, last_hash = {marker} "  # noqa: S608
+            f"WHERE id = {_HEAD_ID}"
+        )
+        table = AuditEventRow.__table__
+        self._processors: list[tuple[int, _Processor]] = []
+        for index, name in enumerate(_ROW_COLUMNS):
+            processor = table.columns[name].type.bind_processor(dialect)
+            if processor is not None:
+                self._processors.append((index, processor))
+
+    @contextmanager
+    def cursor(self, connection: Connection) -> Iterator[Any]:
+        pooled = connection.connection
+        cursor = pooled.cursor()
+        statement = ""
+        try:
+            yield cursor
+        except self._dialect.loaded_dbapi.Error as exc:
+            disconnected = self._dialect.is_disconnect(exc, pooled, cursor)
+            if disconnected:
+                connection.invalidate(exc)
+            raise DBAPIError.instance(
+                statement,
+                None,
+                exc,
+                self._dialect.loaded_dbapi.Error,
+                hide_parameters=True,
+                dialect=self._dialect,
+                ismulti=None,
+                connection_invalidated=disconnected,
+            ) from exc
+        finally:
+            cursor.close()
+
+    def read_head(self, cursor: Any) -> ChainHead:
+        cursor.execute(self._read_head_sql)
+        row = cursor.fetchone()
+        if row is None:
+            raise AuditUnavailable("audit chain head is missing: run the database migrations")
+        return ChainHead(int(row[0]), row[1], int(row[2]), row[3])
+
+    def delivered_among(self, cursor: Any, events: Sequence[AuditEvent]) -> set[str]:
+        """The delivery keys of `events` that already have their row (one query)."""
+        keys = sorted({event.delivery_key for event in events if event.delivery_key is not None})
+        if not keys:
+            return set()
+        cursor.execute(self._delivered_sql.format(", ".join([self._marker] * len(keys))), keys)
+        return {row[0] for row in cursor.fetchall() if row[0] is not None}
+
+    def insert(self, cursor: Any, rows: Sequence[dict[str, object]]) -> None:
+        values = []
+        for row in rows:
+            line = [row.get(name) for name in _ROW_COLUMNS]
+            for index, processor in self._processors:
+                line[index] = processor(line[index])
+            values.append(line)
+        cursor.executemany(self._insert_sql, values)
+
+    def move_head(self, cursor: Any, head: ChainHead) -> None:
+        cursor.execute(self._move_head_sql, (head.last_id, head.last_hash))
+
+
+_STATEMENTS: dict[str, _Statements] = {}
+
+
+def _statements_for(dialect: Dialect) -> _Statements:
+    """One `_Statements` per kind of database (the process has one or two engines)."""
+    key = f"{dialect.name}+{dialect.driver}"
+    statements = _STATEMENTS.get(key)
+    if statements is None:
+        statements = _STATEMENTS[key] = _Statements(dialect)
+    return statements
