@@ -14,7 +14,8 @@ sandbox data sources in a subprocess of their own, then in the same run:
 2. **closed**: C concurrent simulated people, each running whole shares back to back, as a
    partner's back end and a browser do over HTTP (PAR, /authorize, the consent page, the JWKS,
    credentials, review, decision, Continue, /token, /v1/share), for N shares; every delivered
-   payload is checked (IBAN, name, scopes, client), not only counted;
+   payload is checked (IBAN, name, scopes, client), not only counted, and once the broker
+   has stopped, the audit chain its workers wrote concurrently must still verify;
 3. **paced** (`--paced`): an open loop starting shares at half the closed loop's rate, whatever
    the answers; the whole flow's latency counts from each share's scheduled start.
 
@@ -79,6 +80,7 @@ from tests.support.whole_share import (
     register_partner,
 )
 
+from sharelock.audit import verify_chain
 from sharelock.config import Settings
 from sharelock.db import create_engine_for, migrate
 from sharelock.embedded import EmbeddedRedis, free_port
@@ -834,7 +836,25 @@ def bench_backend(
             record("long", f"C={args.concurrency}", stats, meters, series)
     finally:
         broker.child.stop()
+    if not chain_verifies(database_url):
+        for run in runs:
+            run.stats.errors["audit chain does not verify"] += 1
     return runs
+
+
+def chain_verifies(database_url: str) -> bool:
+    """After a run: the audit trail that W workers wrote concurrently, group commits and all,
+    is still one chain that verifies (the speed must not have cost a guarantee)."""
+    engine = create_engine_for(database_url)
+    try:
+        report = verify_chain(engine)
+    finally:
+        engine.dispose()
+    if report.ok:
+        console.print(f"  audit: {report.rows_checked} rows, the chain verifies")
+    else:
+        console.print(f"  [red]audit: the chain does not verify ({report.reason})[/]")
+    return report.ok
 
 
 # -- the report --------------------------------------------------------------------------------

@@ -10,7 +10,6 @@ from importlib import resources
 
 from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
-from starlette.datastructures import MutableHeaders
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from sharelock import __version__
@@ -45,6 +44,10 @@ _SECURITY_HEADERS = {
     "X-Frame-Options": "DENY",
     "Content-Security-Policy": "default-src 'none'; frame-ancestors 'none'",
 }
+_RAW_SECURITY_HEADERS = tuple(
+    (name.lower().encode("latin-1"), value.encode("latin-1"))
+    for name, value in _SECURITY_HEADERS.items()
+)
 MAX_BODY_BYTES = 80 * 1024  # a 64 KiB envelope plus its JSON wrapping
 
 
@@ -100,10 +103,13 @@ class SecurityHeaders:
 
         async def with_headers(message: Message) -> None:
             if message["type"] == "http.response.start":
-                headers = MutableHeaders(scope=message)
-                for name, value in _SECURITY_HEADERS.items():
-                    if name not in headers:
-                        headers[name] = value
+                raw = message.setdefault("headers", [])
+                present = {name.lower() for name, _ in raw}
+                # Appended as raw pairs (what `MutableHeaders` does, without its per-header
+                # scans of the list): only the ones the route did not set itself.
+                message["headers"] = list(raw) + [
+                    pair for pair in _RAW_SECURITY_HEADERS if pair[0] not in present
+                ]
             await send(message)
 
         await self.app(scope, receive, with_headers)

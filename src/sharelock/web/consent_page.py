@@ -19,7 +19,7 @@ from sharelock.web import i18n
 from sharelock.web.deps import broker_of
 from sharelock.web.errors import NO_STORE, error_page
 from sharelock.web.session import read_session
-from sharelock.web.templates import render
+from sharelock.web.templates import catalogue_json, render
 
 router = APIRouter()
 
@@ -126,7 +126,7 @@ async def consent(flow_id: str, request: Request) -> HTMLResponse:
             "lang": lang,
             "t": t,
             "languages": language_links(request, lang),
-            "messages": dict(t.messages),
+            "messages_json": catalogue_json(lang),
             # To the millisecond, so that the page's countdown ends with the session itself.
             "expires_in_ms": max(0, int((flow.expires_at - broker.clock.now()) * 1000)),
             **page_context(described, t),

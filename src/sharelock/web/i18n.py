@@ -31,7 +31,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import date, timedelta
 from decimal import Decimal, InvalidOperation
-from functools import cache
+from functools import cache, lru_cache
 from importlib import resources
 from types import MappingProxyType
 from typing import IO, Final, Literal
@@ -176,17 +176,24 @@ class Translator:
 
     def duration(self, seconds: int) -> str:
         """A retention limit in words: "1 hour", "72 hours", "13 months", "1 heure"."""
-        count, unit = _duration_unit(seconds)
-        # The unit is ours (Babel would say "3 days" for 72 hours and "1 year" for 13 months,
-        # rounding away the limit the law or the partner contract states); granularity=unit
-        # with an infinite threshold makes Babel word exactly `count` of that unit.
-        return format_timedelta(
-            timedelta(seconds=count * _UNIT_SECONDS[unit]),
-            granularity=unit,
-            threshold=math.inf,
-            format="long",
-            locale=self.lang,
-        )
+        return _duration_words(self.lang, seconds)
+
+
+# The consent page words five retention limits, from the settings, on every render: a few
+# languages times a few values, each worded by Babel once (tens of microseconds each).
+@lru_cache(maxsize=256)
+def _duration_words(lang: str, seconds: int) -> str:
+    count, unit = _duration_unit(seconds)
+    # The unit is ours (Babel would say "3 days" for 72 hours and "1 year" for 13 months,
+    # rounding away the limit the law or the partner contract states); granularity=unit
+    # with an infinite threshold makes Babel word exactly `count` of that unit.
+    return format_timedelta(
+        timedelta(seconds=count * _UNIT_SECONDS[unit]),
+        granularity=unit,
+        threshold=math.inf,
+        format="long",
+        locale=lang,
+    )
 
 
 def display_value(field: str, value: object, t: Translator) -> str | None:

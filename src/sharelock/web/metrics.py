@@ -93,6 +93,22 @@ class Metrics:
         )
         self._hsm_calls: Callable[[], int] | None = None
         self._hsm_seen = 0
+        # The labelled children each request updates, found once per label set (bounded:
+        # route templates, methods, status codes) rather than by `labels()` every time.
+        self._request_children: dict[tuple[str, str, int], tuple[Counter, Histogram]] = {}
+
+    def request_done(self, route: str, method: str, status: int, seconds: float) -> None:
+        """Count and time one request."""
+        key = (route, method, status)
+        children = self._request_children.get(key)
+        if children is None:
+            children = (
+                self.requests.labels(route, method, str(status)),
+                self.latency.labels(route),
+            )
+            self._request_children[key] = children
+        children[0].inc()
+        children[1].observe(seconds)
 
     def watch_hsm(self, calls: Callable[[], int]) -> None:
         self._hsm_calls = calls
@@ -151,8 +167,7 @@ class Observe:
         finally:
             route = access_log.route_template(scope)
             method = scope["method"] if scope["method"] in access_log.METHODS else "OTHER"
-            metrics.requests.labels(route, method, str(status)).inc()
-            metrics.latency.labels(route).observe(time.perf_counter() - started)
+            metrics.request_done(route, method, status, time.perf_counter() - started)
             metrics.sync_hsm()
 
 

@@ -108,7 +108,6 @@ class AddressLimits:
             getattr(scope["app"].state, "broker", None) if "app" in scope else None
         )
         if names and broker is not None:
-            request = Request(scope)
             try:
                 for name in names:
                     if name == "failed_auth_per_address":
@@ -118,7 +117,7 @@ class AddressLimits:
             except RateLimited as refused:
                 if refused.limit == "rights_per_address":
                     await _audit_person_refusal(broker, refused, address)
-                await limited_response(request, refused)(scope, receive, send)
+                await limited_response(Request(scope), refused)(scope, receive, send)
                 return
             except ServiceUnavailable as exc:
                 await unavailable_response(exc)(scope, receive, send)
