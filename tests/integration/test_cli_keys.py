@@ -157,6 +157,9 @@ def test_keys_list_shows_one_protected_rsa_4096_key(operator: tuple[Run, Path, l
     assert "sensitive" in table and "EXPORTABLE" not in table
 
 
+SHORT_GRACE_S = 30
+
+
 def test_rotation_keeps_the_old_key_for_the_grace_period_then_destroys_it(tmp_path: Path) -> None:
     """A key's state derives from the labels and the grace period of the process that looks,
     and its grace counts from its successor's label time, taken *before* the RSA-4096
@@ -165,7 +168,7 @@ def test_rotation_keeps_the_old_key_for_the_grace_period_then_destroys_it(tmp_pa
     and the steps after it with PT8S (longer than a generation): same token, same labels."""
     env = base_env(tmp_path / "state", SHARELOCK_KEY_GRACE_PERIOD="P1D")
     run = runner(env)
-    run_short = runner({**env, "SHARELOCK_KEY_GRACE_PERIOD": "PT8S"})
+    run_short = runner({**env, "SHARELOCK_KEY_GRACE_PERIOD": f"PT{SHORT_GRACE_S}S"})
     run("hsm", "init")
     run("keys", "generate")
     (old_jwk,) = json.loads(run("worker", "jwks").stdout)["keys"]
@@ -190,8 +193,9 @@ def test_rotation_keeps_the_old_key_for_the_grace_period_then_destroys_it(tmp_pa
     opened = json.loads(run("worker", "open", stdin=json.dumps([old_jwe, new_jwe])).stdout)
     assert opened["results"] == [{"sha256": old_digest}, {"sha256": new_digest}]
 
-    # With PT8S, once eight seconds have passed since the rotation...
-    time.sleep(max(0.0, (retired_at + timedelta(seconds=8.2) - datetime.now(UTC)).total_seconds()))
+    # With the short grace, once it has passed since the rotation...
+    over = retired_at + timedelta(seconds=SHORT_GRACE_S + 0.2)
+    time.sleep(max(0.0, (over - datetime.now(UTC)).total_seconds()))
     short = {k["kid"]: k for k in listed(run_short)}
     assert short[old_jwk["kid"]]["status"] == "expired"  # ...the old key no longer decrypts,
     assert short[new_kid]["status"] == "active"
