@@ -628,7 +628,10 @@ def test_a_broker_remembers_a_partner_a_few_seconds_then_sees_changes(engine: En
     cached = PartnerRegistry(engine, cache_seconds=5.0, clock=lambda: now[0])
     other = PartnerRegistry(engine)
     partner, secret = other.add("Cached", ["https://cached.example/cb"], ["identity"])
+    assert cached.from_cache(partner.client_id) == (False, None)  # not looked up yet
     assert cached.get(partner.client_id) is not None
+    hit, seen = cached.from_cache(partner.client_id)  # what AsyncPartners answers on the loop
+    assert hit and seen is not None and seen.client_id == partner.client_id
     with engine.begin() as connection:
         connection.execute(
             update(PartnerRow)
@@ -637,7 +640,9 @@ def test_a_broker_remembers_a_partner_a_few_seconds_then_sees_changes(engine: En
         )
     assert cached.get(partner.client_id) is not None  # remembered
     now[0] += 5.1
+    assert cached.from_cache(partner.client_id) == (False, None)  # stale: to the database
     assert cached.get(partner.client_id) is None  # seen as disabled once the time has passed
+    assert cached.from_cache(partner.client_id) == (True, None)  # remembered as disabled
     with engine.begin() as connection:
         connection.execute(
             update(PartnerRow)

@@ -28,6 +28,11 @@ class AsyncPartners:
         self._registry = registry
 
     async def get(self, client_id: str) -> Partner | None:
+        # A partner remembered a few seconds (`Settings.partner_cache_seconds`) is answered
+        # here: the hop to a database thread cost more than the lookup.
+        hit, partner = self._registry.from_cache(client_id)
+        if hit:
+            return partner
         return await run_blocking(self._registry.get, client_id)
 
     async def authenticate(self, client_id: str, secret: str) -> Partner | None:

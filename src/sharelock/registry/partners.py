@@ -267,14 +267,30 @@ class PartnerRegistry:
         log.info("client secret rotated for partner %s", client_id)
         return secret
 
+    def _cached_row(self, client_id: str) -> PartnerRow | None:
+        if self._cache_seconds <= 0:
+            return None
+        with self._cache_lock:
+            cached = self._cache.get(client_id)
+        if cached is not None and self._clock() < cached[0]:
+            return cached[1]
+        return None
+
+    def from_cache(self, client_id: str) -> tuple[bool, Partner | None]:
+        """`(True, partner)` when a fresh cached row answers `get(client_id)` without the
+        database (the partner is None if disabled), `(False, None)` otherwise: for callers on
+        an event loop, which then skip the hop to a database thread."""
+        row = self._cached_row(client_id)
+        if row is None:
+            return False, None
+        return True, None if row.disabled else Partner.from_row(row)
+
     def _row(self, client_id: str) -> PartnerRow | None:
         if not client_id or len(client_id) > MAX_CLIENT_ID_LENGTH:
             return None
-        if self._cache_seconds > 0:
-            with self._cache_lock:
-                cached = self._cache.get(client_id)
-            if cached is not None and self._clock() < cached[0]:
-                return cached[1]
+        cached = self._cached_row(client_id)
+        if cached is not None:
+            return cached
         with (
             database_errors(RegistryUnavailable, "cannot read the partner registry"),
             Session(self._engine) as session,
