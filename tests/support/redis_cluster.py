@@ -24,8 +24,6 @@ from typing import Any, Self
 
 import redis
 from pydantic import SecretStr
-from redis.backoff import NoBackoff
-from redis.retry import Retry
 
 from sharelock.config import Settings
 from sharelock.embedded import LOOPBACK, find_redis_server
@@ -35,6 +33,7 @@ from tests.support.redis_ha import (
     Process,
     RedisPki,
     Users,
+    admin_client,
     render,
     wait_until,
 )
@@ -122,17 +121,7 @@ class RedisCluster:
 
     def admin(self, node: Process, *, timeout: float = 1.0) -> redis.Redis:
         """A client of `node` alone (no redirection), which may read a replica's copy."""
-        client = redis.Redis(
-            host=LOOPBACK,
-            port=node.port,
-            username="admin",
-            password=self.users.admin,
-            socket_timeout=timeout,
-            socket_connect_timeout=timeout,
-            retry=Retry(NoBackoff(), 0),
-            single_connection_client=True,
-            **self.pki.client_options(),
-        )
+        client = admin_client(node, self.users, self.pki, timeout, single_connection_client=True)
         try:
             client.execute_command("READONLY")  # a replica answers reads instead of MOVED
         except redis.RedisError:

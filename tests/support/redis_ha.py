@@ -161,6 +161,23 @@ class Users:
         }
 
 
+def admin_client(
+    node: Process, users: Users, pki: RedisPki, timeout: float, **options: Any
+) -> redis.Redis:
+    """A client of `node` as the admin user (TLS, no retry), for the tests' inspection."""
+    return redis.Redis(
+        host=LOOPBACK,
+        port=node.port,
+        username="admin",
+        password=users.admin,
+        socket_timeout=timeout,
+        socket_connect_timeout=timeout,
+        retry=Retry(NoBackoff(), 0),
+        **pki.client_options(),
+        **options,
+    )
+
+
 class Process:
     """One redis-server or redis-sentinel on a fixed port, its config written once (0600)
     and then left to the process, which may rewrite it (Sentinel does; CONFIG REWRITE)."""
@@ -330,16 +347,7 @@ class RedisHA:
     # -- clients for inspection (synchronous, admin user) -------------------------------
 
     def admin(self, node: Process, *, timeout: float = 1.0) -> redis.Redis:
-        return redis.Redis(
-            host=LOOPBACK,
-            port=node.port,
-            username="admin",
-            password=self.users.admin,
-            socket_timeout=timeout,
-            socket_connect_timeout=timeout,
-            retry=Retry(NoBackoff(), 0),
-            **self.pki.client_options(),
-        )
+        return admin_client(node, self.users, self.pki, timeout)
 
     def sentinel_client(self, sentinel: Process, *, timeout: float = 1.0) -> redis.Redis:
         return redis.Redis(

@@ -226,21 +226,9 @@ class PartnerRegistry:
     def set_dpo_contact(self, client_id: str, contact: str | None) -> Partner:
         """Change (or, with None or blank, remove) how people reach the partner's
         data-protection officer. Raises `InvalidPartner` or `UnknownPartner`."""
-        value = validation.dpo_contact(contact)
-        changed = 0
-        if client_id and len(client_id) <= MAX_CLIENT_ID_LENGTH:
-            with (
-                database_errors(RegistryUnavailable, "cannot store the partner"),
-                self._engine.begin() as connection,
-            ):
-                changed = connection.execute(
-                    update(PartnerRow)
-                    .where(PartnerRow.client_id == client_id)
-                    .values(dpo_contact=value)
-                ).rowcount
-        if not changed:
-            raise UnknownPartner("no partner with that client id (see 'sharelock partners list')")
-        self._forget(client_id)
+        self._update(
+            client_id, "cannot store the partner", dpo_contact=validation.dpo_contact(contact)
+        )
         partner = self.get(client_id, include_disabled=True)
         assert partner is not None
         return partner
@@ -250,22 +238,27 @@ class PartnerRegistry:
         and returned: it is never shown again. The old secret, legacy Argon2 or not, stops
         working at once. Raises `UnknownPartner`."""
         secret = new_client_secret()
+        self._update(
+            client_id, "cannot store the new secret", client_secret_hash=secret_digest(secret)
+        )
+        log.info("client secret rotated for partner %s", client_id)
+        return secret
+
+    def _update(self, client_id: str, failure: str, **values: object) -> None:
+        """Set `values` on one partner's row and forget it from this process's cache;
+        `UnknownPartner` if there is no such partner."""
         changed = 0
         if client_id and len(client_id) <= MAX_CLIENT_ID_LENGTH:
             with (
-                database_errors(RegistryUnavailable, "cannot store the new secret"),
+                database_errors(RegistryUnavailable, failure),
                 self._engine.begin() as connection,
             ):
                 changed = connection.execute(
-                    update(PartnerRow)
-                    .where(PartnerRow.client_id == client_id)
-                    .values(client_secret_hash=secret_digest(secret))
+                    update(PartnerRow).where(PartnerRow.client_id == client_id).values(**values)
                 ).rowcount
         if not changed:
             raise UnknownPartner("no partner with that client id (see 'sharelock partners list')")
         self._forget(client_id)
-        log.info("client secret rotated for partner %s", client_id)
-        return secret
 
     def _cached_row(self, client_id: str) -> PartnerRow | None:
         if self._cache_seconds <= 0:

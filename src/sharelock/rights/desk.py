@@ -36,7 +36,7 @@ from sharelock.audit import AuditUnavailable, EventType
 from sharelock.blocking import run_blocking
 from sharelock.config import Settings
 from sharelock.db import AuditEventRow, database_errors
-from sharelock.flow import IDENTITY, KINDS, AsyncAudit, AsyncPartners, Kind, Records
+from sharelock.flow import IDENTITY, RELEASE, AsyncAudit, AsyncPartners, Records
 from sharelock.maintenance import delete_for_login_hash
 from sharelock.rights import requests
 from sharelock.rights.errors import AlreadyAnswered, RequestNotFound, RightsError, UnknownRecipient
@@ -49,13 +49,6 @@ _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 # What the broker does at once for each right (besides forwarding it).
 STOPS_KEPT_COPIES = frozenset({"withdrawal", "erasure", "restriction", "objection"})
 DELIVERED = EventType.DATA_DELIVERED.value
-
-
-def _kind(name: str) -> Kind[Any]:
-    return next(kind for kind in KINDS if kind.name == name)
-
-
-RELEASE = _kind("release")
 
 
 def subject_key(subject: Subject) -> str:
