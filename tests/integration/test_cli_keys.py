@@ -5,6 +5,7 @@ SoftHSM binds each process to one configuration."""
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import json
 import os
@@ -77,9 +78,9 @@ def snapshot(root: Path) -> dict[str, tuple[int, str]]:
     return found
 
 
-def listed(run: Run) -> list[dict[str, Any]]:
+def listed(run: Run, use: str = "enc") -> list[dict[str, Any]]:
     keys: list[dict[str, Any]] = json.loads(run("keys", "list", "--json").stdout)
-    return keys
+    return [k for k in keys if k["use"] == use]
 
 
 def seal(jwk: dict[str, Any], text: str) -> tuple[str, str]:
@@ -213,6 +214,76 @@ def test_rotation_keeps_the_old_key_for_the_grace_period_then_destroys_it(tmp_pa
         {"rejected": "the credential envelope could not be opened"},
         {"sha256": new_digest},
     ]
+
+
+def test_signing_key_rotation_keeps_every_signature_verifiable(tmp_path: Path) -> None:
+    """From a token of an earlier release (one `sharelock-audit-sign` key): a rotation makes a
+    new key sign at once; the old one stays published for the grace period, then its private
+    half is destroyed and its public half kept, so what it signed still verifies. As for the
+    encryption keys, the steps inside the grace period run with one day of grace, the steps
+    after it with one second, once that second has passed (states derive from the labels)."""
+    env = base_env(tmp_path / "state", SHARELOCK_KEY_GRACE_PERIOD="P1D")
+    run = runner(env)
+    run_short = runner({**env, "SHARELOCK_KEY_GRACE_PERIOD": "PT1S"})
+    run("hsm", "init")
+    run("worker", "legacy-signing-key")
+    assert "exists   signing key" in run("keys", "generate").stdout
+    first = json.loads(run("worker", "sign", stdin="before the rotation").stdout)
+    (legacy,) = first["published"]
+    assert first["keyring"] == {legacy["kid"]: legacy}
+
+    rotated = run("keys", "rotate", "--signing").stdout
+    new_kid = rotated.split("active signing kid ")[1].split()[0]
+    assert new_kid != legacy["kid"] and "retired" not in rotated
+    keys = {k["kid"]: k for k in listed(run, "sig")}
+    assert keys[new_kid]["status"] == "active" and keys[new_kid]["has_private"]
+    assert keys[legacy["kid"]]["status"] == "retiring" and keys[legacy["kid"]]["published"]
+    second = json.loads(run("worker", "sign", stdin="after the rotation").stdout)
+    assert [k["kid"] for k in second["published"]] == [new_kid, legacy["kid"]]  # newest first
+    pair = json.dumps([first["jws"], second["jws"]])
+    checked = json.loads(run("worker", "verify", stdin=pair).stdout)
+    assert [r["payload"]["text"] for r in checked["results"]] == [
+        "before the rotation",
+        "after the rotation",
+    ]
+    header = json.loads(base64.urlsafe_b64decode(second["jws"].split(".")[0] + "=="))
+    assert header["kid"] == new_kid  # the new key signs at once
+
+    retired_at = datetime.fromisoformat(keys[legacy["kid"]]["retired_at"])
+    time.sleep(max(0.0, (retired_at + timedelta(seconds=1.2) - datetime.now(UTC)).total_seconds()))
+    late = json.loads(run_short("worker", "sign", stdin="later").stdout)
+    assert [k["kid"] for k in late["published"]] == [new_kid]  # grace over: unpublished
+    again = run_short("keys", "rotate", "--signing").stdout
+    assert f"retired {legacy['kid']}: private half destroyed" in again
+    assert f"retired {new_kid}" not in again  # it has just begun its own grace period
+    after = {k["kid"]: k for k in listed(run_short, "sig")}
+    assert len(after) == 3
+    assert after[legacy["kid"]]["has_private"] is False
+    assert after[legacy["kid"]]["status"] == "retired"
+    assert after[new_kid]["has_private"]  # its private half is destroyed only after its grace
+    assert {k["kid"]: k["status"] for k in listed(run, "sig")}[new_kid] == "retiring"
+    tokens = [first["jws"], second["jws"], late["jws"]]
+    verified = json.loads(run("worker", "verify", stdin=json.dumps(tokens)).stdout)
+    assert all("payload" in r for r in verified["results"])  # every period still verifies
+    # A signature by a key the token never held, naming the retired key's kid, does not.
+    forged = _forge(first["jws"])
+    refused = json.loads(run("worker", "verify", stdin=json.dumps([forged])).stdout)
+    assert refused["results"] == [{"rejected": "signature does not verify"}]
+
+
+def _forge(jws: str) -> str:
+    """`jws` re-signed (same header and payload) with a fresh software P-256 key."""
+    from cryptography.hazmat.primitives import hashes
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature
+
+    head, body, _ = jws.split(".")
+    der = ec.generate_private_key(ec.SECP256R1()).sign(
+        f"{head}.{body}".encode(), ec.ECDSA(hashes.SHA256())
+    )
+    r, s = decode_dss_signature(der)
+    raw = r.to_bytes(32, "big") + s.to_bytes(32, "big")
+    return f"{head}.{body}." + base64.urlsafe_b64encode(raw).rstrip(b"=").decode()
 
 
 def test_ambiguous_encryption_key_is_a_one_line_error(tmp_path: Path) -> None:

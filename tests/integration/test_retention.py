@@ -14,6 +14,9 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature
 from jwcrypto import jwk as jwcrypto_jwk
 from jwcrypto import jws as jwcrypto_jws
 from sqlalchemy import Engine, delete, func, select, text, update
@@ -36,7 +39,6 @@ from sharelock.db import (
     AuditEventRow,
 )
 from sharelock.keys import KeyLayer
-from sharelock.keys.layer import SIGN_LABEL
 from sharelock.retention import run_retention
 
 ISSUER = "https://broker.example"
@@ -136,7 +138,9 @@ def _refuse_inserts(engine: Engine, table: str) -> None:
 
 
 def test_signing_key_is_in_the_hsm_and_published(key_layer: KeyLayer) -> None:
-    protection = key_layer.token.key_attributes(SIGN_LABEL, "private")
+    label = key_layer.active_signing_key().label
+    assert label.startswith("sharelock-sign-")  # a new token's first key is a dated one
+    protection = key_layer.token.key_attributes(label, "private")
     assert protection["sensitive"] and not protection["extractable"]
     assert protection["never_extractable"]
     jwk = key_layer.signing_jwk()
@@ -146,7 +150,8 @@ def test_signing_key_is_in_the_hsm_and_published(key_layer: KeyLayer) -> None:
     published = key_layer.published_jwks()["keys"]
     assert published[-1] == jwk
     assert published[:-1] == key_layer.jwks()["keys"]  # encryption keys first, unchanged
-    assert SIGN_LABEL in key_layer.ensure_keys().existing  # idempotent
+    assert "signing key" in key_layer.ensure_keys().existing  # idempotent
+    assert key_layer.signature_keyring() == {jwk["kid"]: jwk}
 
 
 def test_checkpoint_verifies_with_jwcrypto(
@@ -404,3 +409,44 @@ def test_checkpoints_while_processes_write(
     assert report.ok, report.problems
     assert report.chain.rows_checked == 60 and report.attested_through == 60
     assert report.checkpoints_checked == made + 1
+
+
+class _NextSigningKey:
+    """The broker's next signing key after a rotation, in software for this test: the
+    keyring logic is what is under test; the token's own rotation is tested in
+    test_cli_keys.py."""
+
+    def __init__(self) -> None:
+        self._key = ec.generate_private_key(ec.SECP256R1())
+        numbers = self._key.public_key().public_numbers()
+        bare = {
+            "kty": "EC",
+            "crv": "P-256",
+            "x": b64url(numbers.x.to_bytes(32, "big")),
+            "y": b64url(numbers.y.to_bytes(32, "big")),
+        }
+        self._jwk = {**bare, "kid": jwcrypto_jwk.JWK(**bare).thumbprint(), "alg": "ES256"}
+
+    def sign(self, message: bytes) -> bytes:
+        r, s = decode_dss_signature(self._key.sign(message, ec.ECDSA(hashes.SHA256())))
+        return r.to_bytes(32, "big") + s.to_bytes(32, "big")
+
+    def signing_jwk(self) -> dict[str, Any]:
+        return dict(self._jwk)
+
+
+def test_checkpoints_of_every_signing_key_verify_with_the_keyring(
+    trail: AuditTrail, key_layer: KeyLayer, engine: Engine
+) -> None:
+    """Checkpoints signed before and after a rotation: the keyring (every key the token
+    holds) verifies both; the key of one period alone flags the other's."""
+    _fill(trail, 2)
+    Checkpointer(engine, key_layer, ISSUER).checkpoint()
+    _fill(trail, 2)
+    rotated = _NextSigningKey()
+    Checkpointer(engine, rotated, ISSUER).checkpoint()
+    keyring = {**key_layer.signature_keyring(), rotated.signing_jwk()["kid"]: rotated.signing_jwk()}
+    report = verify_trail(engine, keyring)
+    assert report.ok and report.checkpoints_checked == 2 and report.attested_through == 4
+    only_old = verify_trail(engine, key_layer.signing_jwk())
+    assert [(p.reason, p.checkpoint_id) for p in only_old.problems] == [("bad_signature", 2)]

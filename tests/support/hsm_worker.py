@@ -172,6 +172,46 @@ def jwks() -> int:
     return 0
 
 
+def signing() -> int:
+    """Sign the text on stdin (ES256, the active key, as checkpoints and receipts are signed);
+    report the JWS, the published signing keys and the whole keyring."""
+    from sharelock.audit import sign_compact
+
+    layer = _layer()
+    jws = sign_compact(layer, {"text": sys.stdin.read()}, "sharelock-test")
+    published = [k for k in layer.published_jwks()["keys"] if k["use"] == "sig"]
+    _emit({"jws": jws, "published": published, "keyring": layer.signature_keyring()})
+    layer.close()
+    return 0
+
+
+def verifying() -> int:
+    """Check each JWS of the JSON list on stdin against the token's signing keyring."""
+    from sharelock.audit import BadSignature, verify_compact
+
+    tokens: list[str] = json.load(sys.stdin)
+    layer = _layer()
+    keyring = layer.signature_keyring()
+    results: list[dict[str, Any]] = []
+    for token in tokens:
+        try:
+            results.append({"payload": verify_compact(token, keyring, "sharelock-test")})
+        except BadSignature as exc:
+            results.append({"rejected": str(exc)})
+    _emit({"results": results})
+    layer.close()
+    return 0
+
+
+def legacy_signing_key() -> int:
+    """Give the token the one signing key of earlier releases (`sharelock-audit-sign`), as a
+    token made before signing keys rotated has."""
+    layer = _layer()
+    layer.token.generate_p256_keypair("sharelock-audit-sign")
+    layer.close()
+    return 0
+
+
 def open_tokens() -> int:
     """Open each JWE of the JSON list on stdin; report the SHA-256 of each clear content, or why
     it was refused."""
@@ -350,6 +390,9 @@ def main(argv: list[str]) -> int:
         "remove-token-dir": remove_token_dir,
         "two-layers": two_layers,
         "live-rotation": live_rotation,
+        "sign": signing,
+        "verify": verifying,
+        "legacy-signing-key": legacy_signing_key,
     }
     return jobs[command]()
 

@@ -26,7 +26,7 @@ from sharelock.audit.errors import (
 from sharelock.audit.events import AuditEvent, EventType
 from sharelock.audit.export import FORMATS, MEDIA_TYPES, ExportFormat, export_lines
 from sharelock.audit.integrity import Problem, TrailReport, verify_trail
-from sharelock.audit.jws import Signer, sign_compact
+from sharelock.audit.jws import BadSignature, Signer, sign_compact, verify_compact
 from sharelock.audit.navigation import (
     BROWSER_FAMILIES,
     DEVICE_TYPES,
@@ -66,6 +66,7 @@ __all__ = [
     "AuditRecord",
     "AuditTrail",
     "AuditUnavailable",
+    "BadSignature",
     "BrowserFamily",
     "Checkpoint",
     "Checkpointer",
@@ -99,6 +100,7 @@ __all__ = [
     "select_records",
     "sign_compact",
     "verify_chain",
+    "verify_compact",
     "verify_receipt",
     "verify_trail",
 ]

@@ -69,8 +69,11 @@ class TrailReport:
 def verify_trail(
     engine: Engine, jwk: Mapping[str, Any] | None, on_progress: Progress | None = None
 ) -> TrailReport:
-    """Check the chain and the checkpoints in one snapshot. `jwk` is the signing key's public
-    JWK (`KeyLayer.signing_jwk()`); without it no checkpoint can be trusted. Raises
+    """Check the chain and the checkpoints in one snapshot. `jwk` is the broker's signing
+    keyring, kid -> public JWK of every signing key it ever used (`KeyLayer.signature_keyring()`;
+    one JWK also does): each checkpoint is checked with the key its header names, so the
+    checkpoints signed before a rotation stay verifiable. Without keys no checkpoint can be
+    trusted. Raises
     `AuditUnavailable` if the database cannot be read."""
     with (
         database_errors(AuditUnavailable, "audit trail unavailable"),

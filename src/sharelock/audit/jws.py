@@ -55,8 +55,17 @@ def sign_compact(signer: Signer, payload: Mapping[str, Any], typ: str) -> str:
     return signing_input + "." + b64url(signer.sign(signing_input.encode("ascii")))
 
 
-def verify_compact(token: str, jwk: Mapping[str, Any], typ: str) -> dict[str, Any]:
-    """The payload, if `token` is an ES256 JWS of type `typ` by the key `jwk`."""
+def keyring(keys: Mapping[str, Any]) -> dict[str, Mapping[str, Any]]:
+    """`keys` as kid -> JWK: one JWK (it has `kty`) or a keyring already (the broker's signing
+    keys of every period, `KeyLayer.signature_keyring()`)."""
+    if "kty" in keys:
+        return {str(keys.get("kid")): keys}
+    return {str(kid): jwk for kid, jwk in keys.items()}
+
+
+def verify_compact(token: str, keys: Mapping[str, Any], typ: str) -> dict[str, Any]:
+    """The payload, if `token` is an ES256 JWS of type `typ` by one of `keys` (a JWK, or a
+    keyring kid -> JWK), chosen by the header's `kid`."""
     parts = token.split(".")
     if len(parts) != 3:
         raise BadSignature("not a compact JWS")
@@ -69,7 +78,8 @@ def verify_compact(token: str, jwk: Mapping[str, Any], typ: str) -> dict[str, An
         raise BadSignature("header or payload is not a JSON object")
     if header.get("alg") != ALG or header.get("typ") != typ or header.get("crit"):
         raise BadSignature(f"expected an {ALG} JWS of type {typ}")
-    if header.get("kid") != jwk.get("kid"):
+    jwk = keyring(keys).get(str(header.get("kid")))
+    if jwk is None:
         raise BadSignature("signed by another key")
     signature = b64url_decode(parts[2])
     if len(signature) != 64:

@@ -65,7 +65,8 @@ def issue_receipt(
 
 
 def read_receipt(receipt: str, jwk: Mapping[str, Any]) -> dict[str, Any]:
-    """The receipt's payload if the broker's key `jwk` signed it; `BadSignature` if not."""
+    """The receipt's payload if the broker's key `jwk` (or one of a keyring kid -> JWK)
+    signed it; `BadSignature` if not."""
     return verify_compact(receipt, jwk, RECEIPT_TYP)
 
 

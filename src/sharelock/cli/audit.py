@@ -258,9 +258,10 @@ def _opened(output: Path | None) -> Iterator[Any]:
         yield handle
 
 
-def signing_jwk(keys: KeyLayer) -> dict[str, Any] | None:
+def signature_keyring(keys: KeyLayer) -> dict[str, dict[str, Any]] | None:
+    """Every signing key the token holds (retired ones too), or None if it has none."""
     try:
-        return keys.signing_jwk()
+        return keys.signature_keyring() or None
     except KeyNotFound:
         return None
 
@@ -272,7 +273,7 @@ def verify(as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] 
     settings = load_settings()
     with database(settings) as tools, key_layer(settings) as keys:
         _record_query(tools, "verify")
-        jwk = signing_jwk(keys)
+        jwk = signature_keyring(keys)
         with progress_bar("verifying") as bar:
             task = bar.add_task("verify", total=None)
 

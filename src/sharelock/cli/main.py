@@ -9,6 +9,7 @@ import shutil
 import socket
 import ssl
 import sys
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -25,7 +26,7 @@ from sharelock.cli.retention import app as retention_app
 from sharelock.cli.rights import app as rights_app
 from sharelock.config import Settings, load_settings
 from sharelock.errors import ConfigError
-from sharelock.keys import KeyLayer, init_token
+from sharelock.keys import KeyLayer, SigningKey, init_token
 
 # Said in `sharelock --help`; enforced by `sharelock.cli.common.require_state`.
 STATE_RULE = (
@@ -86,15 +87,18 @@ def keys_generate() -> None:
 @keys_app.command("list")
 @friendly_errors
 def keys_list(as_json: bool = typer.Option(False, "--json", help="Print JSON.")) -> None:
-    """The encryption keys in the token, with their state and protection."""
+    """The encryption and signing keys in the token, with their state and protection."""
     with key_layer(load_settings()) as layer:
         keys = layer.encryption_keys()
         algs = ",".join(layer.algorithms()) if keys else ""
         protection = {k.kid: layer.key_protection(k) for k in keys}
+        signing = layer.signing_keys()
+        grace = layer.grace_period
     if as_json:
         rows = [
             {
                 "kid": k.kid,
+                "use": "enc",
                 "status": k.status,
                 "created_at": k.created_at.isoformat(),
                 "destroy_after": k.destroy_after.isoformat() if k.destroy_after else None,
@@ -103,7 +107,7 @@ def keys_list(as_json: bool = typer.Option(False, "--json", help="Print JSON."))
                 **protection[k.kid],
             }
             for k in keys
-        ]
+        ] + [_signing_row(k, grace) for k in signing]
         out.print_json(json.dumps(rows))
         return
     if not keys:
@@ -120,21 +124,59 @@ def keys_list(as_json: bool = typer.Option(False, "--json", help="Print JSON."))
             f"RSA-{k.modulus_bits} {algs}",
             "sensitive" if flags["sensitive"] and not flags["extractable"] else "EXPORTABLE",
         )
+    for sk in signing:
+        row = _signing_row(sk, grace)
+        table.add_row(
+            sk.kid,
+            sk.status,
+            sk.created_at.strftime("%Y-%m-%d %H:%M") if sk.created_at.year > 1970 else "-",
+            row["private_until"][:16].replace("T", " ") if row["private_until"] else "-",
+            "EC P-256 ES256 (sign)",
+            "private + public" if sk.has_private else "public only",
+        )
     out.print(table)
+
+
+def _signing_row(key: SigningKey, grace: timedelta) -> dict[str, Any]:
+    until = key.private_until(grace)
+    return {
+        "kid": key.kid,
+        "use": "sig",
+        "status": key.status,
+        "created_at": key.created_at.isoformat() if key.created_at.year > 1970 else None,
+        "retired_at": key.retired_at.isoformat() if key.retired_at else None,
+        "private_until": until.isoformat() if until else None,
+        "has_private": key.has_private,
+        "published": key.published,
+    }
 
 
 @keys_app.command("rotate")
 @friendly_errors
-def keys_rotate() -> None:
-    """Make a new active encryption key; destroy keys past their grace period."""
+def keys_rotate(
+    signing: bool = typer.Option(
+        False,
+        "--signing",
+        help="Rotate the ES256 signing key instead of the encryption key.",
+    ),
+) -> None:
+    """Make a new active encryption key (or, with --signing, signing key); destroy what is
+    past its grace period."""
+    if signing:
+        with key_layer(load_settings()) as layer, working("generating a new P-256 key …"):
+            new, retired = layer.rotate_signing()
+        out.print(f"active signing kid {new.kid}")
+        for key in retired:
+            out.print(f"retired {key.kid}: private half destroyed, public half kept")
+        return
     with (
         key_layer(load_settings()) as layer,
         working("generating a new RSA-4096 key in the HSM (a few seconds) …"),
     ):
         active, destroyed = layer.rotate()
     out.print(f"active kid {active.kid}")
-    for key in destroyed:
-        out.print(f"destroyed {key.kid} (grace period over)")
+    for enc in destroyed:
+        out.print(f"destroyed {enc.kid} (grace period over)")
 
 
 def _listen(host: str, port: int, variable: str) -> socket.socket:

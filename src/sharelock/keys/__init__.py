@@ -1,8 +1,8 @@
 """Key layer: Sharelock's keys live in a PKCS#11 token and never leave it.
 
-Public surface: `KeyLayer`, `EncryptionKey`, `refresh_forever` (the periodic key refresh), the
-errors, and `init_token` for the embedded SoftHSM2 setup. Only `sharelock.keys._token` imports
-`pkcs11`.
+Public surface: `KeyLayer`, `EncryptionKey`, `SigningKey`, `refresh_forever` (the periodic
+key refresh), the errors, and `init_token` for the embedded SoftHSM2 setup. Only
+`sharelock.keys._token` imports `pkcs11`.
 """
 
 from sharelock.keys.errors import (
@@ -20,6 +20,7 @@ from sharelock.keys.layer import (
     KeyLayer,
     refresh_forever,
 )
+from sharelock.keys.signing import SigningKey
 from sharelock.keys.softhsm import InitReport, init_token, is_softhsm
 
 __all__ = [
@@ -33,6 +34,7 @@ __all__ = [
     "KeyLayer",
     "KeyLayerError",
     "KeyNotFound",
+    "SigningKey",
     "UnsupportedAlgorithm",
     "init_token",
     "is_softhsm",

@@ -288,6 +288,20 @@ class HsmToken:
 
         return self.run(destroy_all)
 
+    def destroy_private(self, label: str) -> int:
+        """Destroy the private half of the pair with this label, keeping its public half
+        (a retired signing key: its signatures stay verifiable, it can sign no more)."""
+
+        def destroy(session: Any) -> int:
+            template = {Attribute.CLASS: ObjectClass.PRIVATE_KEY, Attribute.LABEL: label}
+            objs = list(session.get_objects(template))
+            for obj in objs:
+                obj.destroy()
+            self._handles.pop((str(ObjectClass.PRIVATE_KEY), label), None)
+            return len(objs)
+
+        return self.run(destroy)
+
     # -- key generation and import ------------------------------------------------------
 
     def generate_rsa_keypair(self, label: str, key_id: bytes, bits: int = 4096) -> None:

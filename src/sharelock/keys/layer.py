@@ -11,8 +11,9 @@ Keys in the token, by label:
   process agrees on it without any other store.
 - `sharelock-audit-hmac`: HMAC-SHA256 key for pseudonymised logins.
 - `sharelock-storage`: AES-256 key that wraps the data keys of values kept in Redis.
-- `sharelock-audit-sign`: EC P-256 pair that signs (ES256) the audit trail's checkpoints; the
-  private half may only sign. Its public JWK is published with `use: sig`.
+- `sharelock-sign-<UTC creation time>` (or `sharelock-audit-sign`, from earlier releases): EC
+  P-256 pairs that sign (ES256) checkpoints, receipts, responses and deliveries; the private
+  half may only sign. Rotated like the encryption keys (`sharelock.keys.signing`).
 """
 
 from __future__ import annotations
@@ -20,7 +21,6 @@ from __future__ import annotations
 import asyncio
 import base64
 import hashlib
-import json
 import logging
 import os
 import secrets
@@ -29,7 +29,7 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import suppress
 from dataclasses import dataclass, replace
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from functools import partial
 from typing import Any, Literal, TypeVar
 
@@ -46,6 +46,13 @@ from sharelock.keys.errors import (
     UnsupportedAlgorithm,
 )
 from sharelock.keys.jwk import public_jwk, thumbprint
+from sharelock.keys.signing import (
+    LEGACY_SIGN_LABEL,
+    SIGN_PREFIX,
+    SigningKey,
+    load_signing_keys,
+    new_label,
+)
 from sharelock.keys.softhsm import export_softhsm_conf
 
 T = TypeVar("T")
@@ -54,9 +61,7 @@ log = logging.getLogger("sharelock.keys")
 ENC_PREFIX = "sharelock-enc-"
 HMAC_LABEL = "sharelock-audit-hmac"
 STORAGE_LABEL = "sharelock-storage"
-SIGN_LABEL = "sharelock-audit-sign"
-SIGN_ALG = "ES256"
-_NO_SIGNING_KEY = f"no signing key {SIGN_LABEL!r} in the token: run 'sharelock keys generate'"
+_NO_SIGNING_KEY = "no signing key in the token: run 'sharelock keys generate'"
 _TIME_FORMAT = "%Y%m%dT%H%M%S%fZ"
 _DEK_AAD = b"sharelock-data-key-v1"
 _DEK_VERSION = b"\x01"
@@ -126,13 +131,18 @@ class KeyLayer:
         self._grace = settings.key_grace_period
         self._keys: dict[str, EncryptionKey] | None = None
         self._algorithms: tuple[str, ...] | None = None
-        self._signing_jwk: dict[str, Any] | None = None
+        self._signing: list[SigningKey] | None = None
         self._state_lock = threading.Lock()
         self._executor: ThreadPoolExecutor | None = None
         self._executor_pid = -1
 
     def __repr__(self) -> str:
         return f"KeyLayer(token={self.token!r})"
+
+    @property
+    def grace_period(self) -> timedelta:
+        """How long a rotated-out key keeps working (decrypting; published, for signing)."""
+        return self._grace
 
     # -- lifecycle ----------------------------------------------------------------------
 
@@ -224,7 +234,8 @@ class KeyLayer:
     def refresh(self) -> None:
         self.encryption_keys(refresh=True)
         self._algorithms = None
-        self._signing_jwk = None
+        with self._state_lock:
+            self._signing = None
 
     # -- key management -----------------------------------------------------------------
 
@@ -243,11 +254,11 @@ class KeyLayer:
             else:
                 self.token.generate_secret(label, kind)  # type: ignore[arg-type]
                 created.append(label)
-        if SIGN_LABEL in labels:
-            existing.append(SIGN_LABEL)
+        if any(label == LEGACY_SIGN_LABEL or label.startswith(SIGN_PREFIX) for label in labels):
+            existing.append("signing key")
         else:
-            self.token.generate_p256_keypair(SIGN_LABEL)
-            created.append(SIGN_LABEL)
+            self.token.generate_p256_keypair(new_label(datetime.now(UTC)))
+            created.append("signing key")
         if any(label.startswith(ENC_PREFIX) for label in labels):
             existing.append("encryption key")
         else:
@@ -270,6 +281,26 @@ class KeyLayer:
         if expired:
             self.refresh()
         return expired
+
+    def rotate_signing(self) -> tuple[SigningKey, list[SigningKey]]:
+        """Make a new active signing key (the previous one stops signing at once and stays
+        published for the grace period), then destroy the private halves of keys whose
+        grace period is over. Returns the new key and the keys retired for good."""
+        self.token.generate_p256_keypair(new_label(datetime.now(UTC)))
+        self.refresh()
+        retired = self.prune_signing()
+        return self.active_signing_key(), retired
+
+    def prune_signing(self) -> list[SigningKey]:
+        """Destroy the private half of every signing key past its grace period; the public
+        half stays in the token to verify what it signed."""
+        keys = self.signing_keys(refresh=True)
+        done = [k for k in keys if k.status == "retired" and k.has_private]
+        for key in done:
+            self.token.destroy_private(key.label)
+        if done:
+            self.refresh()
+        return done
 
     def key_protection(self, key: EncryptionKey) -> dict[str, bool]:
         return self.token.key_attributes(key.label, "private")
@@ -317,45 +348,57 @@ class KeyLayer:
             "keys": [{**public_jwk(k.public), "kid": k.kid, "use": "enc", "alg": alg} for k in keys]
         }
 
+    def signing_keys(self, refresh: bool = False) -> list[SigningKey]:
+        """Every signing key in the token, oldest first (the newest signs)."""
+        with self._state_lock:
+            if self._signing is None or refresh:
+                self._signing = load_signing_keys(
+                    self.token, self._grace, datetime.now(UTC)
+                )
+            keys = list(self._signing)
+        now = datetime.now(UTC)
+        # As for the encryption keys, a grace period ending while the process runs ends then.
+        return [
+            replace(k, status="retired")
+            if k.retired_at is not None and now >= k.retired_at + self._grace
+            else k
+            for k in keys
+        ]
+
+    def active_signing_key(self) -> SigningKey:
+        keys = self.signing_keys()
+        if not keys:
+            raise KeyNotFound(_NO_SIGNING_KEY)
+        return keys[-1]
+
     def signing_jwk(self) -> dict[str, Any]:
-        """The public JWK of the signing key (`use: sig`, `alg: ES256`, RFC 7638 `kid`);
-        `KeyNotFound` if the token has none yet."""
-        if self._signing_jwk is None:
-            try:
-                point = self.token.ec_public_point(SIGN_LABEL)
-            except KeyNotFound:
-                raise KeyNotFound(_NO_SIGNING_KEY) from None
-            if len(point) != 65 or point[0] != 4:
-                raise AmbiguousKey(f"{SIGN_LABEL!r} is not an uncompressed P-256 point")
-            bare = {
-                "kty": "EC",
-                "crv": "P-256",
-                "x": _b64url(point[1:33]),  # full 32 bytes each (RFC 7518 §6.2.1.2)
-                "y": _b64url(point[33:]),
-            }
-            # RFC 7638: the required members, sorted, no spaces.
-            members = json.dumps(bare, sort_keys=True, separators=(",", ":")).encode("ascii")
-            kid = _b64url(hashlib.sha256(members).digest())
-            self._signing_jwk = {**bare, "kid": kid, "use": "sig", "alg": SIGN_ALG}
-        return dict(self._signing_jwk)
+        """The public JWK of the active signing key (`use: sig`, `alg: ES256`, RFC 7638
+        `kid`); `KeyNotFound` if the token has none yet."""
+        return dict(self.active_signing_key().jwk)
+
+    def signature_keyring(self) -> dict[str, dict[str, Any]]:
+        """kid -> public JWK of every signing key the token holds, retired ones included:
+        what verifies a checkpoint or a receipt signed at any time."""
+        return {k.kid: dict(k.jwk) for k in self.signing_keys()}
 
     def published_jwks(self) -> dict[str, Any]:
         """What `/.well-known/jwks.json` serves: the encryption keys (`jwks()`, active first),
-        then the signing key, if the token has one."""
+        then the active signing key and those still in their grace period, newest first."""
         published = self.jwks()
         with suppress(KeyNotFound):
-            published["keys"].append(self.signing_jwk())
+            signing = [k for k in self.signing_keys() if k.published]
+            published["keys"].extend(dict(k.jwk) for k in reversed(signing))
         return published
 
     # -- operations ---------------------------------------------------------------------
 
     def sign(self, message: bytes) -> bytes:
         """ES256 signature of `message` (raw r || s, as JWS wants it): SHA-256 here, ECDSA in
-        the token with the signing key."""
-        try:
-            return self.token.ecdsa_sign(SIGN_LABEL, hashlib.sha256(message).digest())
-        except KeyNotFound:
-            raise KeyNotFound(_NO_SIGNING_KEY) from None
+        the token with the active signing key. `sign_compact` asks `signing_jwk()` for the
+        kid first: both run on the HSM thread (`run_async`), as does the refresh that could
+        change the active key, so the two agree."""
+        label = self.active_signing_key().label
+        return self.token.ecdsa_sign(label, hashlib.sha256(message).digest())
 
     def decrypt_key_block(self, kid: str, alg: str, block: bytes) -> bytes:
         """RSA-OAEP-decrypt a JWE encrypted-key block inside the token. Any refusal is the same

@@ -112,10 +112,11 @@ class RightsService:
 
     async def by_receipt(self, receipt: str) -> Subject:
         """`InvalidReceipt` unless the broker signed it, for this issuer, within retention."""
-        jwk = await self.keys.run_async(self.keys.signing_jwk)
+        # Every signing key the token holds: a receipt signed before a rotation still counts.
+        keyring = await self.keys.run_async(self.keys.signature_keyring)
         verified = verify_receipt(
             receipt,
-            jwk,
+            keyring,
             issuer=self.settings.issuer,
             max_age=self.settings.retention.audit_trace,
         )

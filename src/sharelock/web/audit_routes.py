@@ -215,8 +215,8 @@ def _next_chunk(lines: Iterator[str]) -> bytes:
 async def verify(request: Request, auditor: AuditorDep) -> JSONResponse:
     """The whole trail checked: chain, checkpoints and their signatures."""
     broker = await _record_query(request, auditor, "verify")
-    jwk = await broker.keys.run_async(_signing_jwk, broker.keys)
-    report = await run_blocking(verify_trail, broker.engine, jwk)
+    keyring = await broker.keys.run_async(_signature_keyring, broker.keys)
+    report = await run_blocking(verify_trail, broker.engine, keyring)
     return JSONResponse(report.to_json(), headers=NO_STORE)
 
 
@@ -227,12 +227,32 @@ def _signing_jwk(keys: KeyLayer) -> dict[str, Any] | None:
         return None
 
 
+def _signature_keyring(keys: KeyLayer) -> dict[str, dict[str, Any]] | None:
+    return keys.signature_keyring() or None
+
+
+def _signing_history(keys: KeyLayer) -> list[dict[str, Any]]:
+    return [
+        {
+            "jwk": k.jwk,
+            "status": k.status,
+            "created_at": k.created_at.isoformat(),
+            "retired_at": k.retired_at.isoformat() if k.retired_at else None,
+        }
+        for k in keys.signing_keys()
+    ]
+
+
 @router.get("/checkpoints")
 async def checkpoints(request: Request, auditor: AuditorDep) -> JSONResponse:
     """The signed checkpoints (JWS), for auditors to keep copies outside the broker."""
     broker = await _record_query(request, auditor, "checkpoint")
     listed = await run_blocking(read_checkpoints, broker.engine)
     jwk = await broker.keys.run_async(_signing_jwk, broker.keys)
-    return JSONResponse(
-        {"checkpoints": [c.to_json() for c in listed], "signing_key": jwk}, headers=NO_STORE
-    )
+    history = await broker.keys.run_async(_signing_history, broker.keys)
+    body = {
+        "checkpoints": [c.to_json() for c in listed],
+        "signing_key": jwk,
+        "signing_keys": history,
+    }
+    return JSONResponse(body, headers=NO_STORE)
