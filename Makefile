@@ -13,10 +13,12 @@ demo: system $(STAMP)
 	$(VENV)/bin/sharelock demo
 
 AXE := tests/browser/node_modules/axe-core/axe.min.js
-# panva's oauth4webapi, the partner's client of tests/integration/test_interop_oauth4webapi.py
-OAUTH4WEBAPI := tests/interop/node_modules/oauth4webapi/package.json
+# panva's oauth4webapi and openid-client, the partners' clients of
+# tests/integration/test_interop_{oauth4webapi,openid_client}.py: one `npm ci` installs both;
+# the stamp is the package added last, so a tree installed before it was added installs again.
+INTEROP := tests/interop/node_modules/openid-client/package.json
 
-test: system-test $(STAMP) $(AXE) $(OAUTH4WEBAPI)
+test: system-test $(STAMP) $(AXE) $(INTEROP)
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 # Several broker nodes behind HAProxy on Redis Sentinel, then on Redis Cluster, and PostgreSQL,
@@ -29,7 +31,7 @@ $(AXE): tests/browser/package-lock.json
 	npm ci --prefix tests/browser --no-audit --no-fund --loglevel=error
 	touch $@
 
-$(OAUTH4WEBAPI): tests/interop/package-lock.json
+$(INTEROP): tests/interop/package-lock.json
 	npm ci --prefix tests/interop --no-audit --no-fund --loglevel=error
 	touch $@
 

@@ -88,15 +88,54 @@ def is_number(value: object) -> TypeGuard[float]:
     return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
 
 
-def verification_keys(jwks: Mapping[str, Any]) -> KeySet:
-    """The partner's keys, without OKP keys other than Ed25519: FAPI 2.0 allows EdDSA with
-    Ed25519 only, and joserfc's EdDSA would verify with an Ed448 key too."""
-    keys = [
-        key
-        for key in jwks.get("keys", [])
-        if isinstance(key, Mapping) and (key.get("kty") != "OKP" or key.get("crv") == "Ed25519")
-    ]
+# The key each signing algorithm verifies with: key type and curve (None: any size of RSA).
+_KEY_FOR_ALG: dict[str, tuple[str, str | None]] = {
+    "PS256": ("RSA", None),
+    "ES256": ("EC", "P-256"),
+    "EdDSA": ("OKP", "Ed25519"),
+    "Ed25519": ("OKP", "Ed25519"),
+}
+
+
+def _fits(key: Mapping[str, Any], alg: str | None) -> bool:
+    if key.get("use") == "enc":  # RFC 7517 §4.2: an encryption key verifies nothing
+        return False
+    if key.get("kty") == "OKP" and key.get("crv") != "Ed25519":
+        return False
+    if alg is None:
+        return True
+    kty, crv = _KEY_FOR_ALG.get(alg, ("", None))
+    return key.get("kty") == kty and (crv is None or key.get("crv") == crv)
+
+
+def verification_keys(jwks: Mapping[str, Any], alg: str | None = None) -> KeySet:
+    """The partner's keys that may verify a signature (with `alg`, those fit for it): no
+    `use: enc` key, and no OKP key other than Ed25519 (FAPI 2.0 allows EdDSA with Ed25519
+    only, and joserfc's EdDSA would verify with an Ed448 key too)."""
+    keys = [key for key in jwks.get("keys", []) if isinstance(key, Mapping) and _fits(key, alg)]
     return KeySet.import_key_set({"keys": keys})  # type: ignore[typeddict-item]
+
+
+def decode_signed(token: str, jwks: Mapping[str, Any]) -> jwt.Token:
+    """A partner's JWT (client assertion, request object) verified with its registered keys
+    and an allowed algorithm; `JoseError` or `ValueError` if it does not verify.
+
+    The header's `kid` picks the key. Without one (RFC 7515 makes it optional, and Authlib
+    sends none), each key fit for the header's `alg` is tried: the JWKS is the partner's own
+    and small, so this costs a few verifications at most, never a stranger's choice."""
+    header = jws.extract_compact(token.encode("ascii")).protected
+    alg = header.get("alg")
+    keys = verification_keys(jwks, alg if isinstance(alg, str) else None)
+    algorithms = list(ASSERTION_ALGORITHMS)
+    if "kid" in header or len(keys.keys) <= 1:
+        return jwt.decode(token, keys, algorithms=algorithms)
+    failure: JoseError | ValueError = ValueError("no key verifies the signature")
+    for key in keys.keys:
+        try:
+            return jwt.decode(token, key, algorithms=algorithms)
+        except (JoseError, ValueError) as exc:
+            failure = exc
+    raise failure
 
 
 def _check_claims(claims: Mapping[str, Any], client_id: str, issuer: str, now: float) -> None:
@@ -146,9 +185,7 @@ async def _private_key_jwt(
     if partner is None or not partner.jwks:
         raise InvalidClient("client authentication failed")
     try:
-        token = jwt.decode(
-            assertion, verification_keys(partner.jwks), algorithms=list(ASSERTION_ALGORITHMS)
-        )
+        token = decode_signed(assertion, partner.jwks)
     except (JoseError, ValueError):
         raise InvalidClient("client authentication failed") from None
     _check_claims(token.claims, client_id, issuer, now)
