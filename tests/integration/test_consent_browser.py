@@ -552,6 +552,51 @@ def test_bank_share_by_keyboard_from_button_to_received_data(person: Person, sit
     person.finish(["alice", "alice-pass"])
 
 
+def test_checks_answer_questions_without_sending_the_data(person: Person, site: Site) -> None:
+    """The demo partner's "verify" offer (docs/checks.md): the person types a name (one letter
+    off) and her IBAN at the partner, sees the three questions, then each answer; she declines
+    the age, agrees to send her name as the bank has it; the partner gets answers only."""
+    page = person.page
+    person.open_partner()
+    page.fill("#given_name", "Alise")
+    page.fill("#family_name", "Martin")
+    page.fill("#iban", "FR76 9999 0000 0100 0123 4567 834")
+    page.click("#verify")
+    page.wait_for_url(re.compile(re.escape(site.broker) + r"/consent/[\w-]+"))
+    request = page.locator("#step-request")
+    expect(request).to_contain_text("Demo Shop asks you these questions")
+    questions = request.locator("ul.checks li")
+    expect(questions).to_have_count(3)
+    expect(questions.nth(0)).to_have_text("Is your name Alise Martin?")
+    expect(questions.nth(2)).to_have_text("Are you at least 18 years old?")
+    expect(request.locator(".scopes")).to_have_count(0)  # no data asked for
+    person.check("checks request", "20-checks-request")
+
+    person.pick("sandbox-bank")
+    person.sign_in("alice", "alice-pass")
+    person.wait_for("review")
+    answers = page.locator(".review-checks")
+    expect(answers).to_contain_text("The answers Demo Shop will receive")
+    expect(answers).to_contain_text("Almost: your name here is Alice Martin")
+    expect(page.locator("#reveal-name")).not_to_be_checked()
+    assert page.locator("#review-fields input[data-check]").count() == 3
+    expect(page.locator("#review-fields")).not_to_contain_text("1985")  # no birthdate shown
+    person.check("checks review", "21-checks-review")
+    page.click("label[for='answer-2']")  # decline "over 18"
+    page.click("label[for='reveal-name']")
+    person.approve()
+
+    expect(page.locator("#answers")).to_be_visible()
+    expect(page.locator("dd[data-check='holder']")).to_have_text(
+        "close, not the same (at the bank: Alice Martin)"
+    )
+    expect(page.locator("dd[data-check='iban']")).to_have_text("matches")
+    expect(page.locator("dd[data-check='adult']")).to_have_text("declined")
+    expect(page.locator("#data dd")).to_have_count(0)
+    person.check("partner received answers", "22-checks-received")
+    person.finish(["alice-pass"])
+
+
 def test_the_receipt_opens_the_rights_page_in_french(
     site: Site, person_factory: Callable[..., Person]
 ) -> None:

@@ -6,6 +6,7 @@ pseudonyms, the same login giving the same one. Real Redis, SQLite, SoftHSM, HTT
 from __future__ import annotations
 
 import base64
+import json
 import logging
 import re
 import sqlite3
@@ -243,3 +244,35 @@ def test_audit_rows_hold_pseudonyms_only(stacks: Stacks, key_layer: KeyLayer) ->
             for value in (row.flow_ref, row.delivery_key, row.outcome, row.detail_code):
                 assert value is None or re.fullmatch(r"[A-Za-z0-9_:.-]{1,128}", value), row
             assert row.flow_ref is None or "alice" not in row.flow_ref.lower()
+
+
+def test_checks_leave_answers_and_no_value(
+    stacks: Stacks, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A share of checks only (docs/checks.md): the partner types the person's name, IBAN and
+    address, the bank gives them with her birthdate; the partner receives answers, and no
+    value, typed or collected, is left in clear in Redis, SQL or the logs, nor in the answer."""
+    caplog.set_level(logging.DEBUG)
+    details = json.dumps(
+        [
+            {"type": "sharelock_check", "check": "name_match", "given_name": "Alice",
+             "family_name": "Martin"},
+            {"type": "sharelock_check", "check": "iban_holder_match", "iban": IBAN},
+            {"type": "sharelock_check", "check": "age_over", "age": 18},
+            {"type": "sharelock_check", "check": "address_match",
+             "street": "12 rue de la République", "postal_code": "69002", "city": "Lyon"},
+        ]
+    )  # fmt: skip
+    share = Share(stacks.main, scope="")
+    assert share.start(scope=None, authorization_details=details).status_code == 303
+    share.collect_started()
+    token = share.exchange(share.approve_and_get_code()).json()["access_token"]
+    shared = share.fetch(token)
+    assert [c["result"] for c in shared.json()["checks"]] == ["match", "match", True, "match"]
+    assert hits([("delivered", shared.content)]) == []
+    with stacks.main.raw_redis() as raw:
+        assert flow_keys(raw, share.flow_id) == {}
+    assert hits(redis_blobs(stacks.redis)) == []
+    for directory in stacks.databases:
+        assert hits(sql_blobs(directory)) == []
+    assert hits(log_blobs(caplog)) == []

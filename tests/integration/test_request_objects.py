@@ -71,6 +71,22 @@ def test_a_signed_request_starts_a_share(
     assert share.fetch(token.json()["access_token"]).status_code == 200
 
 
+def test_checks_travel_as_an_array_in_the_request_object(
+    stack: Stack, signer: RegisteredPartner, key: ECKey
+) -> None:
+    """RFC 9396 §3: in a request object, `authorization_details` is a JSON array."""
+    share = Share(stack, partner=signer, scope="")
+    checks = [{"type": "sharelock_check", "check": "age_over", "id": "adult", "age": 18}]
+    signed = request_object(stack, share, key, scope=None, authorization_details=checks)
+    pushed = push(stack, signer, request=signed)
+    assert pushed.status_code == 201, pushed.text
+    share.authorize_pushed(pushed.json()["request_uri"])
+    share.collect_started()
+    token = share.exchange(share.approve_and_get_code())
+    body = share.fetch(token.json()["access_token"]).json()
+    assert body["checks"] == [{**checks[0], "result": True}] and body["data"] == {}
+
+
 def test_a_partner_registered_to_sign_must(stack: Stack, signer: RegisteredPartner) -> None:
     share = Share(stack, partner=signer)
     refused = share.push()

@@ -10,6 +10,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
+import json
 import logging
 import secrets
 from dataclasses import dataclass, field
@@ -70,7 +71,72 @@ OFFERS = (
         "button": "Share my tax notice with Sharelock",
         "source": "from the tax office",
     },
+    {
+        "id": "verify",
+        "scope": "",
+        "title": "Pay by direct debit",
+        "text": (
+            "Type the name and IBAN to debit: your bank answers whether the account is "
+            "yours and whether you are over 18, without sending us anything else."
+        ),
+        "button": "Verify with Sharelock",
+        "source": "from your bank: answers only, no data",
+        "checks": True,
+    },
 )
+# What the demo asks with the "verify" offer (docs/checks.md), and how it shows each answer.
+CHECK_TITLES = {
+    "name_match": "Account holder's name",
+    "iban_holder_match": "The IBAN is yours",
+    "age_over": "Over 18",
+}
+RESULT_TEXTS = {
+    True: "yes",
+    False: "no",
+    "match": "matches",
+    "close_match": "close, not the same",
+    "no_match": "does not match",
+    "check_not_possible": "could not be checked",
+}
+
+
+def _check_details(form: dict[str, list[str]]) -> str:
+    """The `authorization_details` of the "verify" offer, from what the person typed."""
+
+    def typed(name: str) -> str:
+        return form.get(name, [""])[0].strip()[:200]
+
+    return json.dumps(
+        [
+            {
+                "type": "sharelock_check",
+                "check": "name_match",
+                "id": "holder",
+                "given_name": typed("given_name"),
+                "family_name": typed("family_name"),
+            },
+            {"type": "sharelock_check", "check": "iban_holder_match", "id": "iban",
+             "iban": typed("iban")},
+            {"type": "sharelock_check", "check": "age_over", "id": "adult", "age": 18},
+        ]
+    )  # fmt: skip
+
+
+def _answer_rows(data: dict[str, Any]) -> list[dict[str, str]]:
+    rows = []
+    for check in data.get("checks", []):
+        result = "declined" if check.get("declined") else RESULT_TEXTS.get(check.get("result"), "?")
+        name = check.get("actual_name")
+        if isinstance(name, dict):
+            result += f" (at the bank: {name.get('given_name')} {name.get('family_name')})"
+        rows.append(
+            {
+                "id": str(check.get("id", check.get("check"))),
+                "label": CHECK_TITLES.get(str(check.get("check")), str(check.get("check"))),
+                "value": result,
+            }
+        )
+    return rows
 
 
 @dataclass(frozen=True)
@@ -156,8 +222,22 @@ def create_partner_app(config: PartnerConfig) -> FastAPI:
     async def start(request: Request) -> Response:
         form = parse_qs((await request.body()).decode("utf-8", "replace"))
         scope = form.get("scope", [ALL_SCOPES])[0]
-        if scope not in (ALL_SCOPES, TAX_SCOPES):
+        checks = form.get("offer", [""])[0] == "verify"
+        if checks:
+            scope = ""
+        elif scope not in (ALL_SCOPES, TAX_SCOPES):
             scope = ALL_SCOPES
+        request_params = {
+            "response_type": "code",
+            "redirect_uri": config.redirect_uri,
+            "state": "",
+            "code_challenge": "",
+            "code_challenge_method": "S256",
+        }
+        if scope:
+            request_params["scope"] = scope
+        if checks:
+            request_params["authorization_details"] = _check_details(form)
         verifier, challenge = _pkce_pair()
         flow_state = secrets.token_urlsafe(16)
         try:
@@ -165,14 +245,7 @@ def create_partner_app(config: PartnerConfig) -> FastAPI:
                 pushed = await client.post(
                     "/par",
                     auth=auth,
-                    data={
-                        "response_type": "code",
-                        "redirect_uri": config.redirect_uri,
-                        "scope": scope,
-                        "state": flow_state,
-                        "code_challenge": challenge,
-                        "code_challenge_method": "S256",
-                    },
+                    data={**request_params, "state": flow_state, "code_challenge": challenge},
                 )
         except httpx.HTTPError:
             return failure("broker_unreachable", 502)
@@ -232,6 +305,7 @@ def create_partner_app(config: PartnerConfig) -> FastAPI:
             # The source by its name, as the person knew it, not its id.
             source_name=SOURCE_NAMES.get(str(data.get("data_source")), data.get("data_source")),
             groups=_received_rows(data),
+            answers=_answer_rows(data),
             given_name=identity.get("given_name"),
         )
         response.delete_cookie(STATE_COOKIE, path="/")

@@ -17,6 +17,7 @@ import contextlib
 import logging
 import time
 from collections.abc import Awaitable, Callable, Mapping
+from datetime import UTC, datetime
 from typing import Any, NoReturn
 
 from sharelock.audit import EventType, login_hash_input
@@ -24,6 +25,7 @@ from sharelock.clock import Clock
 from sharelock.config import Settings
 from sharelock.connectors import CollectionResult, Connector, Outcome
 from sharelock.envelope import EnvelopeRejected
+from sharelock.flow.checking import answer_checks
 from sharelock.flow.envelopes import CREDENTIAL_MEMBERS, OTP_MEMBERS, Envelopes
 from sharelock.flow.errors import FlowConflict, FlowError
 from sharelock.flow.maintenance_offer import MaintenanceOffers
@@ -90,7 +92,7 @@ class Collection:
         self, flow: FlowState, data_source: str, envelope: str
     ) -> dict[str, Any]:
         connector = self.connectors.get(data_source)
-        if connector is None or not set(flow.request.scopes) <= set(connector.info.scopes):
+        if connector is None or not set(flow.request.collect_scopes) <= set(connector.info.scopes):
             raise FlowError("this data source cannot provide the requested data")
         self.sessions.check_status(flow, ACCEPTS_CREDENTIALS)
         await self._check_flow_attempts(flow)
@@ -115,7 +117,9 @@ class Collection:
             raise FlowConflict("the credentials are no longer available; send them again")
 
         async def log_in(values: dict[str, str]) -> CollectionResult:
-            return await connector.login(values["login"], values["password"], flow.request.scopes)
+            return await connector.login(
+                values["login"], values["password"], flow.request.collect_scopes
+            )
 
         async def undo() -> None:
             await self._back(flow, Status.AWAITING_CREDENTIALS)
@@ -141,7 +145,7 @@ class Collection:
             raise FlowConflict("the one-time code step has expired; log in again")
 
         async def send_code(values: dict[str, str]) -> CollectionResult:
-            return await connector.submit_otp(resume, values["otp"], flow.request.scopes)
+            return await connector.submit_otp(resume, values["otp"], flow.request.collect_scopes)
 
         async def undo() -> None:
             # A broken envelope is not a wrong code: the step stays as it was.
@@ -265,13 +269,16 @@ class Collection:
             return {"status": "otp_required"}
         if result.outcome is Outcome.COLLECTED:
             await self.audit.record(EventType.COLLECTION_SUCCEEDED, outcome="collected", **common)
+            now = self.clock.now()
+            today = datetime.fromtimestamp(now, UTC).date()
+            kept, answers = answer_checks(flow.request, result.data, today)
+            result.data.clear()  # what only the checks needed goes here, before any store
             await self.records.put(
                 COLLECTED,
                 flow.flow_id,
-                CollectedData(result.data, collected_at=self.clock.now()),
+                CollectedData(kept, collected_at=now, checks=answers),
                 until=flow.expires_at,
             )
-            result.data.clear()
             await self.sessions.transition(
                 flow,
                 COLLECTING,

@@ -109,8 +109,15 @@ class ConsentService:
     async def review(self, flow: FlowState) -> dict[str, Any]:
         return await self.views.review(flow)
 
-    async def decide(self, flow: FlowState, approve: bool, omit: list[str]) -> dict[str, str]:
-        return await self.decisions.decide(flow, approve, omit)
+    async def decide(
+        self,
+        flow: FlowState,
+        approve: bool,
+        omit: list[str],
+        decline_checks: Sequence[int] = (),
+        reveal_actual_name: bool = False,
+    ) -> dict[str, str]:
+        return await self.decisions.decide(flow, approve, omit, decline_checks, reveal_actual_name)
 
     async def leave(self, flow: FlowState) -> str:
         """The partner's redirect with the code, issued now (`Decisions.leave`)."""

@@ -8,12 +8,13 @@ only when the partner is about to receive it."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from functools import partial
 
 from sharelock.audit import EventType, issue_receipt
 from sharelock.clock import Clock
 from sharelock.config import Settings
+from sharelock.flow.checking import released
 from sharelock.flow.errors import FlowConflict, FlowError, FlowNotFound
 from sharelock.flow.ports import AsyncAudit, AsyncPartners
 from sharelock.flow.record_types import Data, Release
@@ -61,7 +62,14 @@ class Decisions:
             **params,
         )
 
-    async def decide(self, flow: FlowState, approve: bool, omit: list[str]) -> dict[str, str]:
+    async def decide(
+        self,
+        flow: FlowState,
+        approve: bool,
+        omit: list[str],
+        decline_checks: Sequence[int] = (),
+        reveal_actual_name: bool = False,
+    ) -> dict[str, str]:
         if flow.status not in ACCEPTS_DECISION:
             raise FlowConflict(f"no decision possible while the flow is {flow.status.value}")
         common = {
@@ -82,7 +90,11 @@ class Decisions:
         omitted = set(omit)
         if not omitted <= OPTIONAL_NAMES:
             raise FlowError("only optional fields can be left out")
-        released: Data = {
+        declined = set(decline_checks)
+        if not declined <= set(range(len(collected.checks))):
+            raise FlowError("decline_checks: not the index of a check of this share")
+        answers = released(collected.checks, declined, reveal_actual_name)
+        data: Data = {
             scope: {k: v for k, v in values.items() if k not in omitted}
             for scope, values in collected.data.items()
         }
@@ -90,13 +102,14 @@ class Decisions:
         if partner is None:
             raise FlowNotFound("the partner of this flow is no longer registered")
         # Signed before anything changes: if the HSM cannot sign, the flow stays as it was.
-        receipt = await self._receipt(flow, partner, released)
+        receipt = await self._receipt(flow, partner, data, answers)
         release = Release(
-            data=released,
+            data=data,
             data_source=flow.data_source,
             scopes=list(flow.request.scopes),
             keep_identity=partner.identity_verification,
             collected_at=collected.collected_at,
+            checks=answers,
         )
         # Until the person leaves for the partner, at most the session's end.
         await self.records.put(RELEASE, flow_ref(flow.flow_id), release, until=flow.expires_at)
@@ -147,12 +160,20 @@ class Decisions:
         return await self._redirect(flow, code=code)
 
     async def _receipt(
-        self, flow: FlowState, partner: Partner, released: Mapping[str, Mapping[str, str]]
+        self,
+        flow: FlowState,
+        partner: Partner,
+        released: Mapping[str, Mapping[str, str]],
+        answers: Sequence[Mapping[str, object]],
     ) -> str:
         """The consent receipt (`sharelock.audit.receipts`), signed in the HSM: which fields
         of which scopes went to whom, when, why, from where, and the flow's audit reference
-        and login pseudonym. Field names only: no value ever goes into it."""
+        and login pseudonym; which checks were answered (`checks`: their names). Field and
+        check names only: no value ever goes into it."""
         shared = {scope: sorted(values) for scope, values in released.items()}
+        answered = sorted({str(a["check"]) for a in answers if not a.get("declined")})
+        if answered:
+            shared["checks"] = answered
         issue = partial(
             issue_receipt,
             self.keys,

@@ -291,13 +291,15 @@ class DeliveryService:
     async def _release(self, token_digest: str, held: Delivering) -> Packaged:
         grant, release = held.grant, held.release
         row = _row(grant)
-        delivery = {
+        delivery: dict[str, Any] = {
             "client_id": grant.client_id,
             "data_source": release.data_source,
             "scopes": release.scopes,
             "data": release.data,
             "delivered_at": utc(self.clock).isoformat(),
         }
+        if release.checks:
+            delivery["checks"] = release.checks  # docs/checks.md: answers, never the values
         # Signed (and encrypted) before the row: if the HSM cannot sign, nothing is released
         # and the `delivering` record waits for the partner's retry.
         packed = await package(

@@ -76,9 +76,17 @@ def signed_claims(
                     }
                 ],
             },
-            "claims": delivery["data"],
+            "claims": _claims(delivery),
         },
     }
+
+
+def _claims(delivery: dict[str, Any]) -> dict[str, Any]:
+    """The approved data by scope, and the checks' answers (`checks`) when there are some:
+    the same source, read at the same time, is the evidence of both."""
+    if "checks" not in delivery:
+        return dict(delivery["data"])
+    return {**delivery["data"], "checks": delivery["checks"]}
 
 
 def encrypt_to(partner: Partner, plaintext: str) -> str:

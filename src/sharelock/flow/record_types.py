@@ -3,7 +3,8 @@ kind: key, lifetime, encoding). Their reprs never show personal data."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Any
 
 from sharelock.oauth import TokenGrant
 
@@ -16,6 +17,8 @@ class CollectedData:
 
     data: Data
     collected_at: float | None = None  # when the data source was read (the evidence's time)
+    # The answers to the partner's checks (`sharelock.flow.checking`), in the request's order.
+    checks: list[dict[str, Any]] = field(default_factory=list)
 
     def __repr__(self) -> str:
         return "CollectedData(…)"
@@ -46,6 +49,8 @@ class Release:
     # identity data kept after the delivery, 72 h at most.
     keep_identity: bool = False
     collected_at: float | None = None  # when the data source was read
+    # The checks' answers as the partner receives them (declined ones without a result).
+    checks: list[dict[str, Any]] = field(default_factory=list)
 
     def __repr__(self) -> str:
         return f"Release(data_source={self.data_source!r}, scopes={self.scopes!r})"

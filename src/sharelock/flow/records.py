@@ -137,7 +137,8 @@ def _bytes_kind(
 FLOW: Kind[FlowState] = Kind(
     "flow",
     "flow id",
-    "the share's state: the partner's request, status, the session cookie's digest",
+    "the share's state: the partner's request (with what its checks ask about), status, the "
+    "session cookie's digest",
     "session",
     dump=lambda flow: _dumps(flow.to_json()),
     load=lambda raw: FlowState.from_json(_loads(raw)),
@@ -158,7 +159,12 @@ RESUME = _bytes_kind(
     by_flow_id,
 )
 COLLECTED = _dataclass_kind(
-    CollectedData, "data", "flow id", "the collected data, awaiting review", "session", by_flow_id
+    CollectedData,
+    "data",
+    "flow id",
+    "the collected data, awaiting review, and the answers to the partner's checks",
+    "session",
+    by_flow_id,
 )
 MAINTENANCE_OFFER = _dataclass_kind(
     MaintenanceOffer,
@@ -218,7 +224,7 @@ def _delivering(document: dict[str, Any]) -> Delivering:
 PUSHED_REQUEST: Kind[AuthorizationRequest] = Kind(
     "par",
     "request_uri digest",
-    "a pushed authorization request (RFC 9126)",
+    "a pushed authorization request (RFC 9126), with what its checks ask about",
     "pushed_request",
     dump=lambda request: _dumps(request.to_json()),
     load=lambda raw: AuthorizationRequest.from_json(_loads(raw)),

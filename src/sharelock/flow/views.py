@@ -10,6 +10,7 @@ from typing import Any
 from sharelock.clock import Clock
 from sharelock.config import Settings
 from sharelock.connectors import Connector
+from sharelock.flow.checking import questions, reviewed
 from sharelock.flow.errors import FlowConflict, FlowNotFound
 from sharelock.flow.maintenance_offer import MaintenanceOffers
 from sharelock.flow.ports import AsyncPartners, eligible_sources, partner_view
@@ -43,6 +44,7 @@ class Views:
             raise FlowNotFound("the partner of this flow is no longer registered")
         scopes = flow.request.scopes
         return {
+            "checks": questions(flow.request),
             "flow_id": flow.flow_id,
             "status": flow.status.value,
             "partner": dict(partner_view(partner)),
@@ -57,7 +59,7 @@ class Views:
                 for scope in scopes
                 for name in SCOPE_FIELDS[scope]
             ],
-            "data_sources": eligible_sources(self.connectors, scopes),
+            "data_sources": eligible_sources(self.connectors, flow.request.collect_scopes),
             "data_source": flow.data_source,
             "last_outcome": flow.last_outcome,
             "maintenance_offer": await self.offers.pending(flow),
@@ -80,6 +82,7 @@ class Views:
             raise FlowNotFound("the collected data has expired")
         return {
             "data_source": flow.data_source,
+            "checks": reviewed(flow.request, collected.checks),
             "fields": [
                 {
                     "scope": scope,

@@ -352,9 +352,7 @@ class KeyLayer:
         """Every signing key in the token, oldest first (the newest signs)."""
         with self._state_lock:
             if self._signing is None or refresh:
-                self._signing = load_signing_keys(
-                    self.token, self._grace, datetime.now(UTC)
-                )
+                self._signing = load_signing_keys(self.token, self._grace, datetime.now(UTC))
             keys = list(self._signing)
         now = datetime.now(UTC)
         # As for the encryption keys, a grace period ending while the process runs ends then.

@@ -29,6 +29,7 @@ from sharelock.oauth.dpop_nonce import NonceCheck, NonceIssuer
 from sharelock.oauth.errors import (
     AccessDenied,
     InteractionRequired,
+    InvalidAuthorizationDetails,
     InvalidClient,
     InvalidGrant,
     InvalidRequest,
@@ -64,6 +65,7 @@ __all__ = [
     "DPoPError",
     "DPoPProof",
     "InteractionRequired",
+    "InvalidAuthorizationDetails",
     "InvalidClient",
     "InvalidGrant",
     "InvalidRequest",

@@ -11,9 +11,16 @@ from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any, Protocol
 
+from sharelock.checks import (
+    InvalidCheckRequest,
+    parse_authorization_details,
+    request_entry,
+    required_scopes,
+)
 from sharelock.oauth import pkce
 from sharelock.oauth.errors import (
     InteractionRequired,
+    InvalidAuthorizationDetails,
     InvalidRequest,
     InvalidScope,
     OAuthError,
@@ -47,6 +54,7 @@ _KNOWN_PARAMETERS = frozenset(
         "access_token",
         "response_mode",
         "dpop_jkt",
+        "authorization_details",
     }
 )
 # JARM (FAPI 2.0 Message Signing): `jwt` is `query.jwt` for the code flow. The fragment and
@@ -82,9 +90,28 @@ class AuthorizationRequest:
     code_challenge: str
     response_mode: str = "query"  # or "query.jwt": the response is a JWT signed by the broker
     dpop_jkt: str | None = None  # the DPoP key bound at PAR (RFC 9449 §10)
+    # Verify-don't-reveal checks (RFC 9396 `authorization_details`, `sharelock.checks`), as
+    # canonical entries; they hold what the partner typed (a name, an IBAN), so the request
+    # lives only in sealed records. `check_scopes`: what the source must give to answer them.
+    checks: tuple[dict[str, Any], ...] = ()
+    check_scopes: tuple[str, ...] = ()
+
+    @property
+    def collect_scopes(self) -> tuple[str, ...]:
+        """What the data source must give: the scopes asked, then those only checks need
+        (their values answer the checks and are dropped at once, never shown or sent)."""
+        return self.scopes + tuple(s for s in self.check_scopes if s not in self.scopes)
+
+    def __repr__(self) -> str:
+        return (
+            f"AuthorizationRequest(client_id={self.client_id!r}, scopes={self.scopes!r}, "
+            f"checks={len(self.checks)})"
+        )
 
     def to_json(self) -> dict[str, Any]:
-        return asdict(self)
+        value = asdict(self)
+        value["checks"] = list(self.checks)
+        return value
 
     @classmethod
     def from_json(cls, value: Mapping[str, Any]) -> AuthorizationRequest:
@@ -96,6 +123,8 @@ class AuthorizationRequest:
             code_challenge=str(value["code_challenge"]),
             response_mode=str(value.get("response_mode", "query")),
             dpop_jkt=value.get("dpop_jkt"),
+            checks=tuple(value.get("checks", ())),
+            check_scopes=tuple(value.get("check_scopes", ())),
         )
 
 
@@ -134,6 +163,24 @@ def verify_client_redirect(params: Mapping[str, str], partner: KnownPartner | No
     return redirect_uri
 
 
+def _checks(
+    params: Mapping[str, str], partner: KnownPartner
+) -> tuple[tuple[dict[str, Any], ...], tuple[str, ...]]:
+    """The checks asked in `authorization_details`, as canonical entries, and the scopes their
+    answers need (each must be one this client may ask)."""
+    raw = params.get("authorization_details")
+    if raw is None:
+        return (), ()
+    try:
+        requests = parse_authorization_details(raw)
+    except InvalidCheckRequest as exc:
+        raise InvalidAuthorizationDetails(str(exc)) from None
+    needed = required_scopes(requests)
+    if any(scope not in partner.scopes for scope in needed):
+        raise InvalidAuthorizationDetails("a check needs a scope not allowed for this client")
+    return tuple(request_entry(request) for request in requests), needed
+
+
 def _check(params: Mapping[str, str], partner: KnownPartner) -> tuple[tuple[str, ...], str]:
     if params.get("response_type") != "code":
         raise UnsupportedResponseType("response_type must be code")
@@ -145,8 +192,8 @@ def _check(params: Mapping[str, str], partner: KnownPartner) -> tuple[tuple[str,
     if not pkce.valid_challenge(challenge):
         raise InvalidRequest("code_challenge must be 43 base64url characters")
     requested = tuple(dict.fromkeys(params.get("scope", "").split()))
-    if not requested:
-        raise InvalidScope("scope is required")
+    if not requested and "authorization_details" not in params:
+        raise InvalidScope("scope is required (or authorization_details with checks)")
     if any(scope not in SCOPES for scope in requested):
         raise InvalidScope("unknown scope requested")
     if any(scope not in partner.scopes for scope in requested):
@@ -172,6 +219,16 @@ def validate(params: Mapping[str, str], partner: KnownPartner | None) -> Authori
         raise RedirectableError(InvalidRequest("state is too long"), redirect_uri, state, mode)
     try:
         scopes, challenge = _check(params, partner)
+        checks, check_scopes = _checks(params, partner)
     except OAuthError as exc:
         raise RedirectableError(exc, redirect_uri, state, mode) from None
-    return AuthorizationRequest(partner.client_id, redirect_uri, scopes, state, challenge, mode)
+    return AuthorizationRequest(
+        partner.client_id,
+        redirect_uri,
+        scopes,
+        state,
+        challenge,
+        mode,
+        checks=checks,
+        check_scopes=check_scopes,
+    )

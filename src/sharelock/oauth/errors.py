@@ -57,6 +57,13 @@ class InvalidScope(OAuthError):
     error = "invalid_scope"
 
 
+class InvalidAuthorizationDetails(OAuthError):
+    """RFC 9396 §5: `authorization_details` is malformed, of an unknown type, or asks what
+    this client may not ask. The description never quotes a value the partner sent."""
+
+    error = "invalid_authorization_details"
+
+
 class UnauthorizedClient(OAuthError):
     error = "unauthorized_client"
 

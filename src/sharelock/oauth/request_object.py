@@ -11,17 +11,18 @@ living 60 minutes at most (FAPI 2.0 Message Signing §5.3.1). Parameters must be
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping
 from typing import Any
 
-from joserfc import jws, jwt
+from joserfc import jws
 from joserfc.errors import JoseError
 
 from sharelock.oauth.client_auth import (
     ASSERTION_ALGORITHMS,
     MAX_CLOCK_SKEW_S,
     AuthenticatedPartner,
-    verification_keys,
+    decode_signed,
 )
 from sharelock.oauth.client_auth import is_number as _number
 from sharelock.oauth.errors import InvalidRequestObject
@@ -57,9 +58,7 @@ def open_request_object(
     if not partner.jwks:
         raise InvalidRequestObject("no public key is registered to verify request objects")
     try:
-        token = jwt.decode(
-            request_object, verification_keys(partner.jwks), algorithms=list(ASSERTION_ALGORITHMS)
-        )
+        token = decode_signed(request_object, partner.jwks)
     except (JoseError, ValueError):
         raise InvalidRequestObject("the request object's signature is invalid") from None
     claims = token.claims
@@ -67,6 +66,9 @@ def open_request_object(
     params: dict[str, str] = {}
     for name, value in claims.items():
         if name in _ENVELOPE:
+            continue
+        if name == "authorization_details" and isinstance(value, list):
+            params[name] = json.dumps(value)  # RFC 9396 §3: an array in a request object
             continue
         if not isinstance(value, str):
             shown = name if len(name) <= 40 and name.isidentifier() else "a parameter"

@@ -12,7 +12,9 @@ docs/sandbox.md lists these people; keep the two in step.
 
 from __future__ import annotations
 
+import calendar
 from dataclasses import dataclass
+from datetime import date, timedelta
 
 SANDBOX_BANK_CODE = "99990"
 
@@ -218,6 +220,97 @@ SOPHIE = Person(
     bic="SBOXFRPPXXX",
     tax=TaxNotice("2025", 27940, "1,5", "2674C01112131"),
     delivery_point="97400111222333",
+)
+
+
+# -- people for the verify-don't-reveal checks (docs/checks.md) --------------------------------
+
+# A name with accents and a particle; born on 29 February. The tax office prints her family
+# name in capitals ("DE LA FONTAINE"), the bank as written.
+ELEONORE = Person(
+    family_name="de La Fontaine",
+    given_name="Éléonore",
+    civility="Mme",
+    birthdate="1988-02-29",
+    birthplace="Reims",
+    street="21 rue Saint-Jean",
+    postal_code="69005",
+    city="Lyon",
+    country="France",
+    phone="06 21 43 65 87",
+    email="eleonore.delafontaine@example.fr",
+    iban=french_iban(SANDBOX_BANK_CODE, "00510", "00088889999"),
+    bic="SBOXFRPPREI",
+    tax=TaxNotice("2025", 29850, "1", "2651A00000007"),
+)
+
+# A married name the way French banks print it: birth name, "épouse", usage name.
+CLAIRE = Person(
+    family_name="Durand épouse Leroy",
+    given_name="Claire",
+    civility="Mme",
+    birthdate="1976-06-12",
+    birthplace="Rennes",
+    street="6 rue de la Monnaie",
+    postal_code="35000",
+    city="Rennes",
+    country="France",
+    phone="06 77 88 99 00",
+    email="claire.leroy@example.fr",
+    iban=french_iban(SANDBOX_BANK_CODE, "00350", "00024682468"),
+    bic="SBOXFRPPREN",
+    tax=TaxNotice("2025", 41230, "2", "2635A00000008"),
+)
+
+
+def birthdate_aged_17(today: date) -> str:
+    """A birthdate that makes someone 17 on `today` and for about six months more: her 17th
+    birthday was 182 days before `today` (a 29 February that year has no match, the 28th is
+    taken), so her 18th is about 183 days after."""
+    birthday = today - timedelta(days=182)
+    year, day = birthday.year - 17, birthday.day
+    if (birthday.month, day) == (2, 29) and not calendar.isleap(year):
+        day = 28
+    return date(year, birthday.month, day).isoformat()
+
+
+# Seventeen, whenever the sandbox starts: her birthdate is computed from the day this module is
+# imported (the sandbox plays a third party, with the machine's date; she turns 18 only if one
+# sandbox process runs for six months). Minors may hold a bank account in France.
+LEA = Person(
+    family_name="Roux",
+    given_name="Léa",
+    civility="Mme",
+    birthdate=birthdate_aged_17(date.today()),
+    birthplace="Dijon",
+    street="9 rue des Forges",
+    postal_code="21000",
+    city="Dijon",
+    country="France",
+    phone="06 98 76 54 32",
+    email="lea.roux@example.fr",
+    iban=french_iban(SANDBOX_BANK_CODE, "00210", "00013571357"),
+    bic="SBOXFRPPDIJ",
+    tax=TaxNotice("2025", 0, "1", "2621A00000009"),  # no notice of her own: not at the tax office
+)
+
+# A street a partner types abbreviated ("128 bis bd St-Germain").
+THOMAS = Person(
+    family_name="Lefèvre",
+    given_name="Thomas",
+    civility="M.",
+    birthdate="1984-10-05",
+    birthplace="Paris",
+    street="128 bis boulevard Saint-Germain",
+    postal_code="75006",
+    city="Paris",
+    country="France",
+    phone="06 13 57 91 35",
+    email="thomas.lefevre@example.fr",
+    iban=french_iban(SANDBOX_BANK_CODE, "00750", "00036925814"),
+    bic="SBOXFRPPPAR",
+    tax=TaxNotice("2025", 45870, "1", "2675A00000010"),
+    delivery_point="75006128128128",
 )
 
 

@@ -17,13 +17,17 @@ from sharelock.sandbox.people import (
     ALICE,
     BROKEN,
     CAROLINE,
+    CLAIRE,
     DAVID,
+    ELEONORE,
     EMILIE,
     FRANCOIS,
     HELENE,
     JULIEN,
+    LEA,
     ROBERT,
     SOPHIE,
+    THOMAS,
     Person,
 )
 
@@ -105,9 +109,17 @@ def _accounts(*accounts: Account) -> Mapping[str, Account]:
 
 
 def _standard_accounts(
-    ok: Account, otp: Account, *, locked: str, slow: str, broken: str, down: str
+    ok: Account,
+    otp: Account,
+    *,
+    locked: str,
+    slow: str,
+    broken: str,
+    down: str,
+    checks: tuple[Account, ...] = (),
 ) -> Mapping[str, Account]:
-    """Every portal has the same cast: straight in, one-time code, locked, slow, broken, down."""
+    """Every portal has the same cast: straight in, one-time code, locked, slow, broken, down;
+    and, where the checks need them (docs/checks.md), people built for the checks."""
     return _accounts(
         ok,
         otp,
@@ -115,6 +127,7 @@ def _standard_accounts(
         Account(slow, "slow-pass", Behaviour.SLOW, SOPHIE),
         Account(broken, "broken-pass", Behaviour.BROKEN, BROKEN),
         Account(down, "down-pass", Behaviour.DOWN),
+        *checks,
     )
 
 
@@ -149,6 +162,11 @@ BANK = SandboxSource(
         slow="slow",
         broken="broken",
         down="down",
+        checks=(
+            Account("eleonore", "eleonore-pass", Behaviour.OK, ELEONORE),
+            Account("claire", "claire-pass", Behaviour.OK, CLAIRE),
+            Account("lea", "lea-pass", Behaviour.OK, LEA),
+        ),
     ),
     pages=(
         PageView("profile", "My profile", "dl", _IDENTITY_EN + _ADDRESS_EN),
@@ -214,6 +232,7 @@ ENERGY = SandboxSource(
         slow="slow",
         broken="broken",
         down="down",
+        checks=(Account("thomas", "thomas-pass", Behaviour.OK, THOMAS),),
     ),
     pages=(
         PageView(
@@ -248,6 +267,7 @@ TAX = SandboxSource(
         slow="5555555555555",
         broken="6666666666666",
         down="7777777777777",
+        checks=(Account("4567890123456", "eleonore-pass", Behaviour.OK, ELEONORE),),
     ),
     pages=(
         PageView(

@@ -14,6 +14,8 @@ from urllib.parse import urlsplit
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
+from sharelock.checks import Description
+from sharelock.checks import render as render_check
 from sharelock.flow import FlowError
 from sharelock.web import i18n
 from sharelock.web.deps import broker_of
@@ -100,6 +102,11 @@ def page_context(flow: dict[str, Any], t: i18n.Translator) -> dict[str, Any]:
             "maintenance": t.duration(retention["maintenance_credentials"]),
         },
         "sources": sources,
+        # The partner's checks, as questions in the person's language (docs/checks.md).
+        "checks": [
+            render_check(Description(c["question"]["key"], c["question"]["params"]), t.lang)
+            for c in flow.get("checks", [])
+        ],
         "status": flow["status"],
         "data_source": flow.get("data_source") or "",
         # A failure's offer still unanswered (the page was reloaded): the page asks again.

@@ -8,6 +8,7 @@ from fastapi import APIRouter, Depends, Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 
+from sharelock.checks import Description, render
 from sharelock.flow import FlowState
 from sharelock.web import i18n
 from sharelock.web.deps import broker_of
@@ -34,6 +35,12 @@ class DecisionBody(BaseModel):
     model_config = ConfigDict(extra="forbid")
     approve: bool
     omit: list[Annotated[str, Field(max_length=64)]] = Field(default_factory=list, max_length=32)
+    # Checks the person declines to answer, by their `index`; and whether a close-match
+    # name may go to the partner (docs/checks.md).
+    decline_checks: list[Annotated[int, Field(ge=0, lt=64)]] = Field(
+        default_factory=list, max_length=16
+    )
+    reveal_actual_name: bool = False
 
 
 class MaintenanceBody(BaseModel):
@@ -53,9 +60,25 @@ def _json(body: dict[str, Any]) -> JSONResponse:
     return JSONResponse(body, headers=NO_STORE)
 
 
+def _language(request: Request) -> str:
+    return i18n.negotiate(request.query_params.get("lang"), request.headers.get("accept-language"))
+
+
+def _render_checks(items: list[dict[str, Any]], lang: str) -> None:
+    """Each check's question (and answer) as text in the person's language (`?lang=`, else
+    `Accept-Language`)."""
+    for item in items:
+        for part in ("question", "answer"):
+            if part in item:
+                described = item[part]
+                item[part] = render(Description(described["key"], described["params"]), lang)
+
+
 @router.get("/{flow_id}")
 async def describe(flow: Flow, request: Request) -> JSONResponse:
-    return _json(await broker_of(request).consent.describe(flow))
+    described = await broker_of(request).consent.describe(flow)
+    _render_checks(described["checks"], _language(request))
+    return _json(described)
 
 
 @router.post("/{flow_id}/credentials")
@@ -74,9 +97,9 @@ async def data(flow: Flow, request: Request) -> JSONResponse:
     """The collected data for review; each field's `display` (when present) is the value in
     the person's language (`?lang=`, else `Accept-Language`), `value` what the partner gets."""
     review = await broker_of(request).consent.review(flow)
-    t = i18n.Translator(
-        i18n.negotiate(request.query_params.get("lang"), request.headers.get("accept-language"))
-    )
+    lang = _language(request)
+    _render_checks(review["checks"], lang)
+    t = i18n.Translator(lang)
     for field in review["fields"]:
         shown = i18n.display_value(field["field"], field["value"], t)
         if shown is not None:
@@ -86,7 +109,12 @@ async def data(flow: Flow, request: Request) -> JSONResponse:
 
 @router.post("/{flow_id}/decision")
 async def decision(flow: Flow, body: DecisionBody, request: Request) -> JSONResponse:
-    return _json(await broker_of(request).consent.decide(flow, body.approve, body.omit))
+    consent = broker_of(request).consent
+    return _json(
+        await consent.decide(
+            flow, body.approve, body.omit, body.decline_checks, body.reveal_actual_name
+        )
+    )
 
 
 @router.post("/{flow_id}/maintenance")

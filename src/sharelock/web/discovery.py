@@ -11,6 +11,7 @@ from typing import Any
 
 from fastapi import APIRouter, Request
 
+from sharelock.checks import CHECK_TYPE
 from sharelock.envelope import ALLOWED_ENC
 from sharelock.oauth import ASSERTION_ALGORITHMS, DPOP_ALGORITHMS
 from sharelock.scopes import SCOPES
@@ -46,6 +47,8 @@ async def metadata(request: Request) -> dict[str, Any]:
         "require_pushed_authorization_requests": True,
         "jwks_uri": f"{issuer}/.well-known/jwks.json",
         "scopes_supported": list(SCOPES),
+        # RFC 9396 §10: verify-don't-reveal checks (docs/checks.md), answered instead of data.
+        "authorization_details_types_supported": [CHECK_TYPE],
         "response_types_supported": ["code"],
         # JARM (FAPI 2.0 Message Signing): `jwt` is `query.jwt` for the code flow, signed in
         # the HSM with the `use: sig` key of the JWKS (`sharelock.flow.responses`).

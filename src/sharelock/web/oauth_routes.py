@@ -77,7 +77,7 @@ async def push_authorization_request(request: Request) -> JSONResponse:
         raise InvalidRequest(exc.description) from None
     except RedirectableError as exc:
         raise exc.cause from None
-    if not broker.consent.providable(auth_request.scopes):
+    if not broker.consent.providable(auth_request.collect_scopes):
         raise InvalidScope(NO_SOURCE)
     jkt = dpop.bound_key(proof, form.get("dpop_jkt"))
     body = await broker.delivery.push(replace(auth_request, dpop_jkt=jkt))
@@ -127,7 +127,7 @@ async def authorize(request: Request) -> Response:
         return error_page(request, 400, exc.description)
     except RedirectableError as exc:
         return await _error_redirect(broker, exc, client_id)
-    if not broker.consent.providable(auth_request.scopes):
+    if not broker.consent.providable(auth_request.collect_scopes):
         return await _error_redirect(
             broker,
             RedirectableError(

@@ -647,7 +647,49 @@ function consentScreen() {
       group.appendChild(list);
       nodes.push(group);
     }
+    const checks = Array.isArray(data.checks) ? data.checks : [];
+    if (checks.length) {
+      nodes.unshift(renderChecks(checks));
+    }
     reviewFields.replaceChildren(...nodes);
+  }
+
+  /** The partner's questions with the answer each would get (docs/checks.md): one box per
+   * answer, ticked (untick: the partner learns only that you declined); for a name that is
+   * close but not the same, a second box, unticked, to send it as the source has it. */
+  function renderChecks(checks) {
+    const group = element("fieldset", "review-group review-checks");
+    group.appendChild(element("legend", "", t("checks.review_heading", { partner })));
+    const list = element("ul", "review-list");
+    for (const item of checks) {
+      const row = element("li", "review-row optional");
+      const id = "answer-" + item.index;
+      const box = element("input", "");
+      box.type = "checkbox";
+      box.id = id;
+      box.checked = true;
+      box.dataset.check = String(item.index);
+      const text = element("label", "review-text");
+      text.htmlFor = id;
+      text.appendChild(element("span", "visually-hidden", t("checks.send") + " "));
+      text.appendChild(element("span", "review-label", item.question));
+      text.appendChild(element("span", "review-value", item.answer));
+      row.append(box, text, element("span", "tag tag-optional", t("field.optional")));
+      list.appendChild(row);
+      if (item.close_match_name) {
+        const nameRow = element("li", "review-row optional");
+        const nameBox = element("input", "");
+        nameBox.type = "checkbox";
+        nameBox.id = "reveal-name";
+        nameBox.checked = false;
+        const nameText = element("label", "review-text", t("checks.reveal_name", { partner }));
+        nameText.htmlFor = "reveal-name";
+        nameRow.append(nameBox, nameText);
+        list.appendChild(nameRow);
+      }
+    }
+    group.appendChild(list);
+    return group;
   }
 
   async function loadReview() {
@@ -694,9 +736,17 @@ function consentScreen() {
           .filter((box) => !box.checked)
           .map((box) => box.dataset.field)
       : [];
+    const body = { approve, omit };
+    const answerBoxes = Array.from(reviewForm.querySelectorAll("input[type=checkbox][data-check]"));
+    if (approve && answerBoxes.length) {
+      // The partner asked checks: the answers declined, and the close-match name's fate.
+      body.decline_checks = answerBoxes.filter((box) => !box.checked).map((box) => Number(box.dataset.check));
+      const revealBox = byId("reveal-name");
+      body.reveal_actual_name = revealBox !== null && revealBox.checked;
+    }
     let answer;
     try {
-      answer = await api("POST", flowPath + "/decision", { approve, omit });
+      answer = await api("POST", flowPath + "/decision", body);
     } catch (error) {
       busy = false;
       for (const button of buttons) {
