@@ -46,11 +46,14 @@ OUT_OF_REACH = Limits(
 def settings(state_dir: Path) -> Settings:
     # partner_cache_seconds=0: tests change partners in the database (disable, rotate) and
     # expect the running broker to see it at once; the cache has its own test.
+    # webhook_enabled=False: brokers of different test databases share one Redis, and so one
+    # webhook cursor; tests/integration/test_webhooks.py runs the webhooks on Redis of its own.
     return Settings(
         state_dir=state_dir,
         hsm_token_label=TOKEN_LABEL,
         limits=OUT_OF_REACH,
         partner_cache_seconds=0,
+        webhook_enabled=False,
     )
 
 

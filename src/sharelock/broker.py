@@ -8,8 +8,8 @@ need the database but not Redis) brings the schema up to date when it opens.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass, field
 
 from sqlalchemy import Engine, text
@@ -21,6 +21,7 @@ from sharelock.clock import SYSTEM_CLOCK, Clock
 from sharelock.config import Settings
 from sharelock.connectors import Connector, build_connectors
 from sharelock.db import create_engine_for, database_errors, migrate
+from sharelock.errors import ConfigError
 from sharelock.flow import (
     ASSERTION_JTI,
     DPOP_JTI,
@@ -30,6 +31,7 @@ from sharelock.flow import (
     DeliveryService,
     Envelopes,
     Records,
+    encrypt_to,
 )
 from sharelock.keys import KeyLayer
 from sharelock.maintenance import MaintenanceVault
@@ -37,7 +39,14 @@ from sharelock.oauth import NonceIssuer, digest
 from sharelock.ratelimit import IDENTIFIER_KEY_LABEL, RateLimiter, identifier_key_from
 from sharelock.registry import PartnerRegistry
 from sharelock.rights import ProofService, RightsDesk, RightsService
-from sharelock.store import RedisEndpoint, SealedStore, cluster_link, verify_redis
+from sharelock.store import (
+    RedisEndpoint,
+    SealedStore,
+    cluster_link,
+    connect_endpoint,
+    verify_redis,
+)
+from sharelock.webhooks import WebhookQueue, Webhooks
 
 
 @dataclass
@@ -63,6 +72,8 @@ class Broker:
     clock: Clock = field(default=SYSTEM_CLOCK)
     # DPoP server nonces (`Settings.dpop_nonces`), None when not required.
     dpop_nonces: NonceIssuer | None = None
+    # The webhook relay and sender (`serve` runs them when `Settings.webhook_enabled`).
+    webhooks: Webhooks | None = None
 
     @classmethod
     def assemble(
@@ -139,10 +150,15 @@ class Broker:
             desk=RightsDesk(settings, records, engine, audit, partners),
             clock=clock,
             dpop_nonces=_dpop_nonces(settings, keys),
+            webhooks=Webhooks.assemble(
+                settings, store.client, engine, keys, partners, clock, encrypt=encrypt_to
+            ),
         )
 
     async def close(self) -> None:
         try:
+            if self.webhooks is not None:
+                await self.webhooks.aclose()
             for connector in self.connectors.values():
                 await connector.aclose()
         finally:
@@ -209,6 +225,23 @@ class OperatorTools:
     def vault(self, keys: KeyLayer) -> MaintenanceVault:
         """The credentials kept for maintenance, opened with this command's HSM session."""
         return MaintenanceVault(self.engine, keys, self.settings.retention)
+
+
+@asynccontextmanager
+async def webhook_queue(settings: Settings) -> AsyncIterator[WebhookQueue]:
+    """The webhook queue on the configured Redis, for the operator's `sharelock webhooks`.
+    The embedded redis-server lives only as long as the `serve` or `demo` that started it:
+    its queue is out of an operator command's reach."""
+    if not settings.redis_configured:
+        raise ConfigError(
+            "the webhook queue is in the broker's Redis: set SHARELOCK_REDIS_URL (or the "
+            "Sentinels or cluster nodes) as for 'sharelock serve'"
+        )
+    client = connect_endpoint(RedisEndpoint.from_settings(settings))
+    try:
+        yield WebhookQueue(client)
+    finally:
+        await client.aclose()
 
 
 # The DPoP nonces' key, derived in the HSM like the rate limiter's: every node sharing the

@@ -313,6 +313,31 @@ class Settings(BaseSettings):
     connector_timeout: float = Field(
         default=10.0, gt=0, le=120, description="Seconds before a data source is given up on."
     )
+    # Webhooks to partners (`sharelock.webhooks`, docs/partner-guide.md, "Webhooks").
+    webhook_enabled: bool = Field(
+        default=True,
+        description="Whether `serve` relays audit events to partners' webhooks and sends them.",
+    )
+    webhook_timeout: float = Field(
+        default=5.0, gt=0, le=60, description="Seconds before a webhook push is given up on."
+    )
+    webhook_retry_horizon: timedelta = Field(
+        default=timedelta(hours=24),
+        description="How long a webhook event is retried before it goes to the dead letters.",
+    )
+    webhook_interval_seconds: float = Field(
+        default=2.0,
+        gt=0,
+        le=3600,
+        description="How often `serve` relays new audit events to the webhook queue and sends.",
+    )
+
+    @field_validator("webhook_retry_horizon")
+    @classmethod
+    def _positive_horizon(cls, value: timedelta) -> timedelta:
+        if value <= timedelta(0):
+            raise ValueError("must be a positive duration")
+        return value
 
     @field_validator("trusted_proxies")
     @classmethod

@@ -24,6 +24,7 @@ from sharelock.cli.partners import app as partners_app
 from sharelock.cli.records import records as records_command
 from sharelock.cli.retention import app as retention_app
 from sharelock.cli.rights import app as rights_app
+from sharelock.cli.webhooks import app as webhooks_app
 from sharelock.config import Settings, load_settings
 from sharelock.errors import ConfigError
 from sharelock.keys import KeyLayer, SigningKey, init_token
@@ -51,6 +52,7 @@ app.add_typer(auditors_app, name="auditors")
 app.add_typer(retention_app, name="retention")
 app.add_typer(maintenance_app, name="maintenance")
 app.add_typer(rights_app, name="rights")
+app.add_typer(webhooks_app, name="webhooks")
 app.command("records")(records_command)
 
 log = logging.getLogger("sharelock.serve")
@@ -340,6 +342,9 @@ def _print_ready(settings: Settings, partner: Any) -> None:
     out.print(f"  Start a share as a partner's user would:  [bold]{demo_url}[/]")
     out.print(f"  Broker:                                   {settings.issuer}")
     out.print(f"  Sandbox data sources:                     {settings.sandbox_url}")
+    out.print(
+        f"  Demo Shop's webhook events (SETs):        {settings.sandbox_url}/webhooks/demo-shop"
+    )
     out.print("  Test user at the bank: alice / alice-pass (bob / bob-pass asks for 123456)")
     out.print("Stop with Ctrl-C.")
 

@@ -59,6 +59,7 @@ def _public(partner: Partner) -> dict[str, Any]:
         "profile": partner.profile,
         "delivery_format": partner.delivery_format,
         "signed_requests": partner.signed_requests,
+        "webhook_url": partner.webhook_url,
     }
 
 
@@ -158,6 +159,16 @@ def add(
             ),
         ),
     ] = False,
+    webhook_url: Annotated[
+        str | None,
+        typer.Option(
+            "--webhook-url",
+            help=(
+                "where Sharelock pushes signed Security Event Tokens about the partner's shares"
+                " (https; http for loopback hosts only); see docs/partner-guide.md, Webhooks"
+            ),
+        ),
+    ] = None,
 ) -> None:
     """Register a partner; prints its client_id and client_secret (shown only this once)."""
     jwks = _read_jwks(jwks_file)
@@ -178,6 +189,7 @@ def add(
             profile=profile,
             delivery_format=delivery,
             signed_requests=require_signed_requests,
+            webhook_url=webhook_url,
         )
     payload = {**_public(partner), "client_secret": secret}
     typer.echo(json.dumps(payload, indent=2))
@@ -208,6 +220,7 @@ def list_partners(
     table.add_column("created (UTC)")
     table.add_column("PAR")
     table.add_column("identity kept")
+    table.add_column("webhook", overflow="fold")
     table.add_column("status")
     for p in partners:
         table.add_row(
@@ -221,6 +234,7 @@ def list_partners(
             p.created_at.strftime("%Y-%m-%d %H:%M"),
             "exempt" if p.par_exempt else "required",
             "72 h, to verify" if p.identity_verification else "no",
+            p.webhook_url or "-",
             "disabled" if p.disabled else "active",
         )
     out.print(table)
@@ -231,16 +245,23 @@ def list_partners(
 def update_partner(
     client_id: Annotated[str, typer.Argument(help="The partner's client_id.")],
     dpo_contact: Annotated[
-        str,
+        str | None,
         typer.Option(
             "--dpo-contact",
             help="how a person reaches the partner's data-protection officer; '' removes it",
         ),
-    ],
+    ] = None,
+    webhook_url: Annotated[
+        str | None,
+        typer.Option(
+            "--webhook-url",
+            help="where the partner's Security Event Tokens go (https); '' removes it",
+        ),
+    ] = None,
 ) -> None:
-    """Change what the rights page shows of a partner: its data-protection contact."""
+    """Change a partner's data-protection contact (shown on the rights page) or webhook URL."""
     with _registry() as registry:
-        partner = registry.set_dpo_contact(client_id, dpo_contact)
+        partner = registry.update(client_id, dpo_contact=dpo_contact, webhook_url=webhook_url)
     typer.echo(json.dumps(_public(partner), indent=2))
 
 

@@ -115,6 +115,8 @@ class PartnerRow(Base):
     delivery_format: Mapped[str] = mapped_column(String(8), default="json", server_default="json")
     # Its authorization requests must come as signed request objects (JAR) at PAR.
     signed_requests: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+    # Where the partner receives Security Event Tokens (`sharelock.webhooks`); None: none sent.
+    webhook_url: Mapped[str | None] = mapped_column(String(2000))
 
 
 class AuditEventRow(Base):

@@ -67,6 +67,8 @@ def demo_partner(settings: Settings) -> PartnerConfig:
             saved = json.loads(path.read_text(encoding="utf-8"))
             known = registry.get(saved["client_id"])
             if known is not None and redirect_uri in known.redirect_uris:
+                if known.webhook_url != demo_webhook_url(settings):
+                    registry.update(known.client_id, webhook_url=demo_webhook_url(settings))
                 return PartnerConfig(
                     settings.issuer,
                     saved["client_id"],
@@ -81,6 +83,7 @@ def demo_partner(settings: Settings) -> PartnerConfig:
             purpose="Open a customer account, with identity verification (demonstration)",
             home_url=f"http://127.0.0.1:{settings.demo_partner_port}/",
             identity_verification=True,
+            webhook_url=demo_webhook_url(settings),
         )
     path.parent.mkdir(parents=True, exist_ok=True)
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
@@ -89,6 +92,11 @@ def demo_partner(settings: Settings) -> PartnerConfig:
     return PartnerConfig(
         settings.issuer, partner.client_id, secret, redirect_uri, DEMO_PARTNER_NAME
     )
+
+
+def demo_webhook_url(settings: Settings) -> str:
+    """The demo partner's webhook: the sandbox's receiver (`GET` it to see the events)."""
+    return f"{settings.sandbox_url}/webhooks/demo-shop"
 
 
 def _servers(settings: Settings, partner: PartnerConfig) -> list[_Server]:

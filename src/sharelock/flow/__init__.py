@@ -7,7 +7,8 @@ Redis records, their types and lifetimes) with the kinds other packages keep the
 `FlowState`, `Status`, `flow_ref`; the errors; the
 async adapters the services take (`AsyncAudit`, `AsyncPartners`); `Envelopes` (one use per
 credential envelope, shared with the rights proofs); `refuse_attempt` (a person stopped by a
-wrong-attempt limit, also from the rights proofs); the expiry sweep.
+wrong-attempt limit, also from the rights proofs); the expiry sweep; `encrypt_to` (a JWT
+sealed to a partner's `use: enc` key, for deliveries and webhook events).
 """
 
 from sharelock.flow.collection import FAILED_MESSAGES, refuse_attempt
@@ -16,6 +17,7 @@ from sharelock.flow.delivery import DeliveryService
 from sharelock.flow.envelopes import CREDENTIAL_MEMBERS, OTP_MEMBERS, Envelopes
 from sharelock.flow.errors import FlowConflict, FlowError, FlowForbidden, FlowNotFound
 from sharelock.flow.expiry import sweep, sweep_forever
+from sharelock.flow.packaging import encrypt_to
 from sharelock.flow.ports import AsyncAudit, AsyncPartners
 from sharelock.flow.record_types import RightsPending, RightsProof
 from sharelock.flow.records import (
@@ -62,6 +64,7 @@ __all__ = [
     "StartedFlow",
     "Status",
     "authorization_redirect",
+    "encrypt_to",
     "flow_ref",
     "lifetimes",
     "refuse_attempt",

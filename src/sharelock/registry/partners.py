@@ -41,7 +41,7 @@ from sqlalchemy.orm import Session
 
 from sharelock.db import PartnerRow, database_errors
 from sharelock.registry import validation
-from sharelock.registry.errors import RegistryError, RegistryUnavailable
+from sharelock.registry.errors import InvalidPartner, RegistryError, RegistryUnavailable
 
 log = logging.getLogger(__name__)
 
@@ -89,6 +89,8 @@ class Partner:
     delivery_format: str = "json"
     # Must send signed request objects (JAR) at PAR (`partners add --require-signed-requests`).
     signed_requests: bool = False
+    # Where its Security Event Tokens go (`partners add --webhook-url`); None: no webhooks.
+    webhook_url: str | None = None
 
     @classmethod
     def from_row(cls, row: PartnerRow) -> Partner:
@@ -111,6 +113,7 @@ class Partner:
             profile=row.profile,
             delivery_format=row.delivery_format,
             signed_requests=row.signed_requests,
+            webhook_url=row.webhook_url,
         )
 
 
@@ -184,6 +187,7 @@ class PartnerRegistry:
         profile: str = "basic",
         delivery_format: str = "json",
         signed_requests: bool = False,
+        webhook_url: str | None = None,
     ) -> tuple[Partner, str]:
         """Register a partner; returns it and its client secret, which is never shown again.
         Raises `InvalidPartner` naming the first field that is wrong."""
@@ -212,6 +216,7 @@ class PartnerRegistry:
             profile=validation.profile(profile, jwks, jwks_uri, par_exempt),
             delivery_format=validation.delivery_format(delivery_format, jwks),
             signed_requests=validation.signed_requests(signed_requests, jwks),
+            webhook_url=validation.webhook_url(webhook_url),
         )
         secret = new_client_secret()
         row.client_secret_hash = secret_digest(secret)
@@ -229,6 +234,25 @@ class PartnerRegistry:
         self._update(
             client_id, "cannot store the partner", dpo_contact=validation.dpo_contact(contact)
         )
+        partner = self.get(client_id, include_disabled=True)
+        assert partner is not None
+        return partner
+
+    def update(
+        self, client_id: str, *, dpo_contact: str | None = None, webhook_url: str | None = None
+    ) -> Partner:
+        """Change the partner's data-protection contact and/or webhook URL (https, or http to a
+        loopback host): None leaves a field as it is, "" removes it. Both are checked before
+        either is stored. Events already queued go to the URL registered when they are sent.
+        Raises `InvalidPartner` or `UnknownPartner`."""
+        values: dict[str, object] = {}
+        if dpo_contact is not None:
+            values["dpo_contact"] = validation.dpo_contact(dpo_contact)
+        if webhook_url is not None:
+            values["webhook_url"] = validation.webhook_url(webhook_url)
+        if not values:
+            raise InvalidPartner("nothing to change: give a dpo contact and/or a webhook URL")
+        self._update(client_id, "cannot store the partner", **values)
         partner = self.get(client_id, include_disabled=True)
         assert partner is not None
         return partner

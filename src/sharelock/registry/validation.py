@@ -129,6 +129,12 @@ def optional_url(value: str | None, field: str) -> str | None:
     return None if value is None or value == "" else _url(value, field)
 
 
+def webhook_url(value: str | None) -> str | None:
+    """Where the broker pushes the partner's Security Event Tokens: an absolute https URL (http
+    only to a loopback host, for the sandbox), as for redirect URIs; None or "" for none."""
+    return optional_url(value, "webhook_url")
+
+
 def profile(
     value: str, jwks: Mapping[str, Any] | None, jwks_uri: str | None, par_exempt: bool
 ) -> str:

@@ -22,6 +22,7 @@ from sharelock.sandbox.portal import portal_router
 from sharelock.sandbox.sources import SOURCES, find_source
 from sharelock.sandbox.state import Mode, SandboxState
 from sharelock.sandbox.web import page
+from sharelock.sandbox.webhooks import webhook_router
 
 DEFAULT_SLOW_SECONDS = 30.0
 
@@ -112,6 +113,8 @@ def create_sandbox_app(slow_seconds: float = DEFAULT_SLOW_SECONDS) -> FastAPI:
 
     for source in SOURCES.values():
         app.include_router(portal_router(source, state))
+    # A partner's webhook endpoint, for the demo partner and the tests (sandbox/webhooks.py).
+    app.include_router(webhook_router())
     return app
 
 

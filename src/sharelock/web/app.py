@@ -37,6 +37,7 @@ from sharelock.web import (
 from sharelock.web.access_log import AccessLog
 from sharelock.web.deps import Broker
 from sharelock.web.forms import BodyTooLarge
+from sharelock.webhooks import webhooks_forever
 
 _SECURITY_HEADERS = {
     "X-Content-Type-Options": "nosniff",
@@ -149,6 +150,12 @@ def create_app(
             asyncio.create_task(retention_forever(broker.engine, layer, settings)),
             asyncio.create_task(refresh_forever(layer, settings.key_refresh_seconds)),
         ]
+        if settings.webhook_enabled and broker.webhooks is not None:
+            jobs.append(
+                asyncio.create_task(
+                    webhooks_forever(broker.webhooks, settings.webhook_interval_seconds)
+                )
+            )
         try:
             yield
         finally:
