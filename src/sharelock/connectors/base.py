@@ -23,6 +23,9 @@ class Outcome(StrEnum):
     SOURCE_UNAVAILABLE = "source_unavailable"
     SOURCE_TIMEOUT = "source_timeout"
     INVALID_DATA = "invalid_data"
+    # A document the source gave failed its checks (`sharelock.documents`): too large, not a
+    # PDF, active content… `CollectionResult.detail` says which (`documents.Reason`).
+    DOCUMENT_REFUSED = "document_refused"
 
 
 @dataclass(frozen=True, slots=True)
@@ -44,6 +47,9 @@ class CollectionResult:
     # Opaque state to resume after a one-time code (e.g. the source's session cookie, sealed
     # by the store like any personal value). Never shown, never logged.
     resume_state: bytes | None = None
+    # A short code saying more about a failure (for DOCUMENT_REFUSED: the reason), safe to
+    # log and audit: never a value.
+    detail: str | None = None
 
     def __repr__(self) -> str:
         return f"CollectionResult(outcome={self.outcome.value!r})"

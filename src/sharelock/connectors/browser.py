@@ -4,7 +4,8 @@ It wraps one `httpx.AsyncClient` whose cookie jar lives only as long as the atte
 person's session at a portal can never be sent in another person's attempt. It follows
 redirects itself, and only within the data source's own origin (scheme, host and port): a portal
 that sends the connector anywhere else, where the session cookie or the next form post could
-leak, is treated as unavailable. Pages are read up to a size limit and must be HTML.
+leak, is treated as unavailable. Pages are read up to a size limit and must be HTML; documents
+(`download`) are read up to theirs, with the same client, cookies and timeouts.
 
 The browser is light: it borrows the connection pool (`httpx.AsyncHTTPTransport`) of its data
 source's connector, made once by `new_transport`, instead of building its own. A client built
@@ -26,14 +27,16 @@ the values sent, ever goes into an exception message.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from email.message import Message
 from types import TracebackType
 from typing import Self
 
 import httpx
 
 from sharelock.connectors.html import Page, read_page
+from sharelock.documents import PDF, DocumentTooLarge
 
 MAX_REDIRECTS = 5
 MAX_PAGE_BYTES = 1024 * 1024
@@ -51,6 +54,8 @@ _HEADERS = (
     ("Connection", "keep-alive"),
     ("User-Agent", "Sharelock-connector/1"),
 )
+# A document is asked for as what it must be; what comes back is checked, not trusted.
+_DOWNLOAD_HEADERS = (("Accept", PDF), *_HEADERS[1:])
 
 
 class PortalError(Exception):
@@ -63,6 +68,24 @@ class Fetched:
     status: int
     url: httpx.URL
     page: Page
+
+
+@dataclass(frozen=True, slots=True, repr=False)
+class Downloaded:
+    """A file as the portal gave it: its bytes, declared type and name (unchecked)."""
+
+    content: bytes
+    content_type: str
+    filename: str
+
+
+@dataclass(frozen=True, slots=True)
+class _Answer:
+    status: int
+    url: httpx.URL
+    headers: httpx.Headers
+    encoding: str | None
+    body: bytes
 
 
 def origin(url: httpx.URL) -> tuple[str, str, int]:
@@ -150,12 +173,49 @@ class Browser:
     async def post(self, url: httpx.URL, form: Mapping[str, str]) -> Fetched:
         return await self._navigate("POST", url, dict(form))
 
+    async def download(self, url: httpx.URL, max_bytes: int) -> Downloaded:
+        """A file (a document) at `url`, read up to `max_bytes`: beyond that, announced by
+        `Content-Length` or found while reading, `DocumentTooLarge` (nothing more is read).
+        An HTML page where the file should be (a login form: the session is gone) is the
+        portal's failure, `PortalError`; any other type is for the document checks to judge."""
+        answer = await self._fetch(
+            "GET", url, None, _DOWNLOAD_HEADERS, max_bytes, too_big=DocumentTooLarge
+        )
+        if answer.status != 200:
+            raise PortalError("the data source did not give the document")
+        content_type = answer.headers.get("content-type", "")
+        if content_type.lower().startswith("text/html"):
+            raise PortalError("the data source answered a page instead of the document")
+        disposition = Message()
+        disposition["content-disposition"] = answer.headers.get("content-disposition", "")
+        name = disposition.get_filename() or url.path.rsplit("/", 1)[-1]
+        return Downloaded(answer.body, content_type, name)
+
     async def _navigate(self, method: str, url: httpx.URL, form: dict[str, str] | None) -> Fetched:
+        answer = await self._fetch(method, url, form, _HEADERS, MAX_PAGE_BYTES, too_big=_PageTooBig)
+        content_type = answer.headers.get("content-type", "")
+        if not content_type.lower().startswith("text/html"):
+            raise PortalError("the data source answered something that is not HTML")
+        text = answer.body.decode(answer.encoding or "utf-8", errors="replace")
+        return Fetched(answer.status, answer.url, read_page(text))
+
+    async def _fetch(
+        self,
+        method: str,
+        url: httpx.URL,
+        form: dict[str, str] | None,
+        headers: tuple[tuple[str, str], ...],
+        limit: int,
+        *,
+        too_big: Callable[[], Exception],
+    ) -> _Answer:
+        """One request, its redirects followed within the origin, its body read up to
+        `limit` (`too_big()` is raised past it)."""
         for _ in range(MAX_REDIRECTS + 1):
             if origin(url) != origin(self._base):
                 raise PortalError("the data source pointed outside its own origin")
             request = httpx.Request(
-                method, url, headers=_HEADERS, data=form, extensions=self._extensions
+                method, url, headers=headers, data=form, extensions=self._extensions
             )
             self._jar.set_cookie_header(request)
             response = await self._transport.handle_async_request(request)
@@ -169,27 +229,33 @@ class Browser:
                     url = self.resolve(location, url)
                     # Read (and drop) the body: a response closed unread closes its connection,
                     # and a login's redirect would then cost every collection a new one.
-                    await _read_bounded(response)
+                    await _read_bounded(response, MAX_PAGE_BYTES, _PageTooBig)
                     if response.status_code not in (307, 308):
                         method, form = "GET", None
                     continue
                 if response.status_code >= 500:
                     raise PortalError("the data source answered with a server error")
-                body = await _read_bounded(response)
+                declared = response.headers.get("content-length", "")
+                if declared.isdigit() and int(declared) > limit:
+                    raise too_big()
+                body = await _read_bounded(response, limit, too_big)
             finally:
                 await response.aclose()
-            content_type = response.headers.get("content-type", "")
-            if not content_type.lower().startswith("text/html"):
-                raise PortalError("the data source answered something that is not HTML")
-            text = body.decode(response.encoding or "utf-8", errors="replace")
-            return Fetched(response.status_code, url, read_page(text))
+            return _Answer(response.status_code, url, response.headers, response.encoding, body)
         raise PortalError("too many redirects")
 
 
-async def _read_bounded(response: httpx.Response) -> bytes:
+class _PageTooBig(PortalError):
+    def __init__(self) -> None:
+        super().__init__("the data source answered a page that is too big")
+
+
+async def _read_bounded(
+    response: httpx.Response, limit: int, too_big: Callable[[], Exception]
+) -> bytes:
     body = bytearray()
     async for chunk in response.aiter_bytes():
         body += chunk
-        if len(body) > MAX_PAGE_BYTES:
-            raise PortalError("the data source answered a page that is too big")
+        if len(body) > limit:
+            raise too_big()
     return bytes(body)

@@ -1,8 +1,9 @@
 """Read a portal's page the way a scraper does, with the standard library's HTML parser.
 
 A page is reduced to the few things a connector relies on: what the page says it is
-(`<body data-page>`), the error it shows (`data-error`), its forms (action, inputs) and the
-values marked `data-field` (a `datetime` attribute wins over the text, as for `<time>`).
+(`<body data-page>`), the error it shows (`data-error`), its forms (action, inputs), the
+values marked `data-field` (a `datetime` attribute wins over the text, as for `<time>`) and
+the links to documents marked `data-document` (their `href`).
 Anything else on the page is ignored, so cosmetic changes on the portal do not break collection.
 """
 
@@ -43,6 +44,7 @@ class Page:
     error: str | None = None
     forms: list[Form] = field(default_factory=list)
     fields: dict[str, list[str]] = field(default_factory=dict)
+    documents: dict[str, list[str]] = field(default_factory=dict)  # data-document -> hrefs
 
     def form_with(self, input_type: str) -> Form | None:
         """The first form that has an input of this type (the login form has a password)."""
@@ -66,6 +68,10 @@ class _Reader(HTMLParser):
             self.page.marker = values.get("data-page")
         if "data-error" in values and self.page.error is None:
             self.page.error = values["data-error"]
+        if tag == "a" and values.get("data-document"):
+            self.page.documents.setdefault(values["data-document"], []).append(
+                values.get("href", "")
+            )
         if tag == "form":
             self._form = Form(values.get("action", ""), values.get("method", "get").lower())
             self.page.forms.append(self._form)

@@ -2,15 +2,21 @@
 
 One collection attempt is: fetch the login page (which sets the pre-session cookie and gives a
 CSRF token), post the credentials, then either stop at the one-time code page (returning what
-is needed to go on as `resume_state`) or read the data pages the requested scopes need, and
-validate every value. Each attempt has its own cookie jar, closed when it ends, so one
-person's session at the portal never reaches another person's attempt; the credentials live in
-the call's locals only and go nowhere but the form post. What attempts do share is the
-connector's connection pool (one per data source, made once with its SSL context): making
-them per attempt cost tens of milliseconds of CPU per collection, and kept no connection alive.
+is needed to go on as `resume_state`) or read the data pages the requested scopes need,
+download the documents they need (same client, cookies and timeouts, read up to the documents'
+size limit) and check each one (`sharelock.documents`, on the documents thread), and validate
+every value. A document that fails its checks ends the attempt as DOCUMENT_REFUSED, with the
+reason as `detail`; nothing of the attempt is kept.
 
-What can be logged: the data source id and the outcome. Nothing else, ever: not the login, not
-the password or code, not a value, not what the portal printed.
+Each attempt has its own cookie jar, closed when it ends, so one person's session at the
+portal never reaches another person's attempt; the credentials live in the call's locals only
+and go nowhere but the form post. What attempts do share is the connector's connection pool
+(one per data source, made once with its SSL context): making them per attempt cost tens of
+milliseconds of CPU per collection, and kept no connection alive.
+
+What can be logged: the data source id, the outcome and its detail code (a document's refusal
+reason). Nothing else, ever: not the login, not the password or code, not a value, not what
+the portal printed.
 """
 
 from __future__ import annotations
@@ -32,8 +38,16 @@ from sharelock.connectors.browser import (
     new_transport,
 )
 from sharelock.connectors.html import Form
-from sharelock.connectors.sources import PortalSpec
+from sharelock.connectors.sources import DocumentSpec, PortalSpec
 from sharelock.connectors.validation import InvalidValue, validate_collected
+from sharelock.documents import (
+    DEFAULT_LIMITS,
+    DocumentLimits,
+    DocumentRefused,
+    check_pdf,
+    in_documents_thread,
+    safe_filename,
+)
 
 _log = logging.getLogger(__name__)
 
@@ -73,6 +87,7 @@ class PortalConnector:
         *,
         total_timeout: float | None = None,
         transport: httpx.AsyncBaseTransport | None = None,
+        document_limits: DocumentLimits = DEFAULT_LIMITS,
     ) -> None:
         if timeout <= 0:
             raise ValueError("timeout must be positive")
@@ -84,6 +99,7 @@ class PortalConnector:
         self._total_timeout = total_timeout if total_timeout is not None else 3 * timeout
         self._owns_transport = transport is None
         self._transport = transport if transport is not None else new_transport()
+        self._document_limits = document_limits
         self._closed = False
 
     def __repr__(self) -> str:
@@ -177,8 +193,13 @@ class PortalConnector:
     async def _collect(
         self, browser: Browser, current: Fetched, wanted: frozenset[str]
     ) -> CollectionResult:
-        """Read the pages that hold the wanted scopes, then validate everything at once."""
-        raw: dict[str, dict[str, str]] = {s: {} for s in self.info.scopes if s in wanted}
+        """Read the pages that hold the wanted scopes and validate their values at once, then
+        (only if they passed) download and check the wanted documents."""
+        documents = [spec for spec in self._spec.documents if spec.scope in wanted]
+        kinds = {spec.scope for spec in documents}
+        raw: dict[str, dict[str, str]] = {
+            s: {} for s in self.info.scopes if s in wanted and s not in kinds
+        }
         for spec in self._spec.pages:
             if not spec.scopes() & wanted:
                 continue
@@ -193,7 +214,27 @@ class PortalConnector:
                 if len(values) != 1:
                     raise PortalError("a data page does not show a field exactly once")
                 raw[scope][name] = values[0]
-        return CollectionResult(Outcome.COLLECTED, data=validate_collected(raw))
+        data = validate_collected(raw)
+        for document in documents:
+            current, fields = await self._document(browser, current, document)
+            data |= validate_collected({document.scope: fields})
+        return CollectionResult(Outcome.COLLECTED, data=data)
+
+    async def _document(
+        self, browser: Browser, current: Fetched, spec: DocumentSpec
+    ) -> tuple[Fetched, dict[str, str]]:
+        """Download the document its page links to, check it, and give its scope's fields."""
+        if current.page.marker != spec.marker:
+            current = await browser.get(browser.url(self._spec.prefix + spec.path))
+        if current.status != 200 or current.page.marker != spec.marker:
+            raise PortalError("the documents page is not where expected")
+        links = current.page.documents.get(spec.link, [])
+        if len(links) != 1:
+            raise PortalError("the documents page does not link the document exactly once")
+        limits = self._document_limits
+        file = await browser.download(browser.resolve(links[0], current.url), limits.max_bytes)
+        checked = await in_documents_thread(check_pdf, file.content, file.content_type, limits)
+        return current, checked.fields(safe_filename(file.filename, spec.filename))
 
     # -- resume state --------------------------------------------------------------------------
 
@@ -269,10 +310,16 @@ class PortalConnector:
             result = CollectionResult(Outcome.SOURCE_UNAVAILABLE)
         except InvalidValue:
             result = CollectionResult(Outcome.INVALID_DATA)
+        except DocumentRefused as refused:
+            result = CollectionResult(Outcome.DOCUMENT_REFUSED, detail=refused.reason.value)
         return self._done(step_name, result)
 
     def _done(self, step_name: str, result: CollectionResult) -> CollectionResult:
         _log.info(
-            "collection source=%s step=%s outcome=%s", self.info.id, step_name, result.outcome
+            "collection source=%s step=%s outcome=%s detail=%s",
+            self.info.id,
+            step_name,
+            result.outcome,
+            result.detail or "-",
         )
         return result

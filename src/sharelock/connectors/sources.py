@@ -1,9 +1,10 @@
 """What each portal looks like to its connector: where to log in, which page holds which field.
 
 This is the part of a connector that changes when a portal redesigns its site, so it is data,
-not code: the login form's field names, and for each data page its path, the marker its
-`<body data-page>` carries and which `data-field` holds which (scope, field). The generic
-`PortalConnector` does the rest.
+not code: the login form's field names, for each data page its path, the marker its
+`<body data-page>` carries and which `data-field` holds which (scope, field), and for each
+document scope the page listing the files and the `data-document` of the link to download.
+The generic `PortalConnector` does the rest.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from types import MappingProxyType
 
 from sharelock.connectors.base import DataSourceInfo
 from sharelock.connectors.validation import validate_tax_number
-from sharelock.scopes import SCOPE_FIELDS
+from sharelock.scopes import DOCUMENT_SCOPES, SCOPE_FIELDS
 
 
 def _strip(login: str) -> str:
@@ -34,6 +35,18 @@ class PageSpec:
 
 
 @dataclass(frozen=True, slots=True)
+class DocumentSpec:
+    """A document scope: the page that links to the file, its marker, the link's
+    `data-document`, and the name to give the file if the portal gives none."""
+
+    scope: str
+    path: str
+    marker: str
+    link: str
+    filename: str = "document.pdf"
+
+
+@dataclass(frozen=True, slots=True)
 class PortalSpec:
     info: DataSourceInfo
     prefix: str  # path of the portal under the base URL, e.g. "/bank"
@@ -44,13 +57,24 @@ class PortalSpec:
     login_path: str = "/login"
     # Turns what the user typed into what the portal expects; raises InvalidValue if it cannot.
     normalise_login: Callable[[str], str] = field(default=_strip)
+    documents: tuple[DocumentSpec, ...] = ()
 
     def __post_init__(self) -> None:
-        """Every field of every scope the source declares must be read from some page."""
+        """Every field of every scope the source declares must be read from some page, and
+        every document scope downloaded from one."""
         covered = {pair for page in self.pages for pair in page.fields.values()}
-        needed = {(scope, name) for scope in self.info.scopes for name in SCOPE_FIELDS[scope]}
+        needed = {
+            (scope, name)
+            for scope in self.info.scopes
+            if scope not in DOCUMENT_SCOPES
+            for name in SCOPE_FIELDS[scope]
+        }
         if covered != needed:
             raise ValueError(f"{self.info.id}: pages do not cover exactly its scopes' fields")
+        documents = [spec.scope for spec in self.documents]
+        wanted = [scope for scope in self.info.scopes if scope in DOCUMENT_SCOPES]
+        if sorted(documents) != sorted(wanted):
+            raise ValueError(f"{self.info.id}: documents do not match its document scopes")
 
 
 def _fields(**pairs: str) -> Mapping[str, tuple[str, str]]:
@@ -78,7 +102,13 @@ BANK = PortalSpec(
     info=DataSourceInfo(
         id="sandbox-bank",
         name="Banque Sandbox",
-        scopes=("identity", "address", "bank_account"),
+        scopes=(
+            "identity",
+            "address",
+            "bank_account",
+            "bank_details_document",
+            "bank_statement_document",
+        ),
         login_label="Customer id",
     ),
     prefix="/bank",
@@ -93,6 +123,12 @@ BANK = PortalSpec(
                 iban="bank_account.iban",
                 bic="bank_account.bic",
             ),
+        ),
+    ),
+    documents=(
+        DocumentSpec("bank_details_document", "/documents", "documents", "bank-details", "rib.pdf"),
+        DocumentSpec(
+            "bank_statement_document", "/documents", "documents", "statement", "statement.pdf"
         ),
     ),
 )
@@ -119,7 +155,7 @@ ENERGY = PortalSpec(
     info=DataSourceInfo(
         id="sandbox-energy",
         name="Énergie Sandbox",
-        scopes=("address", "email"),
+        scopes=("address", "email", "proof_of_address"),
         login_label="Customer number or login",
     ),
     prefix="/energy",
@@ -137,13 +173,16 @@ ENERGY = PortalSpec(
             ),
         ),
     ),
+    documents=(
+        DocumentSpec("proof_of_address", "/documents", "documents", "latest-bill", "bill.pdf"),
+    ),
 )
 
 TAX = PortalSpec(
     info=DataSourceInfo(
         id="sandbox-tax",
         name="Impôts Sandbox",
-        scopes=("identity", "tax_notice"),
+        scopes=("identity", "tax_notice", "tax_notice_document"),
         login_label="Tax number (13 digits)",
         login_pattern=r"[0-9]{13}",
     ),
@@ -172,6 +211,9 @@ TAX = PortalSpec(
                 reference_avis="tax_notice.notice_reference",
             ),
         ),
+    ),
+    documents=(
+        DocumentSpec("tax_notice_document", "/documents", "documents", "avis", "tax-notice.pdf"),
     ),
 )
 

@@ -9,6 +9,8 @@ failed and never the value, so it can be logged or shown without leaking persona
 
 from __future__ import annotations
 
+import base64
+import binascii
 import re
 import unicodedata
 from collections.abc import Callable, Mapping
@@ -25,6 +27,7 @@ from schwifty.exceptions import (
     SchwiftyException,
 )
 
+from sharelock.documents import PDF, safe_filename
 from sharelock.scopes import SCOPE_FIELDS
 
 
@@ -70,6 +73,8 @@ _TAX_NUMBER = re.compile(r"[0-9]{13}")
 _NOTICE_REFERENCE = re.compile(r"[0-9A-Z]{13}")
 _YEAR = re.compile(r"[0-9]{4}")
 _INTEGER = re.compile(r"[0-9]+")
+_SHA256 = re.compile(r"[0-9a-f]{64}")
+_MAX_PAGES = 1000
 _MAX_TEXT = 200
 _EARLIEST_DATE = date(1900, 1, 1)
 _MAX_SHARES = Decimal(50)
@@ -250,6 +255,46 @@ def validate_text(value: str) -> str:
     return text
 
 
+def validate_document(value: str) -> str:
+    """A document's file: non-empty standard base64, canonical (what `sharelock.documents`
+    writes; the file itself was checked there)."""
+    try:
+        decoded = base64.b64decode(value.encode("ascii"), validate=True)
+    except (UnicodeEncodeError, binascii.Error):
+        raise InvalidValue("document: not base64") from None
+    if not decoded or base64.b64encode(decoded).decode("ascii") != value:
+        raise InvalidValue("document: not canonical base64")
+    return value
+
+
+def validate_media_type(value: str) -> str:
+    """The only type a document may have."""
+    if value != PDF:
+        raise InvalidValue("media type: not a PDF")
+    return value
+
+
+def validate_filename(value: str) -> str:
+    """A file name as `sharelock.documents.safe_filename` makes them."""
+    if not value or safe_filename(value) != value:
+        raise InvalidValue("file name: unsafe")
+    return value
+
+
+def validate_pages(value: str) -> str:
+    """A number of pages: a whole number from 1."""
+    if not _INTEGER.fullmatch(value) or not 1 <= int(value) <= _MAX_PAGES:
+        raise InvalidValue("pages: not a number of pages")
+    return str(int(value))
+
+
+def validate_sha256(value: str) -> str:
+    """A SHA-256 digest in lower-case hex."""
+    if not _SHA256.fullmatch(value):
+        raise InvalidValue("sha256: not 64 hex digits")
+    return value
+
+
 FIELD_VALIDATORS: Mapping[str, Callable[[str], str]] = MappingProxyType(
     {
         "family_name": validate_text,
@@ -270,6 +315,11 @@ FIELD_VALIDATORS: Mapping[str, Callable[[str], str]] = MappingProxyType(
         "reference_income": validate_reference_income,
         "household_shares": validate_household_shares,
         "notice_reference": validate_notice_reference,
+        "document": validate_document,
+        "media_type": validate_media_type,
+        "filename": validate_filename,
+        "pages": validate_pages,
+        "sha256": validate_sha256,
     }
 )
 

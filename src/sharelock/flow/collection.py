@@ -53,6 +53,7 @@ FAILED_MESSAGES = {
     Outcome.SOURCE_UNAVAILABLE: "The data source is unavailable. Try again later.",
     Outcome.SOURCE_TIMEOUT: "The data source did not answer in time. Try again later.",
     Outcome.INVALID_DATA: "The data source returned data that failed validation.",
+    Outcome.DOCUMENT_REFUSED: "The data source gave a document that failed the safety checks.",
 }
 
 # What a step does with the clear values once the envelope is open: the connector call.
@@ -287,7 +288,12 @@ class Collection:
                 last_outcome="collected",
             )
             return {"status": "collected"}
-        await self.audit.record(EventType.COLLECTION_FAILED, outcome=result.outcome.value, **common)
+        await self.audit.record(
+            EventType.COLLECTION_FAILED,
+            outcome=result.outcome.value,
+            detail_code=result.detail,  # a refused document's reason; never a value
+            **common,
+        )
         offer = await self.offers.offer(flow, connector, result, envelope)
         await self.sessions.transition(
             flow,
@@ -299,6 +305,7 @@ class Collection:
         return {
             "status": "failed",
             "reason": result.outcome.value,
+            **({"detail": result.detail} if result.detail else {}),
             "message": FAILED_MESSAGES.get(result.outcome, "The collection failed."),
             "maintenance_offer": offer,
             "attempts_left": await self.attempts_left(flow),

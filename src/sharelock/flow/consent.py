@@ -7,7 +7,7 @@ step lives with the data it works on.
 | credentials and one-time codes (one path), wrong-attempt limits | `flow/collection.py` |
 | envelopes: one use, opened in the HSM at the last moment | `flow/envelopes.py` |
 | the offer to keep credentials for maintenance | `flow/maintenance_offer.py` |
-| what the API shows: description, review | `flow/views.py` |
+| what the API shows: description, review, document pages | `flow/views.py` |
 | the decision: receipt, release, authorization code | `flow/decision.py` |
 | every Redis record, its type and lifetime | `flow/records.py` |
 
@@ -108,6 +108,10 @@ class ConsentService:
 
     async def review(self, flow: FlowState) -> dict[str, Any]:
         return await self.views.review(flow)
+
+    async def document_page(self, flow: FlowState, scope: str, page: int) -> bytes:
+        """A page of a collected document as PNG, for the review (`Views.document_page`)."""
+        return await self.views.document_page(flow, scope, page)
 
     async def decide(
         self,

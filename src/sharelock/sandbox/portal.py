@@ -11,6 +11,11 @@ The flow a connector has to get through is the usual one:
 3. `POST /{key}/otp` takes the code (`123456`); a wrong one prints "Invalid code." and, after
    three, the pending login is dropped.
 4. The data pages print the values inside elements marked `data-field="…"`.
+5. A portal that issues documents has a "Documents" page (`/{key}/documents`) whose links carry
+   `data-document="…"`; each file (`/{key}/documents/{filename}`) is a PDF made for the person
+   logged in (`sharelock.sandbox.documents`), served as `application/pdf` behind the same
+   session cookie. The `hostile-*` accounts get a hostile file instead, `heavy` a 1.9 MB scan
+   (`sharelock.sandbox.hostile`), the `broken` ones a truncated document.
 
 Every page says what it is in `<body data-page="…">` and errors in `data-error="…"`, the stable
 hooks a scraper relies on.
@@ -26,7 +31,16 @@ from collections.abc import Awaitable, Callable
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, Response
 
-from sharelock.sandbox.sources import OTP_CODE, Account, Behaviour, PageView, SandboxSource
+from sharelock.sandbox.hostile import document_variant
+from sharelock.sandbox.people import Person
+from sharelock.sandbox.sources import (
+    OTP_CODE,
+    Account,
+    Behaviour,
+    DocumentView,
+    PageView,
+    SandboxSource,
+)
 from sharelock.sandbox.state import (
     MAX_OTP_ATTEMPTS,
     SESSION_TTL_S,
@@ -183,12 +197,17 @@ def portal_router(source: SandboxSource, state: SandboxState) -> APIRouter:
         clear_cookie(response, otp_cookie, path)
         return response
 
+    def logged_in(request: Request) -> Account | None:
+        session = state.sessions.get(request.cookies.get(session_cookie), source.key)
+        account = source.accounts[session.login] if session else None
+        return account if account is not None and account.person is not None else None
+
     def _data_page(view: PageView) -> Callable[[Request], Awaitable[Response]]:
         async def show(request: Request) -> Response:
             if (blocked := await gate(request, data_page=True)) is not None:
                 return blocked
-            session = state.sessions.get(request.cookies.get(session_cookie), source.key)
-            person = source.accounts[session.login].person if session else None
+            account = logged_in(request)
+            person = account.person if account else None
             if person is None:
                 return redirect(f"{path}/login")
             items = [
@@ -206,4 +225,50 @@ def portal_router(source: SandboxSource, state: SandboxState) -> APIRouter:
 
     for view in source.pages:
         router.add_api_route(f"/{view.slug}", _data_page(view), methods=["GET"])
+    if source.documents:
+        _add_documents(router, source, gate, logged_in)
     return router
+
+
+def _document_bytes(account: Account, person: Person, view: DocumentView) -> bytes:
+    valid = view.make(person)
+    if account.document_variant is not None:
+        return document_variant(account.document_variant, valid)
+    if account.behaviour is Behaviour.BROKEN:
+        return document_variant("truncated", valid)
+    return valid
+
+
+def _add_documents(
+    router: APIRouter,
+    source: SandboxSource,
+    gate: Callable[..., Awaitable[Response | None]],
+    logged_in: Callable[[Request], Account | None],
+) -> None:
+    """The "Documents" page and its files, behind the portal's session."""
+    path = f"/{source.key}"
+    by_name = {view.filename: view for view in source.documents}
+
+    @router.get("/documents")
+    async def documents(request: Request) -> Response:
+        if (blocked := await gate(request, data_page=True)) is not None:
+            return blocked
+        if logged_in(request) is None:
+            return redirect(f"{path}/login")
+        return page("documents.html", source=source, page="documents", documents=source.documents)
+
+    @router.get("/documents/{filename}")
+    async def document(filename: str, request: Request) -> Response:
+        if (blocked := await gate(request, data_page=True)) is not None:
+            return blocked
+        account = logged_in(request)
+        view = by_name.get(filename)
+        if account is None or account.person is None:
+            return redirect(f"{path}/login")
+        if view is None:
+            return Response("no such document", status_code=404, media_type="text/plain")
+        return Response(
+            _document_bytes(account, account.person, view),
+            media_type="application/pdf",
+            headers={"Content-Disposition": f'attachment; filename="{view.filename}"'},
+        )

@@ -13,6 +13,8 @@ from enum import StrEnum
 from types import MappingProxyType
 from typing import Literal
 
+from sharelock.sandbox.documents import bank_details, bank_statement, energy_bill, tax_notice
+from sharelock.sandbox.hostile import HOSTILE
 from sharelock.sandbox.people import (
     ALICE,
     BROKEN,
@@ -52,6 +54,8 @@ class Account:
     password: str
     behaviour: Behaviour
     person: Person | None = None
+    # A kind of `sharelock.sandbox.hostile.VARIANTS`: the account's documents are that file.
+    document_variant: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,6 +78,17 @@ class PageView:
 
 
 @dataclass(frozen=True, slots=True)
+class DocumentView:
+    """One file of the "Documents" page: `attr` is its link's `data-document`, `make` builds
+    it for a person (`sharelock.sandbox.documents`)."""
+
+    attr: str
+    title: str
+    filename: str
+    make: Callable[[Person], bytes]
+
+
+@dataclass(frozen=True, slots=True)
 class SandboxSource:
     key: str  # URL prefix, without slash
     id: str
@@ -84,6 +99,7 @@ class SandboxSource:
     accounts: Mapping[str, Account]
     pages: tuple[PageView, ...]
     login_pattern: str | None = None
+    documents: tuple[DocumentView, ...] = ()
 
 
 def _french_date(iso: str) -> str:
@@ -152,7 +168,13 @@ BANK = SandboxSource(
     key="bank",
     id="sandbox-bank",
     name="Banque Sandbox",
-    scopes=("identity", "address", "bank_account"),
+    scopes=(
+        "identity",
+        "address",
+        "bank_account",
+        "bank_details_document",
+        "bank_statement_document",
+    ),
     login_label="Customer id",
     login_field="username",
     accounts=_standard_accounts(
@@ -180,6 +202,12 @@ BANK = SandboxSource(
                 FieldView("iban", "IBAN", lambda p: _grouped(p.iban)),
                 FieldView("bic", "BIC", lambda p: p.bic),
             ),
+        ),
+    ),
+    documents=(
+        DocumentView("bank-details", "Relevé d'identité bancaire (RIB)", "rib.pdf", bank_details),
+        DocumentView(
+            "statement", "Relevé de compte, septembre 2025", "releve-2025-09.pdf", bank_statement
         ),
     ),
 )
@@ -222,7 +250,7 @@ ENERGY = SandboxSource(
     key="energy",
     id="sandbox-energy",
     name="Énergie Sandbox",
-    scopes=("address", "email"),
+    scopes=("address", "email", "proof_of_address"),
     login_label="Customer number or login",
     login_field="customer",
     accounts=_standard_accounts(
@@ -232,7 +260,14 @@ ENERGY = SandboxSource(
         slow="slow",
         broken="broken",
         down="down",
-        checks=(Account("thomas", "thomas-pass", Behaviour.OK, THOMAS),),
+        checks=(
+            Account("thomas", "thomas-pass", Behaviour.OK, THOMAS),
+            *(
+                Account(f"hostile-{kind}", "hostile-pass", Behaviour.OK, EMILIE, kind)
+                for kind in HOSTILE
+            ),
+            Account("heavy", "heavy-pass", Behaviour.OK, EMILIE, "heavy"),
+        ),
     ),
     pages=(
         PageView(
@@ -250,13 +285,14 @@ ENERGY = SandboxSource(
             ),
         ),
     ),
+    documents=(DocumentView("latest-bill", "Latest bill", "facture-2025-10.pdf", energy_bill),),
 )
 
 TAX = SandboxSource(
     key="tax",
     id="sandbox-tax",
     name="Impôts Sandbox",
-    scopes=("identity", "tax_notice"),
+    scopes=("identity", "tax_notice", "tax_notice_document"),
     login_label="Numéro fiscal (13 chiffres)",
     login_field="spi",
     login_pattern=r"[0-9]{13}",
@@ -307,6 +343,7 @@ TAX = SandboxSource(
             ),
         ),
     ),
+    documents=(DocumentView("avis", "Avis d'impôt 2026", "avis-impot-2026.pdf", tax_notice),),
 )
 
 SOURCES: Mapping[str, SandboxSource] = MappingProxyType(

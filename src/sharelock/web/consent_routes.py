@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Request
-from fastapi.responses import JSONResponse
+from fastapi import APIRouter, Depends, Path, Request
+from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, ConfigDict, Field
 
 from sharelock.checks import Description, render
+from sharelock.documents import DEFAULT_LIMITS, PNG
 from sharelock.flow import FlowState
 from sharelock.web import i18n
 from sharelock.web.deps import broker_of
@@ -101,10 +102,24 @@ async def data(flow: Flow, request: Request) -> JSONResponse:
     _render_checks(review["checks"], lang)
     t = i18n.Translator(lang)
     for field in review["fields"]:
+        if "value" not in field:  # a document: its `pages` are images (`document_page`)
+            continue
         shown = i18n.display_value(field["field"], field["value"], t)
         if shown is not None:
             field["display"] = shown
     return _json(review)
+
+
+@router.get("/{flow_id}/documents/{scope}/{page}.png")
+async def document_page(
+    flow: Flow,
+    scope: Annotated[str, Path(max_length=64, pattern=r"^[a-z_]+$")],
+    page: Annotated[int, Path(ge=1, le=DEFAULT_LIMITS.max_pages)],
+    request: Request,
+) -> Response:
+    """A page of a collected document, drawn for the review (never cached, never stored)."""
+    png = await broker_of(request).consent.document_page(flow, scope, page)
+    return Response(png, media_type=PNG, headers=NO_STORE)
 
 
 @router.post("/{flow_id}/decision")

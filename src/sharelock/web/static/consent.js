@@ -616,6 +616,10 @@ function consentScreen() {
       const list = element("ul", "review-list");
       for (const item of items) {
         const label = has(messages, "field." + item.field) ? t("field." + item.field) : item.label;
+        if (Array.isArray(item.pages)) {
+          list.appendChild(documentRow(item, label, scope));
+          continue;
+        }
         const row = element("li", "review-row" + (item.optional ? " optional" : ""));
         row.dataset.field = item.field;
         const tag = element(
@@ -652,6 +656,41 @@ function consentScreen() {
       nodes.unshift(renderChecks(checks));
     }
     reviewFields.replaceChildren(...nodes);
+  }
+
+  /** A document, as the images of its pages (drawn by the broker from the sealed copy: no
+   * PDF reader, nothing but same-origin images under the page's CSP). */
+  function documentRow(item, label, scope) {
+    const row = element("li", "review-row review-document");
+    row.dataset.field = item.field;
+    const text = element("div", "review-text");
+    text.appendChild(element("span", "review-label", label));
+    const pages = element("div", "document-pages");
+    const name = has(messages, "scope." + scope) ? t("scope." + scope) : scope;
+    const prefix = flowPath + "/documents/";
+    item.pages.forEach((url, index) => {
+      if (typeof url !== "string" || !url.startsWith(prefix)) {
+        return;
+      }
+      const figure = element("figure", "document-page");
+      const image = element("img", "");
+      const where = { page: index + 1, pages: item.pages.length, document: name };
+      image.alt = t("review.document_page", where);
+      image.decoding = "async";
+      image.addEventListener("error", () => {
+        figure.replaceChildren(element("p", "notice error", t("review.document_unavailable", where)));
+      });
+      image.src = url;
+      figure.append(image, element("figcaption", "", t("review.page_number", where)));
+      pages.appendChild(figure);
+    });
+    text.appendChild(pages);
+    row.append(
+      element("span", "review-lock"),
+      text,
+      element("span", "tag tag-required", t("field.required")),
+    );
+    return row;
   }
 
   /** The partner's questions with the answer each would get (docs/checks.md): one box per
