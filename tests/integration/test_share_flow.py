@@ -173,3 +173,19 @@ def _count(engine: Engine, event: str) -> int:
                 text("SELECT COUNT(*) FROM audit_events WHERE event = :e"), {"e": event}
             ).scalar_one()
         )
+
+
+def test_the_partner_learns_the_share_reference_at_par(stack: Stack) -> None:
+    """The PAR answer names the share as the audit trail and webhook events will
+    (`flow_ref`, a digest: the flow id itself stays secret); the delivery repeats it."""
+    share = Share(stack)
+    pushed = share.push()
+    assert pushed.status_code == 201, pushed.text
+    reference = pushed.json()["flow_ref"]
+    share.authorize_pushed(pushed.json()["request_uri"])
+    assert reference == flow_ref(share.flow_id) and share.flow_id not in pushed.text
+    share.collect_started()
+    token = share.exchange(share.approve_and_get_code())
+    assert share.fetch(token.json()["access_token"]).json()["flow_ref"] == reference
+    started = stack.audit_rows("flow_started", flow_id=share.flow_id)
+    assert [row.flow_ref for row in started] == [reference]

@@ -13,6 +13,7 @@ import hmac
 import logging
 from collections.abc import Callable, Mapping
 from contextlib import suppress
+from dataclasses import replace
 from typing import Any, NoReturn
 
 from sharelock.audit import AuditUnavailable, DuplicateDelivery, EventType
@@ -104,8 +105,15 @@ class DeliveryService:
     async def push(self, request: AuthorizationRequest) -> dict[str, Any]:
         lifetime = self.settings.retention.pushed_request.total_seconds()
         handle = new_handle(32)
-        await self.records.put(PUSHED_REQUEST, digest(handle), request)
-        return {"request_uri": REQUEST_URI_PREFIX + handle, "expires_in": int(lifetime)}
+        flow_id = new_handle(24)
+        await self.records.put(PUSHED_REQUEST, digest(handle), replace(request, flow_id=flow_id))
+        return {
+            "request_uri": REQUEST_URI_PREFIX + handle,
+            "expires_in": int(lifetime),
+            # What webhook events and the audit trail call this share (docs/partner-guide.md,
+            # "Webhooks"): a digest of the flow's id, which stays secret.
+            "flow_ref": flow_ref(flow_id),
+        }
 
     async def pull(self, request_uri: str, client_id: str) -> AuthorizationRequest | None:
         """The pushed request, once; None if unknown, used, expired or another client's."""
@@ -297,6 +305,7 @@ class DeliveryService:
             "scopes": release.scopes,
             "data": release.data,
             "delivered_at": utc(self.clock).isoformat(),
+            "flow_ref": flow_ref(grant.flow_id),
         }
         if release.checks:
             delivery["checks"] = release.checks  # docs/checks.md: answers, never the values

@@ -53,7 +53,9 @@ class Sessions:
 
     async def start(self, request: AuthorizationRequest, user_agent: str | None) -> StartedFlow:
         now = self.clock.now()
-        flow_id = new_handle(24)
+        # Drawn at PAR when the request was pushed (its reference went back to the partner,
+        # to match webhook events with); a request_uri starts one flow at most.
+        flow_id = request.flow_id or new_handle(24)
         # Always a fresh secret, issued for this flow alone: adopting a value the browser sent
         # would let whoever planted it (session fixation) read this flow's data.
         secret = new_handle(32)

@@ -95,6 +95,9 @@ class AuthorizationRequest:
     # lives only in sealed records. `check_scopes`: what the source must give to answer them.
     checks: tuple[dict[str, Any], ...] = ()
     check_scopes: tuple[str, ...] = ()
+    # The id of the flow this request will start, drawn when it is pushed (PAR), so that
+    # the partner learns the flow's audit reference at once (`flow_ref` in the PAR answer).
+    flow_id: str | None = None
 
     @property
     def collect_scopes(self) -> tuple[str, ...]:
@@ -125,6 +128,7 @@ class AuthorizationRequest:
             dpop_jkt=value.get("dpop_jkt"),
             checks=tuple(value.get("checks", ())),
             check_scopes=tuple(value.get("check_scopes", ())),
+            flow_id=value.get("flow_id"),
         )
 
 
