@@ -59,7 +59,7 @@ $(STAMP): pyproject.toml
 	@echo "updating pip …"
 	$(PY) -m pip install --quiet --upgrade pip
 	@echo "installing the Python packages (about 2 minutes the first time) …"
-	$(PY) -m pip install --quiet -e '.[test]'
+	$(PY) -m pip install --quiet -e '.[test,identity]'
 	touch $@
 	@echo "Python packages installed."
 

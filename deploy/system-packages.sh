@@ -9,6 +9,9 @@ command -v softhsm2-util >/dev/null 2>&1 || need+=(softhsm2)
 command -v redis-server >/dev/null 2>&1 || need+=(redis-server)
 command -v python3 >/dev/null 2>&1 || need+=(python3)
 python3 -c 'import ensurepip, venv' >/dev/null 2>&1 || need+=(python3-venv)
+# identity verification (sharelock.identity): Tesseract reads documents' machine-readable zones
+command -v tesseract >/dev/null 2>&1 || need+=(tesseract-ocr)
+[[ -f /usr/share/tesseract-ocr/5/tessdata/eng.traineddata ]] || need+=(tesseract-ocr-eng)
 if [[ "${1:-}" == "--with-browser" ]]; then
   command -v chromium >/dev/null 2>&1 || need+=(chromium)
   # npm (and Node.js with it): axe-core for the accessibility checks, oauth4webapi for the
@@ -20,6 +23,8 @@ if [[ "${1:-}" == "--with-browser" ]]; then
   { command -v haproxy || [[ -x /usr/sbin/haproxy ]]; } >/dev/null 2>&1 || need+=(haproxy)
   # initdb for the private PostgreSQL of tests/support/postgres_server.py and the cluster run
   compgen -G "/usr/lib/postgresql/*/bin/initdb" >/dev/null || need+=(postgresql)
+  # OCR-B, the machine-readable zones' typeface, for the specimen documents of tests/identity/
+  [[ -f /usr/share/fonts/opentype/ocr-b/OCRB.otf ]] || need+=(fonts-ocr-b)
 fi
 
 [[ ${#need[@]} -eq 0 ]] && exit 0
