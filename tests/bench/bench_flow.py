@@ -65,6 +65,7 @@ from benchlib import (
     run_for,
     tree_cpu_seconds,
 )
+from redis_monitor import monitoring, report_lines, tally
 from rich.console import Console
 from rich.table import Table
 from tests.support.databases import POSTGRES_ENV, postgres_schema, postgres_url
@@ -808,11 +809,22 @@ def bench_backend(
         stats, meters, _ = drive(
             broker, partner, jwk, args, meters_for, mode="closed", shares=args.shares
         )
-        print_redis_commands(redis_server.url, commands_before, stats.ok)
+        # The counts cover the untimed warm-up shares too.
+        print_redis_commands(redis_server.url, commands_before, args.warmup + stats.ok)
         if profiler is not None:
             profiler.stop(timeout=30, sig=signal.SIGINT)
             print_profile(profile_path, workers)
         closed = record("closed", f"C={args.concurrency}", stats, meters, [])
+
+        if args.redis_monitor:
+            trace = state / f"redis-monitor-{backend}-w{workers}.txt"
+            with monitoring(redis_server.url, trace):
+                stats, _, _ = drive(
+                    broker, partner, jwk, args, meters_for, mode="closed", shares=args.redis_monitor
+                )
+            # The monitor saw the untimed warm-up shares too.
+            for line in report_lines(tally(trace), args.warmup + stats.ok):
+                console.print("  " + line, markup=False)
 
         if args.paced and closed.rate > 0:
             rate = closed.rate / 2
@@ -1126,6 +1138,14 @@ def main() -> int:
     parser.add_argument("--long-shares", type=int, default=10_000)
     parser.add_argument(
         "--profile", action="store_true", help="py-spy record one worker during the closed loop"
+    )
+    parser.add_argument(
+        "--redis-monitor",
+        type=int,
+        default=0,
+        metavar="N",
+        help="after the closed loop, N more shares under Redis MONITOR (untimed): the "
+        "Redis commands per share by command and by what they name",
     )
     parser.add_argument("--keep", action="store_true", help="keep the state directory (logs)")
     args = parser.parse_args()

@@ -40,7 +40,7 @@ from sharelock.flow.record_types import (
 )
 from sharelock.flow.state import FlowState
 from sharelock.oauth import AuthorizationRequest, CodeGrant, CodeUse, TokenGrant, digest, new_handle
-from sharelock.store import SealedStore, slot_tag, tagged
+from sharelock.store import SealedStore, Versioned, slot_tag, tagged
 
 T = TypeVar("T")
 
@@ -82,6 +82,11 @@ def _loads(raw: bytes) -> dict[str, Any]:
     if not isinstance(document, dict):
         raise ValueError("not a JSON object")
     return document
+
+
+def _slot(store_id: str) -> str | None:
+    """The slot tag a store id starts with, if any."""
+    return store_id[1:3] if store_id.startswith("{") else None
 
 
 def by_flow_id(flow_id: str) -> str:
@@ -305,6 +310,40 @@ def lifetimes(retention: Retention) -> list[dict[str, Any]]:
 # -- typed access ----------------------------------------------------------------------------
 
 
+@dataclass(frozen=True, slots=True, repr=False)
+class Put(Generic[T]):
+    """A record written along with an update (`Records.update_loaded`), expiring as `put`
+    would write it."""
+
+    kind: Kind[T]
+    record_id: str
+    value: T
+    until: float | None = None
+
+    def __repr__(self) -> str:
+        return f"Put({self.kind.name})"
+
+
+@dataclass(frozen=True, slots=True)
+class Erase:
+    """A record deleted along with an update (`Records.update_loaded`)."""
+
+    kind: Kind[Any]
+    record_id: str
+
+
+@dataclass(frozen=True, slots=True, repr=False)
+class Loaded(Generic[T]):
+    """A record as read or last written, with its stored version: `Records.update_loaded`
+    compares and sets against it without reading the record again."""
+
+    value: T
+    version: Versioned
+
+    def __repr__(self) -> str:
+        return "Loaded()"
+
+
 class Records:
     """Typed, lifetime-capped access to the sealed store. Every expiry is absolute, computed
     from the injected clock, and never later than the kind's lifetime."""
@@ -348,10 +387,38 @@ class Records:
         raw = await self.store.get(kind.name, kind.store_id(record_id))
         return None if raw is None else kind.load(raw)
 
+    async def get_loaded(self, kind: Kind[T], record_id: str) -> Loaded[T] | None:
+        """`get`, keeping the version read (for `update_loaded`)."""
+        version = await self.store.get_versioned(kind.name, kind.store_id(record_id))
+        return None if version is None else Loaded(kind.load(version.value), version)
+
     async def take(self, kind: Kind[T], record_id: str) -> T | None:
         """Read and delete in one step (GETDEL): one caller gets it, ever."""
         raw = await self.store.take(kind.name, kind.store_id(record_id))
         return None if raw is None else kind.load(raw)
+
+    async def put_indexed(
+        self,
+        kind: Kind[T],
+        record_id: str,
+        value: T,
+        *,
+        until: float | None = None,
+        index: str,
+        member: str,
+        deadline: datetime,
+    ) -> None:
+        """`put`, and `member` scored at `deadline` in the expiry `index`, in one script (of
+        one slot: a flow's record and its index shard, `expiry.index_of`)."""
+        await self.store.put_indexed(
+            kind.name,
+            kind.store_id(record_id),
+            kind.dump(value),
+            expire_at=self.expire_at(kind, until),
+            index=index,
+            member=member,
+            deadline=deadline,
+        )
 
     async def end(self, records: Sequence[tuple[Kind[Any], str]], index: str, member: str) -> None:
         """Delete `records` and remove `member` from the expiry `index`, in one script: all
@@ -390,6 +457,12 @@ class Records:
     async def delete(self, kind: Kind[Any], *record_ids: str) -> int:
         return await self.store.delete(kind.name, *map(kind.store_id, record_ids))
 
+    async def delete_all(self, records: Sequence[tuple[Kind[Any], str]]) -> int:
+        """Delete records of several kinds with one command; returns how many existed."""
+        return await self.store.delete_records(
+            [(kind.name, kind.store_id(record_id)) for kind, record_id in records]
+        )
+
     async def exists(self, kind: Kind[Any], record_id: str) -> bool:
         return await self.store.exists(kind.name, kind.store_id(record_id))
 
@@ -399,14 +472,51 @@ class Records:
     async def update(
         self, kind: Kind[T], record_id: str, change: Callable[[T], T | None]
     ) -> T | None:
-        """Compare-and-set (`SealedStore.update_json`), keeping the record's expiry: `change`
+        """Compare-and-set (`SealedStore.update`), keeping the record's expiry: `change`
         may run several times and must have no side effects."""
+        updated = await self.update_loaded(kind, record_id, change)
+        return None if updated is None else updated.value
+
+    async def update_loaded(
+        self,
+        kind: Kind[T],
+        record_id: str,
+        change: Callable[[T], T | None],
+        *,
+        known: Loaded[T] | None = None,
+        along: Sequence[Put[Any] | Erase] = (),
+    ) -> Loaded[T] | None:
+        """`update`, tried first against `known` (the record as the caller read or last wrote
+        it) without reading it again; read again only if it changed meanwhile or `change`
+        refuses `known`. `along`: records written or deleted in the same script, only if the
+        update writes (records of the same slot: one flow's). Returns the record as now
+        stored, with its version."""
         if not kind.json:
             raise TypeError(f"{kind.name} records are not JSON documents")
+        store_id = kind.store_id(record_id)
+        writes: list[tuple[str, str, bytes, datetime]] = []
+        deletes: list[tuple[str, str]] = []
+        for other in along:
+            other_id = other.kind.store_id(other.record_id)
+            if _slot(other_id) != _slot(store_id):
+                # Redis Cluster would refuse the script; a standalone Redis would not say so.
+                raise ValueError(f"{other.kind.name} is not in the slot of the {kind.name}")
+            if isinstance(other, Put):
+                expire_at = self.expire_at(other.kind, other.until)
+                writes.append((other.kind.name, other_id, other.kind.dump(other.value), expire_at))
+            else:
+                deletes.append((other.kind.name, other_id))
 
-        def apply(document: dict[str, Any]) -> dict[str, Any] | None:
-            changed = change(kind.load(_dumps(document)))
-            return None if changed is None else _loads(kind.dump(changed))
+        def apply(raw: bytes) -> bytes | None:
+            changed = change(kind.load(raw))
+            return None if changed is None else kind.dump(changed)
 
-        updated = await self.store.update_json(kind.name, kind.store_id(record_id), apply)
-        return None if updated is None else kind.load(_dumps(updated))
+        version = await self.store.update(
+            kind.name,
+            store_id,
+            apply,
+            known=None if known is None else known.version,
+            writes=writes,
+            deletes=deletes,
+        )
+        return None if version is None else Loaded(kind.load(version.value), version)

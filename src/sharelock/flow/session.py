@@ -4,11 +4,17 @@ delivery or Redis at the session's cap.
 
 The session's end (`FlowState.expires_at`) is fixed at creation and never moved: every record of
 the flow is written to expire no later (`Records.put(..., until=flow.expires_at)`).
+
+A request reads its flow once (`load`); a transition of the flow it holds compares and sets
+against the version it read (or last wrote), and reads the flow again only if another request
+changed it meanwhile.
 """
 
 from __future__ import annotations
 
 import hmac
+from collections.abc import Sequence
+from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import Any
 
@@ -24,12 +30,23 @@ from sharelock.flow.records import (
     FLOW,
     MAINTENANCE_OFFER,
     RESUME,
+    Erase,
+    Kind,
+    Loaded,
+    Put,
     Records,
 )
 from sharelock.flow.state import FlowState, Status, flow_ref
 from sharelock.oauth import AuthorizationRequest, digest, new_handle
 
 MAX_FLOW_ID_LENGTH = 64
+# What a flow keeps while it runs: the JWE, the source's session, the collected data, a
+# pending maintenance offer.
+WORKING_DATA: tuple[Kind[Any], ...] = (CREDENTIALS, RESUME, COLLECTED, MAINTENANCE_OFFER)
+
+# The flow this request last read or moved, with the version stored, for `transition`. A
+# context variable: each request runs in its own asyncio task, with its own copy.
+_HELD: ContextVar[Loaded[FlowState] | None] = ContextVar("sharelock_flow_held", default=None)
 
 
 @dataclass(frozen=True, slots=True, repr=False)
@@ -74,9 +91,16 @@ class Sessions:
         # is taken back.
         member = expiry.member(flow_ref(flow_id), request.client_id)
         index = expiry.index_of(flow_ref(flow_id))
-        await self.records.put(FLOW, flow_id, flow, until=flow.expires_at)
+        await self.records.put_indexed(
+            FLOW,
+            flow_id,
+            flow,
+            until=flow.expires_at,
+            index=index,
+            member=member,
+            deadline=flow.expires,
+        )
         try:
-            await self.records.store.index_add(index, member, flow.expires)
             await self.audit.record(
                 EventType.FLOW_STARTED,
                 client_id=request.client_id,
@@ -86,8 +110,7 @@ class Sessions:
                 outcome="ok",
             )
         except Exception:
-            await self.records.delete(FLOW, flow_id)
-            await self.records.store.index_remove(index, member)
+            await self.records.end([(FLOW, flow_id)], index, member)
             raise
         return StartedFlow(flow_id, secret, flow.expires_at)
 
@@ -95,14 +118,16 @@ class Sessions:
         """The flow, if it is alive and this browser holds its session secret."""
         if not flow_id or len(flow_id) > MAX_FLOW_ID_LENGTH:
             raise FlowNotFound("no such flow, or its session has expired")
-        flow = await self.records.get(FLOW, flow_id)
-        if flow is None:
+        loaded = await self.records.get_loaded(FLOW, flow_id)
+        if loaded is None:
             raise FlowNotFound("no such flow, or its session has expired")
+        flow = loaded.value
         if flow.expires_at <= self.clock.now():
             raise FlowNotFound("the session has expired")
         presented = digest(session_secret) if session_secret else ""
         if not hmac.compare_digest(presented, flow.session_hash):
             raise FlowForbidden("this flow belongs to another browser session")
+        _HELD.set(loaded)
         return flow
 
     def stale_collection(self, flow: FlowState) -> bool:
@@ -119,31 +144,43 @@ class Sessions:
             raise FlowConflict(f"not possible while the flow is {flow.status.value}")
 
     async def transition(
-        self, flow: FlowState, allowed: frozenset[Status], **changes: Any
+        self,
+        flow: FlowState,
+        allowed: frozenset[Status],
+        *,
+        along: Sequence[Put[Any] | Erase] = (),
+        **changes: Any,
     ) -> FlowState:
-        """Compare-and-set on the status, so two tabs cannot run the same step twice."""
+        """Compare-and-set on the status, so two tabs cannot run the same step twice. The
+        change applies to the flow as stored, whatever `flow` holds: tried first against the
+        version this request last read or wrote (no second read if nobody changed it since),
+        read again otherwise. `along`: the flow's records written or deleted in the same
+        script, and only if the transition happens (one round trip for all)."""
 
         def apply(current: FlowState) -> FlowState:
             self.check_status(current, allowed)
             return current.with_(**changes)
 
-        updated = await self.records.update(FLOW, flow.flow_id, apply)
+        held = _HELD.get()
+        known = held if held is not None and held.value.flow_id == flow.flow_id else None
+        updated = await self.records.update_loaded(
+            FLOW, flow.flow_id, apply, known=known, along=along
+        )
         if updated is None:
             raise FlowNotFound("the session has expired")
-        return updated
+        _HELD.set(updated)
+        return updated.value
 
     async def erase_working_data(self, flow_id: str) -> None:
-        """What a flow keeps while it runs: the JWE, the source's session, the collected
-        data, a pending maintenance offer."""
-        for kind in (CREDENTIALS, RESUME, COLLECTED, MAINTENANCE_OFFER):
-            await self.records.delete(kind, flow_id)
+        """What a flow keeps while it runs (`WORKING_DATA`), with one command."""
+        await self.records.delete_all([(kind, flow_id) for kind in WORKING_DATA])
 
     async def end(self, flow: FlowState) -> None:
         """The flow is over (refused): nothing of it stays, and the expiry sweep has nothing
-        more to account for."""
-        await self.erase_working_data(flow.flow_id)
-        await self.records.delete(FLOW, flow.flow_id)
+        more to account for (one script: the records and the index entry together)."""
         ref = flow_ref(flow.flow_id)
-        await self.records.store.index_remove(
-            expiry.index_of(ref), expiry.member(ref, flow.request.client_id)
+        await self.records.end(
+            [(kind, flow.flow_id) for kind in (*WORKING_DATA, FLOW)],
+            expiry.index_of(ref),
+            expiry.member(ref, flow.request.client_id),
         )

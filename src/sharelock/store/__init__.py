@@ -3,7 +3,8 @@
 Public surface: `SealedStore` (namespaced, expiring, sealed records; one-time reads),
 `Sealer` (the envelope encryption), `connect` and `connect_endpoint` (the fail-fast Redis
 client, for a URL or through Sentinels), `RedisEndpoint` (where Redis is, from `Settings`),
-`verify_redis` (the start-up check), the errors, `redis_max_lifetime` (the expiry cap from
+`verify_redis` (the start-up check), `Versioned` (a value with the sealed bytes a
+compare-and-set compares), the errors, `redis_max_lifetime` (the expiry cap from
 the retention table), and the slot tags that keep related keys in one Redis Cluster slot
 (`SLOT_TAGS`, `slot_tag`, `tagged`).
 """
@@ -21,6 +22,7 @@ from sharelock.store.keyspace import (
 from sharelock.store.redis_store import SealedStore, scan_all
 from sharelock.store.sealing import Sealer, SealerStats
 from sharelock.store.startup import verify_redis
+from sharelock.store.versions import Versioned
 
 __all__ = [
     "DEFAULT_NAMESPACE",
@@ -35,6 +37,7 @@ __all__ = [
     "StoreError",
     "StoreUnavailable",
     "TlsFiles",
+    "Versioned",
     "cluster_link",
     "connect",
     "connect_endpoint",

@@ -8,10 +8,15 @@ extends a lifetime, and nothing is ever (re)created without one.
 One-time reads are `GETDEL`: one Redis command, so of any number of concurrent readers exactly
 one gets the value (see `vectors/redis_one_time_read_probe.json` for GET-then-DEL failing that).
 
-What must happen together runs as one Lua script on keys of one hash slot (`keyspace.tagged`):
-a compare-and-set, a flow's end with its index entry, popping due index entries. Scripts are
-atomic on one server and on Redis Cluster alike, where MULTI and WATCH across connections are
-not dependable, and each is one round trip.
+What must happen together runs as one Lua script on keys of one hash slot (`keyspace.tagged`,
+`scripts`): a compare-and-set, a record written with its expiry-index entry, a flow's end with
+its index entry, popping due index entries. Scripts are atomic on one server and on Redis
+Cluster alike, where MULTI and WATCH across connections are not dependable, and each is one
+round trip.
+
+A compare-and-set compares the sealed bytes the caller read (`get_versioned`, `Versioned`), so
+an update of a value the caller already holds needs no second read: it is tried against them
+first, and read again only if the record changed meanwhile.
 """
 
 from __future__ import annotations
@@ -25,6 +30,7 @@ from redis.commands.core import AsyncScript
 
 from sharelock.config import Retention
 from sharelock.keys import KeyLayer
+from sharelock.store import scripts
 from sharelock.store.client import (
     DEFAULT_SOCKET_TIMEOUT,
     RedisClient,
@@ -33,7 +39,7 @@ from sharelock.store.client import (
     redis_errors,
 )
 from sharelock.store.endpoint import RedisEndpoint
-from sharelock.store.errors import StoreConflict, StoreError
+from sharelock.store.errors import StoreError
 from sharelock.store.keyspace import (
     DEFAULT_NAMESPACE,
     check_namespace,
@@ -42,37 +48,14 @@ from sharelock.store.keyspace import (
     redis_max_lifetime,
 )
 from sharelock.store.sealing import Sealer
-
-DEFAULT_CAS_ATTEMPTS = 16
-
-# Write ARGV[2] only if the key still holds exactly ARGV[1] (the sealed bytes read before),
-# keeping its expiry. 1: written; 0: changed or gone meanwhile.
-_COMPARE_AND_SET = """
-if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end
-redis.call('SET', KEYS[1], ARGV[2], 'XX', 'KEEPTTL')
-return 1
-"""
-# Delete KEYS[1..n-1] and remove ARGV[1] from the sorted set KEYS[n].
-_DELETE_WITH_INDEX = """
-for i = 1, #KEYS - 1 do redis.call('DEL', KEYS[i]) end
-return redis.call('ZREM', KEYS[#KEYS], ARGV[1])
-"""
-# If KEYS[1] exists: delete KEYS[1..n-2], write ARGV[1] to KEYS[n-1] expiring at ARGV[2] (ms),
-# and score ARGV[3] in the sorted set KEYS[n] at ARGV[4]. 1: done; 0: KEYS[1] was gone, nothing
-# changed.
-_HAND_OVER = """
-if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
-for i = 1, #KEYS - 2 do redis.call('DEL', KEYS[i]) end
-redis.call('SET', KEYS[#KEYS - 1], ARGV[1], 'PXAT', ARGV[2])
-redis.call('ZADD', KEYS[#KEYS], ARGV[4], ARGV[3])
-return 1
-"""
-# Remove and return up to ARGV[2] members of KEYS[1] scored at most ARGV[1].
-_POP_DUE = """
-local due = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[1], 'LIMIT', 0, ARGV[2])
-if #due > 0 then redis.call('ZREM', KEYS[1], unpack(due)) end
-return due
-"""
+from sharelock.store.versions import (
+    DEFAULT_CAS_ATTEMPTS,
+    Along,
+    BytesUpdater,
+    Versioned,
+    Versions,
+    binary,
+)
 
 JsonDocument = dict[str, Any]
 Updater = Callable[[JsonDocument], JsonDocument | None]
@@ -92,13 +75,6 @@ def _load(raw: bytes) -> JsonDocument:
     if not isinstance(document, dict):
         raise StoreError("stored value is not a JSON object")
     return document
-
-
-def _binary(reply: bytes | str | None) -> bytes | None:
-    if isinstance(reply, str):
-        # A client made with decode_responses=True: sealed values are binary, not text.
-        raise StoreError("the Redis client decodes replies; the store needs bytes")
-    return reply
 
 
 async def scan_all(client: RedisClient, namespace: str) -> AsyncIterator[tuple[str, int]]:
@@ -130,10 +106,11 @@ class SealedStore:
         self._sealer = sealer
         self._max_lifetime = max_lifetime
         self._namespace = check_namespace(namespace)
-        self._compare_and_set = self._script(_COMPARE_AND_SET)
-        self._delete_with_index = self._script(_DELETE_WITH_INDEX)
-        self._pop_due = self._script(_POP_DUE)
-        self._hand_over = self._script(_HAND_OVER)
+        self._versions = Versions(client, sealer)
+        self._delete_with_index = self._script(scripts.DELETE_WITH_INDEX)
+        self._pop_due = self._script(scripts.POP_DUE)
+        self._hand_over = self._script(scripts.HAND_OVER)
+        self._put_indexed = self._script(scripts.PUT_INDEXED)
 
     def _script(self, source: str) -> AsyncScript:
         # EVALSHA, loading the script on NOSCRIPT (a restarted or promoted server).
@@ -209,7 +186,7 @@ class SealedStore:
         return await self._sealer.seal(value, key.encode("ascii"))
 
     async def _open(self, key: str, reply: bytes | str | None) -> bytes | None:
-        sealed = _binary(reply)
+        sealed = binary(reply)
         if sealed is None:
             return None
         return await self._sealer.open(sealed, key.encode("ascii"))
@@ -240,6 +217,10 @@ class SealedStore:
             sealed = await self._client.get(key)
         return await self._open(key, sealed)
 
+    async def get_versioned(self, kind: str, record_id: str) -> Versioned | None:
+        """As `get`, with the sealed bytes read: `update(..., known=)` compares them."""
+        return await self._versions.get(self.key(kind, record_id), f"get {kind}")
+
     async def take(self, kind: str, record_id: str) -> bytes | None:
         """Read and delete in one atomic step (GETDEL): one caller gets the value, ever.
 
@@ -250,6 +231,28 @@ class SealedStore:
         with redis_errors(f"take {kind}"):
             sealed = await self._client.getdel(key)
         return await self._open(key, sealed)
+
+    async def put_indexed(
+        self,
+        kind: str,
+        record_id: str,
+        value: bytes,
+        *,
+        expire_at: datetime,
+        index: str,
+        member: str,
+        deadline: datetime,
+    ) -> None:
+        """`put`, and score `member` in the expiry `index` at `deadline`, in one script: the
+        record never exists without its index entry. On a cluster both carry one slot tag."""
+        key = self.key(kind, record_id)
+        pxat = self._expiry(expire_at)
+        sealed = await self._seal(key, value)
+        with redis_errors(f"put {kind}"):
+            await self._put_indexed(
+                keys=[key, self.key("index", index)],
+                args=[sealed, pxat, member, deadline.timestamp()],
+            )
 
     async def hand_over(
         self,
@@ -311,6 +314,15 @@ class SealedStore:
         with redis_errors(f"delete {kind}"):
             return int(await self._client.delete(*keys))
 
+    async def delete_records(self, records: Sequence[tuple[str, str]]) -> int:
+        """Delete records of several kinds (kind, id) with one command; returns how many
+        existed."""
+        if not records:
+            return 0
+        keys = [self.key(kind, record_id) for kind, record_id in records]
+        with redis_errors("delete records"):
+            return int(await self._client.delete(*keys))
+
     async def exists(self, kind: str, record_id: str) -> bool:
         key = self.key(kind, record_id)
         with redis_errors(f"exists {kind}"):
@@ -362,31 +374,56 @@ class SealedStore:
         *,
         attempts: int = DEFAULT_CAS_ATTEMPTS,
     ) -> JsonDocument | None:
-        """Compare-and-swap a small JSON document: `fn(current)` returns the new document (or
-        None to leave it unchanged), and it is written only if nobody wrote the key in between
-        (a script compares the sealed bytes read before), keeping its expiry. `fn` may run
-        several times, so it must not have side effects; an exception from it aborts the update
-        and propagates.
+        """Compare-and-swap a small JSON document (`update`): `fn(current)` returns the new
+        document, or None to leave it unchanged.
 
         Returns the document now stored, or None if the record does not exist (or expired
         during the update). Raises `StoreConflict` after `attempts` lost races."""
-        key = self.key(kind, record_id)
-        aad = key.encode("ascii")
-        for _ in range(attempts):
-            with redis_errors(f"update {kind}"):
-                sealed = _binary(await self._client.get(key))
-            if sealed is None:
-                return None
-            current = _load(await self._sealer.open(sealed, aad))
-            updated = fn(current)
-            if updated is None:
-                return current
-            resealed = await self._sealer.seal(_dump(updated), aad)
-            with redis_errors(f"update {kind}"):
-                if await self._compare_and_set(keys=[key], args=[sealed, resealed]):
-                    return updated
-            # Changed meanwhile (try again on the new value) or gone (the next read says so).
-        raise StoreConflict(f"update {kind}: too many concurrent writers")
+
+        def apply(raw: bytes) -> bytes | None:
+            updated = fn(_load(raw))
+            return None if updated is None else _dump(updated)
+
+        result = await self.update(kind, record_id, apply, attempts=attempts)
+        return None if result is None else _load(result.value)
+
+    async def update(
+        self,
+        kind: str,
+        record_id: str,
+        fn: BytesUpdater,
+        *,
+        attempts: int = DEFAULT_CAS_ATTEMPTS,
+        known: Versioned | None = None,
+        writes: Sequence[tuple[str, str, bytes, datetime]] = (),
+        deletes: Sequence[tuple[str, str]] = (),
+    ) -> Versioned | None:
+        """Compare-and-swap a record's value: `fn(current)` returns the new value (or None to
+        leave it unchanged), and it is written only if nobody wrote the key in between (a
+        script compares the sealed bytes read before), keeping its expiry. `fn` may run
+        several times, so it must not have side effects; an exception from it aborts the
+        update and propagates.
+
+        `known`: the version the caller already holds (`get_versioned`, or this method's
+        last answer), tried first without reading the record; if `fn` refuses it or the
+        record changed, the update goes on as without it, so `fn` always decides on what is
+        stored. `writes` (kind, id, value, expiry) and `deletes` (kind, id) happen in the same
+        script, only if the record is written; on a cluster they carry its slot tag.
+
+        Returns the version now stored, or None if the record does not exist (or expired
+        during the update). Raises `StoreConflict` after `attempts` lost races."""
+        along = [Along(self.key(k, i)) for k, i in deletes]
+        for other_kind, other_id, value, expire_at in writes:
+            other = self.key(other_kind, other_id)
+            along.append(Along(other, await self._seal(other, value), self._expiry(expire_at)))
+        return await self._versions.update(
+            self.key(kind, record_id),
+            fn,
+            operation=f"update {kind}",
+            attempts=attempts,
+            known=known,
+            along=along,
+        )
 
     # -- expiry index -------------------------------------------------------------------
     # A sorted set of (member, deadline) so that whatever Redis expires silently can still be
