@@ -170,7 +170,9 @@ def test_working_setup_control(key_layer: KeyLayer, settings: Settings) -> None:
     assert worker(env, "check") == {"error": None}
     done = cli(env, "keys", "list", "--json")
     assert done.returncode == 0, done.stderr
-    assert [k["kid"] for k in json.loads(done.stdout)] == [key_layer.active_key().kid]
+    listed = json.loads(done.stdout)
+    assert [k["kid"] for k in listed if k["use"] == "enc"] == [key_layer.active_key().kid]
+    assert [k["kid"] for k in listed if k["use"] == "sig"] == [key_layer.signing_jwk()["kid"]]
 
 
 @pytest.fixture
