@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 
 from sqlalchemy import Engine, text
 
+from sharelock.accounts import AccountParts, AccountService
 from sharelock.audit import AuditTrail, AuditUnavailable
 from sharelock.auditors import AuditorRegistry
 from sharelock.blocking import run_blocking
@@ -69,6 +70,8 @@ class Broker:
     rights: RightsService
     proofs: ProofService
     desk: RightsDesk
+    # The optional account with passkeys (`sharelock.accounts`).
+    accounts: AccountService
     clock: Clock = field(default=SYSTEM_CLOCK)
     # DPoP server nonces (`Settings.dpop_nonces`), None when not required.
     dpop_nonces: NonceIssuer | None = None
@@ -129,6 +132,10 @@ class Broker:
             {source_id: c.info.name for source_id, c in sources.items()},
         )
         proofs = ProofService(settings, keys, records, consent.envelopes, audit, sources, limiter)
+        names = {source_id: c.info.name for source_id, c in sources.items()}
+        accounts = AccountService(
+            AccountParts(settings, keys, records, engine, audit, partners, names, clock)
+        )
         return cls(
             settings=settings,
             keys=keys,
@@ -148,6 +155,7 @@ class Broker:
             rights=rights,
             proofs=proofs,
             desk=RightsDesk(settings, records, engine, audit, partners),
+            accounts=accounts,
             clock=clock,
             dpop_nonces=_dpop_nonces(settings, keys),
             webhooks=Webhooks.assemble(

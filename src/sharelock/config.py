@@ -83,6 +83,14 @@ class Retention(BaseModel):
         default=timedelta(minutes=10),
         description="proof of control of a data-source account, for a person's rights",
     )
+    # The optional account (`sharelock.accounts`, docs/accounts.md).
+    account: timedelta = Field(
+        default=timedelta(days=396),
+        description="optional account unused for this long (13 months), deleted with all it holds",
+    )
+    account_session: timedelta = Field(
+        default=timedelta(minutes=15), description="signed-in session on the account page"
+    )
 
     @model_validator(mode="after")
     def _coherent(self) -> Retention:

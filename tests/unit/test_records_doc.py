@@ -35,7 +35,9 @@ def test_every_data_category_and_field_is_recorded() -> None:
 
 def test_the_record_follows_the_configured_limits() -> None:
     default = to_markdown(broker_record(), [], Retention())
-    shorter = to_markdown(broker_record(), [], Retention(audit_trace=timedelta(days=30)))
+    # The account's default (13 months) is the audit trace's: both shortened.
+    shorter_limits = Retention(audit_trace=timedelta(days=30), account=timedelta(days=30))
+    shorter = to_markdown(broker_record(), [], shorter_limits)
     assert "| 396 days |" in default and "| 30 days |" not in default
     assert "| 30 days |" in shorter and "| 396 days |" not in shorter
     seconds = to_json(broker_record(), [], Retention(identity_data=timedelta(hours=24)))

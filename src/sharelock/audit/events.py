@@ -60,6 +60,18 @@ class EventType(StrEnum):
     # A limit refused a person or an auditor (`sharelock.ratelimit`): once per window and key,
     # `detail_code` naming the limit.
     RATE_LIMITED = "rate_limited"
+    # The optional account (`sharelock.accounts`, docs/accounts.md): `flow_ref` is the
+    # account's reference (`account:` and a digest of its id, never the id), actor `person`
+    # (or `operator` when retention deletes an unused account, outcome `unused`). A source's
+    # revocation also carries the data source and the login hash. Each is written before the
+    # change it records; a deletion before anything is erased.
+    ACCOUNT_CREATED = "account_created"
+    ACCOUNT_PASSKEY_ADDED = "account_passkey_added"
+    ACCOUNT_PASSKEY_REMOVED = "account_passkey_removed"
+    ACCOUNT_RECOVERED = "account_recovered"
+    ACCOUNT_SOURCE_REVOKED = "account_source_revoked"
+    ACCOUNT_EXPORTED = "account_exported"
+    ACCOUNT_DELETED = "account_deleted"
 
 
 CODE = re.compile(r"[a-z_]{1,40}")

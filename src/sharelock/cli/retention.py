@@ -17,8 +17,8 @@ app = typer.Typer(no_args_is_help=True, help="Enforce the retention limits (SPEC
 @app.command("run")
 @friendly_errors
 def run(as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False) -> None:
-    """Purge audit rows older than the audit_trace limit and maintenance credentials past
-    their expiry, sign a checkpoint; idempotent."""
+    """Purge audit rows older than the audit_trace limit, maintenance credentials past
+    their expiry and accounts unused too long, sign a checkpoint; idempotent."""
     settings = load_settings()
     with (
         database(settings) as tools,
@@ -42,6 +42,7 @@ def run(as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = F
     out.print(
         f"maintenance credentials: removed {report.maintenance_rows_purged} past their expiry"
     )
+    out.print(f"accounts: removed {report.accounts_purged} unused for too long")
     out.print(f"checkpoint {report.checkpoint.id} signed (head row {report.checkpoint.last_id})")
     for limit in report.limits:
         if limit["name"] != "audit_trace":

@@ -14,6 +14,8 @@ from sharelock.db.engine import (
 )
 from sharelock.db.errors import DatabaseError, DatabaseUnavailable, database_errors
 from sharelock.db.models import (
+    ACCOUNT_CONSENT_PURPOSES,
+    ACCOUNT_SOURCE_STATUSES,
     BASIC_PROFILE,
     DELIVERY_FORMATS,
     FAPI2_PROFILE,
@@ -22,6 +24,10 @@ from sharelock.db.models import (
     RIGHTS_REQUEST_KINDS,
     RIGHTS_REQUEST_STATUSES,
     ROLES,
+    AccountConsentRow,
+    AccountPasskeyRow,
+    AccountRow,
+    AccountSourceRow,
     AuditChainHead,
     AuditCheckpointRow,
     AuditEventRow,
@@ -34,6 +40,8 @@ from sharelock.db.models import (
 from sharelock.db.schema import current_revision, head_revision, migrate
 
 __all__ = [
+    "ACCOUNT_CONSENT_PURPOSES",
+    "ACCOUNT_SOURCE_STATUSES",
     "BASIC_PROFILE",
     "DELIVERY_FORMATS",
     "FAPI2_PROFILE",
@@ -43,6 +51,10 @@ __all__ = [
     "RIGHTS_REQUEST_STATUSES",
     "ROLES",
     "WRITE_LOCK",
+    "AccountConsentRow",
+    "AccountPasskeyRow",
+    "AccountRow",
+    "AccountSourceRow",
     "AuditChainHead",
     "AuditCheckpointRow",
     "AuditEventRow",

@@ -1,5 +1,5 @@
 """The tables: partners, the audit trail, the audit chain's head, its signed checkpoints, the
-auditors' credentials, and the credentials kept for corrective maintenance.
+auditors' credentials, the credentials kept for corrective maintenance, and the optional account.
 
 These classes are the storage shape only. Other packages hand out frozen dataclasses built
 from them (`sharelock.registry.Partner`, `sharelock.audit.AuditRecord`), so an ORM row, with
@@ -19,6 +19,7 @@ from sqlalchemy import (
     BigInteger,
     Boolean,
     CheckConstraint,
+    ForeignKey,
     Index,
     Integer,
     LargeBinary,
@@ -262,3 +263,90 @@ class RightsRequestRow(Base):
     deadline: Mapped[datetime]
     status: Mapped[str] = mapped_column(String(16), default="open")
     answered_at: Mapped[datetime | None]
+
+
+# -- the optional account (`sharelock.accounts`, docs/accounts.md) ------------------------------
+
+# Why the account holds a consent (`account_consents.purpose`).
+ACCOUNT_CONSENT_PURPOSES = ("account", "source", "sync")
+# Where a connected source stands (`account_sources.status`).
+ACCOUNT_SOURCE_STATUSES = ("connected", "failing")
+
+
+class AccountRow(Base):
+    """An optional account: a random id, when it was made and last used, and the SHA-256 of
+    its one-time recovery code (128 random bits; None once used). No name, no e-mail, no
+    login: the passkeys, sources and consents rows hang on it and go with it."""
+
+    __tablename__ = "accounts"
+    __table_args__ = (Index("ix_accounts_last_used_at", "last_used_at"),)
+
+    id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    created_at: Mapped[datetime]
+    last_used_at: Mapped[datetime]
+    recovery_hash: Mapped[str | None] = mapped_column(String(64), unique=True)
+
+
+class AccountPasskeyRow(Base):
+    """A passkey of an account: the WebAuthn credential id (base64url), its COSE public key and
+    the signature counter last seen (a counter going back is a cloned authenticator)."""
+
+    __tablename__ = "account_passkeys"
+    __table_args__ = (Index("ix_account_passkeys_account_id", "account_id"),)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    account_id: Mapped[str] = mapped_column(
+        String(40), ForeignKey("accounts.id", ondelete="CASCADE")
+    )
+    credential_id: Mapped[str] = mapped_column(String(1400), unique=True)
+    public_key: Mapped[bytes] = mapped_column(LargeBinary)
+    sign_count: Mapped[int] = mapped_column(BigInteger)
+    transports: Mapped[list[str]]
+    label: Mapped[str] = mapped_column(String(60))
+    created_at: Mapped[datetime]
+    last_used_at: Mapped[datetime | None]
+
+
+class AccountSourceRow(Base):
+    """A data source connected to an account: the login's keyed hash (the audit pseudonym) and
+    the re-sync material sealed inside the HSM under its storage key, bound to this row
+    (`sharelock.accounts.material`); never the material in clear."""
+
+    __tablename__ = "account_sources"
+    __table_args__ = (
+        CheckConstraint("status IN ('connected', 'failing')", name="status"),
+        Index("ix_account_sources_account_id", "account_id"),
+        Index("ix_account_sources_login_hash", "login_hash"),
+    )
+
+    id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    account_id: Mapped[str] = mapped_column(
+        String(40), ForeignKey("accounts.id", ondelete="CASCADE")
+    )
+    data_source: Mapped[str] = mapped_column(String(40))
+    login_hash: Mapped[str] = mapped_column(String(80))
+    sealed_material: Mapped[bytes | None] = mapped_column(LargeBinary)
+    sync_consent: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+    status: Mapped[str] = mapped_column(String(16), default="connected")
+    created_at: Mapped[datetime]
+    last_sync_at: Mapped[datetime | None]
+
+
+class AccountConsentRow(Base):
+    """A consent the account holder gave, with its dates: to the account itself, to keeping a
+    source's re-sync material, to periodic re-syncs of a source."""
+
+    __tablename__ = "account_consents"
+    __table_args__ = (
+        CheckConstraint("purpose IN ('account', 'source', 'sync')", name="purpose"),
+        Index("ix_account_consents_account_id", "account_id"),
+    )
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    account_id: Mapped[str] = mapped_column(
+        String(40), ForeignKey("accounts.id", ondelete="CASCADE")
+    )
+    purpose: Mapped[str] = mapped_column(String(16))
+    data_source: Mapped[str | None] = mapped_column(String(40))
+    given_at: Mapped[datetime]
+    withdrawn_at: Mapped[datetime | None]

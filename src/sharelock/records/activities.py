@@ -157,6 +157,37 @@ def broker_record() -> list[Activity]:
                 "'sharelock retention run' deletes them when it has passed.",
             ),
         ),
+        Activity(
+            name="An optional account, with passkeys",
+            purpose=(
+                "At the person's request, remember the data sources they share from, so that "
+                "a later share needs no password typed (the offer after a share, the one-click "
+                "share and the re-sync come next; docs/accounts.md)"
+            ),
+            legal_basis="Consent (Art. 6(1)(a)), asked when the account is made, never presumed",
+            data_subjects="people who create an account",
+            categories=(
+                Category(
+                    "account",
+                    ("random id", "creation and last-use dates", "digest of the recovery code"),
+                ),
+                Category("passkeys", ("credential id", "public key", "signature counter")),
+                Category(
+                    "connected sources",
+                    ("data source", "keyed hash of the login", "re-sync material, sealed"),
+                ),
+                Category("consents", ("purpose", "data source", "dates")),
+            ),
+            recipients=("the person",),
+            retention=("account", "account_session"),
+            notes=(
+                "No name, e-mail address or password: a passkey's private key stays with the "
+                "person (their device or password manager); the broker keeps its public key.",
+                "Re-sync material is sealed with an AES key held in the HSM, bound to its row; "
+                "revoking a source or deleting the account erases it at once.",
+                "Nothing collected from a source is kept between shares.",
+            ),
+        ),
     ]
 
 

@@ -6,6 +6,7 @@ from collections.abc import Sequence
 from datetime import timedelta
 from typing import Any
 
+from sharelock.accounts import account_lifetimes
 from sharelock.config import Retention
 from sharelock.flow import lifetimes
 from sharelock.records.activities import Activity
@@ -78,12 +79,13 @@ def to_markdown(
         "## What Redis holds, and for how long",
         "",
         "Every value sealed (AES-256-GCM under a key held in the HSM); each record expires at",
-        "an absolute time, never later than its limit (`sharelock.flow.records`).",
+        "an absolute time, never later than its limit (`sharelock.flow.records`,",
+        "`sharelock.accounts.ceremonies`).",
         "",
         "| record | keyed by | what | longest life |",
         "|---|---|---|---|",
     ]
-    for kind in lifetimes(retention):
+    for kind in [*lifetimes(retention), *account_lifetimes(retention)]:
         limit = f" (`{kind['limit']}`)" if kind["limit"] else ""
         life = duration_text(timedelta(seconds=kind["seconds"]))
         lines.append(
@@ -122,7 +124,7 @@ def to_json(
         "retention_seconds": {
             name: int(value.total_seconds()) for name, value in retention.model_dump().items()
         },
-        "redis_records": lifetimes(retention),
+        "redis_records": [*lifetimes(retention), *account_lifetimes(retention)],
         "broker": [one(a) for a in broker],
         "partners": [one(a) for a in partners],
     }

@@ -29,9 +29,10 @@ async def retention_forever(engine: Engine, keys: KeyLayer, settings: Settings) 
                 issuer=settings.issuer,
             )
             log.info(
-                "retention: %d audit rows, %d maintenance credentials purged",
+                "retention: %d audit rows, %d maintenance credentials, %d unused accounts purged",
                 report.audit_rows_purged,
                 report.maintenance_rows_purged,
+                report.accounts_purged,
             )
         except ServiceUnavailable:
             log.warning("retention postponed: a backing service is unavailable")

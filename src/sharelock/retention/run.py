@@ -5,6 +5,8 @@ Every limit of `Retention` (config.py) is enforced somewhere; `enforcement()` sa
 - the credentials kept for corrective maintenance (`Retention.maintenance_credentials`, 120
   days, only with the person's consent): rows past the expiry set when they were kept are
   deleted first, on their own, so that no failure of the audit part keeps them longer;
+- the optional accounts unused for `Retention.account` (13 months), deleted with everything
+  they hold (`sharelock.accounts.purge_unused_accounts`: each deletion audited first);
 - the pseudonymised audit trace, kept `Retention.audit_trace` (13 months). Rows older than
   that are deleted and a checkpoint signed by the HSM records which ones, in the same
   transaction, so that verification tells this purge from tampering; if the HSM cannot sign,
@@ -25,7 +27,8 @@ from typing import Any
 
 from sqlalchemy import Engine
 
-from sharelock.audit import Checkpoint, Checkpointer, Signer
+from sharelock.accounts import purge_unused_accounts
+from sharelock.audit import AuditTrail, Checkpoint, Checkpointer, Signer
 from sharelock.config import Retention
 from sharelock.errors import ConfigError
 from sharelock.maintenance import purge_expired
@@ -42,6 +45,11 @@ _ENFORCED_BY: dict[str, str] = {
         "only with the person's yes after a failed collection, sealed in the HSM; expiry set "
         "when kept, rows deleted by sharelock retention run (and sharelock maintenance purge)"
     ),
+    "account": (
+        "sharelock retention run: accounts unused since then deleted with everything they hold "
+        "(audited first)"
+    ),
+    "account_session": "Redis expiry set at sign-in (never extended)",
 }
 
 
@@ -69,6 +77,7 @@ class RetentionReport:
     checkpoint: Checkpoint
     limits: list[dict[str, Any]]
     maintenance_rows_purged: int = 0
+    accounts_purged: int = 0
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -80,6 +89,7 @@ class RetentionReport:
                 "purged_through_id": self.purged_through_id,
             },
             "maintenance_credentials": {"rows_purged": self.maintenance_rows_purged},
+            "accounts": {"unused_deleted": self.accounts_purged},
             "checkpoint": {
                 "id": self.checkpoint.id,
                 "last_id": self.checkpoint.last_id,
@@ -97,12 +107,13 @@ def run_retention(
     issuer: str,
     now: datetime | None = None,
 ) -> RetentionReport:
-    """Purge the maintenance credentials past their expiry, then the audit rows older than
-    `retention.audit_trace`, and sign a checkpoint."""
+    """Purge the maintenance credentials past their expiry and the accounts unused for too
+    long, then the audit rows older than `retention.audit_trace`, and sign a checkpoint."""
     if retention.audit_trace <= timedelta(0):
         raise ConfigError("SHARELOCK_RETENTION__AUDIT_TRACE: must be a positive duration")
     now = now or datetime.now(UTC)
     maintenance_purged = purge_expired(engine, now)
+    accounts_purged = purge_unused_accounts(engine, AuditTrail(engine), retention.account, now)
     cutoff = now - retention.audit_trace
     checkpoint, purged = Checkpointer(engine, signer, issuer).purge(cutoff)
     return RetentionReport(
@@ -114,4 +125,5 @@ def run_retention(
         checkpoint=checkpoint,
         limits=enforcement(retention),
         maintenance_rows_purged=maintenance_purged,
+        accounts_purged=accounts_purged,
     )

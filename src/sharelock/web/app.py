@@ -21,6 +21,8 @@ from sharelock.flow import sweep_forever
 from sharelock.keys import KeyLayer, refresh_forever
 from sharelock.retention import retention_forever
 from sharelock.web import (
+    account_page,
+    account_routes,
     audit_routes,
     consent_page,
     consent_routes,
@@ -188,6 +190,8 @@ def create_app(
     app.include_router(rights_routes.router)
     app.include_router(rights_requests_routes.router)
     app.include_router(partner_rights_routes.router)
+    account_routes.install(app)
+    app.include_router(account_page.router)
     static = resources.files("sharelock.web").joinpath("static")
     app.mount("/static", StaticFiles(directory=str(static)), name="static")
     return app

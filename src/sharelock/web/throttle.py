@@ -33,7 +33,15 @@ from sharelock.web.errors import limited_response, unavailable_response
 
 log = logging.getLogger("sharelock.web.throttle")
 
-PERSON_PREFIXES = ("/authorize", "/consent/", "/api/flows/", "/rights", "/api/rights/")
+PERSON_PREFIXES = (
+    "/authorize",
+    "/consent/",
+    "/api/flows/",
+    "/rights",
+    "/api/rights/",
+    "/account",  # the optional account: its pages and "/api/account/…"
+    "/api/account/",
+)
 RIGHTS_PREFIX = "/api/rights/"
 AUTHENTICATED_PREFIXES = ("/par", "/token", "/v1/share", "/audit/")
 ADDRESS_STATE = "client_address"

@@ -1,0 +1,352 @@
+/*
+ * Sharelock account pages (`/account`, `/account/new`): the page's one script (no framework, no
+ * external resource, no inline code; it runs under `script-src 'self'`).
+ *
+ * It runs the passkey ceremonies: it asks the broker for options (`/api/account/…/options`),
+ * hands them to `navigator.credentials.create()` or `.get()` (binary members decoded from
+ * base64url), and sends the browser's answer back as JSON (binary members in base64url). The
+ * session cookie is HttpOnly: the script never sees it. A recovery code is shown once, in the
+ * page; it travels in no URL. After a change the page reloads with `?done=` naming what was
+ * done, so what is shown always comes from the server. Text goes in through `textContent` only.
+ */
+"use strict";
+
+document.documentElement.classList.add("js");
+
+/** Unpadded base64url of an ArrayBuffer or a view. */
+function accountBase64url(buffer) {
+  const bytes = buffer instanceof ArrayBuffer ? new Uint8Array(buffer) : new Uint8Array(buffer.buffer, buffer.byteOffset, buffer.byteLength);
+  let binary = "";
+  for (let i = 0; i < bytes.length; i += 1) {
+    binary += String.fromCharCode(bytes[i]);
+  }
+  return btoa(binary).replace(/\+/g, "-").replace(/\//g, "_").replace(/=+$/, "");
+}
+
+/** The bytes of unpadded base64url text. */
+function accountBytes(text) {
+  const base64 = String(text).replace(/-/g, "+").replace(/_/g, "/");
+  const binary = atob(base64 + "=".repeat((4 - (base64.length % 4)) % 4));
+  const bytes = new Uint8Array(binary.length);
+  for (let i = 0; i < binary.length; i += 1) {
+    bytes[i] = binary.charCodeAt(i);
+  }
+  return bytes;
+}
+
+function descriptors(list) {
+  return (Array.isArray(list) ? list : []).map((item) => ({ ...item, id: accountBytes(item.id) }));
+}
+
+/** `PublicKeyCredentialCreationOptions` from the broker's JSON. */
+function creationOptions(json) {
+  return {
+    ...json,
+    challenge: accountBytes(json.challenge),
+    user: { ...json.user, id: accountBytes(json.user.id) },
+    excludeCredentials: descriptors(json.excludeCredentials),
+  };
+}
+
+/** `PublicKeyCredentialRequestOptions` from the broker's JSON. */
+function requestOptions(json) {
+  return { ...json, challenge: accountBytes(json.challenge), allowCredentials: descriptors(json.allowCredentials) };
+}
+
+function credentialJSON(credential) {
+  const response = credential.response;
+  const json = {
+    id: credential.id,
+    rawId: accountBase64url(credential.rawId),
+    type: credential.type,
+    authenticatorAttachment: credential.authenticatorAttachment || undefined,
+    clientExtensionResults: credential.getClientExtensionResults ? credential.getClientExtensionResults() : {},
+    response: { clientDataJSON: accountBase64url(response.clientDataJSON) },
+  };
+  if (response.attestationObject) {
+    json.response.attestationObject = accountBase64url(response.attestationObject);
+    json.response.transports = response.getTransports ? response.getTransports() : [];
+  } else {
+    json.response.authenticatorData = accountBase64url(response.authenticatorData);
+    json.response.signature = accountBase64url(response.signature);
+    json.response.userHandle = response.userHandle ? accountBase64url(response.userHandle) : null;
+  }
+  return json;
+}
+
+function accountPage() {
+  const app = document.getElementById("account");
+  if (!app) {
+    return;
+  }
+  const byId = (id) => document.getElementById(id);
+  const has = (object, key) => Object.prototype.hasOwnProperty.call(object, key);
+  let messages = {};
+  try {
+    messages = JSON.parse(app.dataset.messages || "{}");
+  } catch (_) {
+    messages = {};
+  }
+  const lang = app.dataset.lang || "en";
+  const problem = byId("problem");
+  const status = byId("status");
+  let busy = false;
+  let exportUrl = null;
+
+  function t(key, params) {
+    const text = has(messages, key) ? messages[key] : key;
+    return text.replace(/\{([a-z_]+)\}/g, (whole, name) => (params && has(params, name) ? String(params[name]) : whole));
+  }
+
+  function announce(text) {
+    status.textContent = "";
+    window.setTimeout(() => {
+      status.textContent = text;
+    }, 50);
+  }
+
+  function showProblem(error) {
+    let code = error && error.message ? error.message : "generic";
+    if (error && error.name === "NotAllowedError") {
+      code = "cancelled";
+    } else if (error && error.name === "InvalidStateError") {
+      code = "passkey_refused";
+    }
+    let text = t("error.generic");
+    for (const key of ["account.error." + code, "error." + code]) {
+      if (has(messages, key)) {
+        text = t(key);
+        break;
+      }
+    }
+    const done = byId("done");
+    if (done) {
+      done.hidden = true; // what was done before is not news any more
+    }
+    problem.textContent = text;
+    problem.hidden = false;
+    problem.focus();
+  }
+
+  async function api(path, body, method) {
+    let response;
+    try {
+      response = await fetch(path, {
+        method: method || "POST",
+        credentials: "same-origin",
+        cache: "no-store",
+        headers: { Accept: "application/json", "Content-Type": "application/json" },
+        body: body === undefined ? undefined : JSON.stringify(body),
+      });
+    } catch (_) {
+      throw new Error("network");
+    }
+    let data = null;
+    try {
+      data = await response.json();
+    } catch (_) {
+      data = null;
+    }
+    if (!response.ok || !data || typeof data !== "object") {
+      throw new Error(data && typeof data.error === "string" ? data.error : "generic");
+    }
+    return data;
+  }
+
+  function go(done) {
+    window.location.assign("/account?lang=" + encodeURIComponent(lang) + (done ? "&done=" + done : ""));
+  }
+
+  /** Run one action at a time, with its problem shown if it fails. */
+  function act(work) {
+    return async (event) => {
+      if (event) {
+        event.preventDefault();
+      }
+      if (busy) {
+        return;
+      }
+      busy = true;
+      problem.hidden = true;
+      try {
+        await work(event);
+      } catch (error) {
+        showProblem(error);
+      } finally {
+        busy = false;
+      }
+    };
+  }
+
+  function passkeysSupported() {
+    if (window.PublicKeyCredential && navigator.credentials) {
+      return true;
+    }
+    showProblem(new Error("unsupported"));
+    return false;
+  }
+
+  /** options → navigator.credentials.create() → the answer, as JSON. */
+  async function register(optionsPath, body) {
+    const started = await api(optionsPath, body);
+    announce(t("account.working"));
+    const credential = await navigator.credentials.create({ publicKey: creationOptions(started.publicKey) });
+    return { ceremony: started.ceremony, credential: credentialJSON(credential) };
+  }
+
+  function showCode(code, done) {
+    byId("recovery-code").textContent = code;
+    const link = byId("code-continue");
+    link.href = "/account?lang=" + encodeURIComponent(lang) + "&done=" + done;
+    byId("code-section").hidden = false;
+    byId("code-title").focus();
+    announce(t("account.code.heading"));
+  }
+
+  function label() {
+    const input = byId("passkey-label");
+    return input && input.value.trim() ? input.value.trim() : null;
+  }
+
+  const createForm = byId("create-form");
+  if (createForm) {
+    createForm.addEventListener(
+      "submit",
+      act(async () => {
+        if (!passkeysSupported()) {
+          return;
+        }
+        const answer = await register("/api/account/new/options", { label: label() });
+        const created = await api("/api/account/new", answer);
+        // The account exists now: only the code is left to show.
+        byId("create-card").hidden = true;
+        showCode(created.recovery_code, "created");
+      }),
+    );
+  }
+
+  const signIn = byId("sign-in");
+  if (signIn) {
+    signIn.addEventListener(
+      "click",
+      act(async () => {
+        if (!passkeysSupported()) {
+          return;
+        }
+        const started = await api("/api/account/sign-in/options", {});
+        announce(t("account.working"));
+        const credential = await navigator.credentials.get({ publicKey: requestOptions(started.publicKey) });
+        await api("/api/account/sign-in", { ceremony: started.ceremony, credential: credentialJSON(credential) });
+        go("signed_in");
+      }),
+    );
+  }
+
+  const recoveryForm = byId("recovery-form");
+  if (recoveryForm) {
+    recoveryForm.addEventListener(
+      "submit",
+      act(async () => {
+        await api("/api/account/recovery", { code: byId("recovery-input").value });
+        go("");
+      }),
+    );
+  }
+
+  const addForm = byId("add-form");
+  if (addForm) {
+    addForm.addEventListener(
+      "submit",
+      act(async () => {
+        if (!passkeysSupported()) {
+          return;
+        }
+        const answer = await register("/api/account/passkeys/options", { label: label() });
+        const added = await api("/api/account/passkeys", answer);
+        if (added.recovery_code) {
+          addForm.hidden = true;
+          showCode(added.recovery_code, "passkey_added");
+        } else {
+          go("passkey_added");
+        }
+      }),
+    );
+  }
+
+  for (const button of document.querySelectorAll(".remove-passkey")) {
+    button.addEventListener(
+      "click",
+      act(async () => {
+        await api("/api/account/passkeys/" + encodeURIComponent(button.dataset.passkey), undefined, "DELETE");
+        go("passkey_removed");
+      }),
+    );
+  }
+
+  for (const button of document.querySelectorAll(".revoke-source")) {
+    button.addEventListener(
+      "click",
+      act(async () => {
+        await api("/api/account/sources/" + encodeURIComponent(button.dataset.source), undefined, "DELETE");
+        go("source_revoked");
+      }),
+    );
+  }
+
+  const exportButton = byId("export");
+  if (exportButton) {
+    exportButton.addEventListener(
+      "click",
+      act(async () => {
+        const data = await api("/api/account/export", {});
+        if (exportUrl) {
+          URL.revokeObjectURL(exportUrl);
+        }
+        exportUrl = URL.createObjectURL(new Blob([JSON.stringify(data, null, 2)], { type: "application/json" }));
+        const link = byId("export-link");
+        link.href = exportUrl;
+        link.download = "sharelock-account-" + new Date().toISOString().slice(0, 10) + ".json";
+        link.click();
+        announce(t("account.exported"));
+      }),
+    );
+  }
+
+  const confirm = byId("delete-confirm");
+  if (confirm) {
+    byId("delete").addEventListener("click", () => {
+      confirm.hidden = false;
+      byId("delete-question").focus();
+    });
+    byId("delete-no").addEventListener("click", () => {
+      confirm.hidden = true;
+      byId("delete").focus();
+    });
+    byId("delete-yes").addEventListener(
+      "click",
+      act(async () => {
+        await api("/api/account/delete", {});
+        go("deleted");
+      }),
+    );
+  }
+
+  const signOut = byId("sign-out");
+  if (signOut) {
+    signOut.addEventListener(
+      "click",
+      act(async () => {
+        await api("/api/account/sign-out", {});
+        go("signed_out");
+      }),
+    );
+  }
+
+  app.hidden = false;
+}
+
+if (document.readyState === "loading") {
+  document.addEventListener("DOMContentLoaded", accountPage);
+} else {
+  accountPage();
+}

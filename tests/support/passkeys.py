@@ -1,0 +1,163 @@
+"""Passkeys for tests without a browser, and a broker whose issuer is `http://localhost:<port>`.
+
+`SoftAuthenticator` is a WebAuthn authenticator in a few lines (an ES256 key from
+`cryptography`, CBOR from `cbor2`, the library py_webauthn itself parses with): it answers the
+broker's options exactly as a browser would hand an authenticator's answer over, and can be
+told to lie (another origin, another relying party id, an old counter, no user verification),
+so that each refusal of the broker is proven against a real signature.
+
+Browsers refuse passkeys on an IP address (a relying party id is a domain name), so a broker a
+browser uses for passkeys is served with `localhost` as its issuer's host
+(`serve_localhost_broker`), still bound to the loopback address.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import Any
+
+import cbor2
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.asymmetric import ec
+
+from sharelock.clock import SYSTEM_CLOCK, Clock
+from sharelock.config import Settings
+from sharelock.keys import KeyLayer
+from sharelock.web.app import Listeners, create_app, create_operator_app
+from tests.support.server import LiveServer, serve_sockets
+
+UP, UV, AT = 0x01, 0x04, 0x40
+
+
+def b64(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode("ascii")
+
+
+def unb64(text: str) -> bytes:
+    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+
+
+@dataclass
+class SoftAuthenticator:
+    """One passkey (a P-256 key) and its signature counter."""
+
+    key: ec.EllipticCurvePrivateKey = field(
+        default_factory=lambda: ec.generate_private_key(ec.SECP256R1())
+    )
+    credential_id: bytes = field(default_factory=lambda: os.urandom(32))
+    counter: int = 0
+    user_handle: bytes | None = None
+
+    def _cose(self) -> bytes:
+        numbers = self.key.public_key().public_numbers()
+        return cbor2.dumps(
+            {
+                1: 2,
+                3: -7,
+                -1: 1,
+                -2: numbers.x.to_bytes(32, "big"),
+                -3: numbers.y.to_bytes(32, "big"),
+            }
+        )
+
+    @staticmethod
+    def _client_data(kind: str, challenge: str, origin: str) -> bytes:
+        return json.dumps(
+            {"type": kind, "challenge": challenge, "origin": origin, "crossOrigin": False}
+        ).encode("utf-8")
+
+    def create(
+        self,
+        public_key: dict[str, Any],
+        origin: str,
+        *,
+        rp_id: str | None = None,
+        verified: bool = True,
+    ) -> dict[str, Any]:
+        """The answer to `navigator.credentials.create({publicKey})`, as account.js sends it."""
+        rp_id = rp_id or public_key["rp"]["id"]
+        self.user_handle = unb64(public_key["user"]["id"])
+        flags = UP | AT | (UV if verified else 0)
+        attested = bytes(16) + len(self.credential_id).to_bytes(2, "big")
+        attested += self.credential_id + self._cose()
+        auth_data = hashlib.sha256(rp_id.encode()).digest() + bytes([flags])
+        auth_data += self.counter.to_bytes(4, "big") + attested
+        attestation = cbor2.dumps({"fmt": "none", "attStmt": {}, "authData": auth_data})
+        client_data = self._client_data("webauthn.create", public_key["challenge"], origin)
+        return {
+            "id": b64(self.credential_id),
+            "rawId": b64(self.credential_id),
+            "type": "public-key",
+            "clientExtensionResults": {},
+            "response": {
+                "clientDataJSON": b64(client_data),
+                "attestationObject": b64(attestation),
+                "transports": ["internal"],
+            },
+        }
+
+    def get(
+        self,
+        public_key: dict[str, Any],
+        origin: str,
+        *,
+        rp_id: str | None = None,
+        counter: int | None = None,
+        verified: bool = True,
+    ) -> dict[str, Any]:
+        """The answer to `navigator.credentials.get({publicKey})`; the counter moves on by one
+        unless `counter` says what to claim."""
+        rp_id = rp_id or public_key["rpId"]
+        self.counter = self.counter + 1 if counter is None else counter
+        flags = UP | (UV if verified else 0)
+        auth_data = hashlib.sha256(rp_id.encode()).digest() + bytes([flags])
+        auth_data += self.counter.to_bytes(4, "big")
+        client_data = self._client_data("webauthn.get", public_key["challenge"], origin)
+        signed = auth_data + hashlib.sha256(client_data).digest()
+        signature = self.key.sign(signed, ec.ECDSA(hashes.SHA256()))
+        return {
+            "id": b64(self.credential_id),
+            "rawId": b64(self.credential_id),
+            "type": "public-key",
+            "clientExtensionResults": {},
+            "response": {
+                "clientDataJSON": b64(client_data),
+                "authenticatorData": b64(auth_data),
+                "signature": b64(signature),
+                "userHandle": b64(self.user_handle) if self.user_handle else None,
+            },
+        }
+
+
+def _port_of(url: str) -> int:
+    return int(url.rsplit(":", 1)[1])
+
+
+@contextmanager
+def serve_localhost_broker(
+    settings: Settings, keys: KeyLayer, *, clock: Clock = SYSTEM_CLOCK
+) -> Iterator[LiveServer]:
+    """`serve_broker`, with `http://localhost:<port>` as the issuer (and the URL)."""
+    served: dict[str, Settings] = {}
+
+    def build(urls: list[str]) -> Any:
+        public_port, operator_port = (_port_of(url) for url in urls)
+        served["settings"] = settings.model_copy(
+            update={"issuer": f"http://localhost:{public_port}", "operator_port": operator_port}
+        )
+        app = create_app(served["settings"], keys=keys, clock=clock)
+        return Listeners(app, create_operator_app(app), operator_port)
+
+    with serve_sockets(build, 2) as (url, operator_url):
+        yield LiveServer(
+            url=f"http://localhost:{_port_of(url)}",
+            port=_port_of(url),
+            settings=served["settings"],
+            operator_url=operator_url,
+        )
