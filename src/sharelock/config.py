@@ -274,6 +274,13 @@ class Settings(BaseSettings):
         description="How long a rotated-out encryption key keeps decrypting, then is destroyed.",
     )
     max_envelope_bytes: int = Field(default=64 * 1024, ge=1024, le=1024 * 1024)
+    max_image_envelope_bytes: int = Field(
+        default=3 * 1024 * 1024,
+        ge=64 * 1024,
+        le=16 * 1024 * 1024,
+        description="Longest compact JWE of one identity-verification image (a 2 MiB photo, "
+        "base64url-encoded, fits in 3 MiB).",
+    )
     retention: Retention = Field(default_factory=Retention)
     limits: Limits = Field(default_factory=Limits)
     trusted_proxies: tuple[str, ...] = Field(

@@ -209,6 +209,7 @@ async def test_a_lying_sign_in_is_refused(
 async def test_a_lying_registration_creates_nothing(
     service: AccountService, engine: Engine, lie: dict[str, Any], reason: str
 ) -> None:
+    lie = dict(lie)  # the parametrised dict is shared by every database's run
     started = await service.start_creation()
     answer = SoftAuthenticator().create(started.public_key, lie.pop("origin", ORIGIN), **lie)
     with pytest.raises(CeremonyRefused) as refused:

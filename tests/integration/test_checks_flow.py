@@ -184,4 +184,8 @@ def test_malformed_or_unallowed_checks_are_refused_at_par(stack: Stack) -> None:
 
 def test_metadata_announces_the_check_type(stack: Stack) -> None:
     meta = httpx.get(f"{stack.url}/.well-known/oauth-authorization-server").json()
-    assert meta["authorization_details_types_supported"] == ["sharelock_check"]
+    # and identity verification's (tests/integration/test_identity_share.py)
+    assert meta["authorization_details_types_supported"] == [
+        "sharelock_check",
+        "sharelock_identity_verification",
+    ]

@@ -72,6 +72,12 @@ class EventType(StrEnum):
     ACCOUNT_SOURCE_REVOKED = "account_source_revoked"
     ACCOUNT_EXPORTED = "account_exported"
     ACCOUNT_DELETED = "account_deleted"
+    # Identity verification in a share (docs/identity-verification.md): the person's answer
+    # on the biometric-consent screen (outcome `given` or `refused`), then the verification
+    # (outcome `verified` or `failed`; `detail_code` the first check that failed). Never a
+    # score, an image or a value read from the document.
+    IDENTITY_CONSENT = "identity_consent"
+    IDENTITY_VERIFIED = "identity_verified"
 
 
 CODE = re.compile(r"[a-z_]{1,40}")

@@ -28,10 +28,18 @@ from sharelock.envelope import EnvelopeRejected
 from sharelock.flow.checking import answer_checks
 from sharelock.flow.envelopes import CREDENTIAL_MEMBERS, OTP_MEMBERS, Envelopes
 from sharelock.flow.errors import FlowConflict, FlowError
+from sharelock.flow.identity_steps import held_identity, pending_identity
 from sharelock.flow.maintenance_offer import MaintenanceOffers
 from sharelock.flow.ports import AsyncAudit
 from sharelock.flow.record_types import CollectedData
-from sharelock.flow.records import COLLECTED, CREDENTIALS, MAINTENANCE_OFFER, RESUME, Records
+from sharelock.flow.records import (
+    COLLECTED,
+    CREDENTIALS,
+    IDENTITY_HELD,
+    MAINTENANCE_OFFER,
+    RESUME,
+    Records,
+)
 from sharelock.flow.session import Sessions
 from sharelock.flow.state import (
     ACCEPTS_CREDENTIALS,
@@ -273,11 +281,16 @@ class Collection:
             now = self.clock.now()
             today = datetime.fromtimestamp(now, UTC).date()
             kept, answers = answer_checks(flow.request, result.data, today)
+            held = held_identity(flow.request, result.data)  # for identity verification
             result.data.clear()  # what only the checks needed goes here, before any store
+            if held is not None:
+                await self.records.put(IDENTITY_HELD, flow.flow_id, held, until=flow.expires_at)
             await self.records.put(
                 COLLECTED,
                 flow.flow_id,
-                CollectedData(kept, collected_at=now, checks=answers),
+                CollectedData(
+                    kept, collected_at=now, checks=answers, identity=pending_identity(flow.request)
+                ),
                 until=flow.expires_at,
             )
             await self.sessions.transition(

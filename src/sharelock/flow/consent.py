@@ -7,6 +7,7 @@ step lives with the data it works on.
 | credentials and one-time codes (one path), wrong-attempt limits | `flow/collection.py` |
 | envelopes: one use, opened in the HSM at the last moment | `flow/envelopes.py` |
 | the offer to keep credentials for maintenance | `flow/maintenance_offer.py` |
+| identity verification: biometric consent, images, the engine | `flow/identity_check.py` |
 | what the API shows: description, review, document pages | `flow/views.py` |
 | the decision: receipt, release, authorization code | `flow/decision.py` |
 | every Redis record, its type and lifetime | `flow/records.py` |
@@ -27,6 +28,7 @@ from sharelock.connectors import Connector
 from sharelock.flow.collection import Collection
 from sharelock.flow.decision import Decisions
 from sharelock.flow.envelopes import Envelopes
+from sharelock.flow.identity_check import IdentityChecks
 from sharelock.flow.maintenance_offer import MaintenanceOffers
 from sharelock.flow.ports import AsyncAudit, AsyncPartners, eligible_sources
 from sharelock.flow.records import Records
@@ -78,6 +80,7 @@ class ConsentService:
             clock,
         )
         self.decisions = Decisions(settings, self.sessions, records, keys, partners, audit, clock)
+        self.identity = IdentityChecks(settings, records, self.envelopes, clock, audit)
         self.connectors = connectors
 
     async def start(self, request: AuthorizationRequest, user_agent: str | None) -> StartedFlow:
@@ -126,3 +129,16 @@ class ConsentService:
     async def leave(self, flow: FlowState) -> str:
         """The partner's redirect with the code, issued now (`Decisions.leave`)."""
         return await self.decisions.leave(flow)
+
+    async def identity_consent(self, flow: FlowState, agree: bool) -> dict[str, Any]:
+        """The biometric-consent screen's answer (`IdentityChecks.consent`)."""
+        return await self.identity.consent(flow, agree)
+
+    async def identity_document(self, flow: FlowState, envelope: str) -> dict[str, Any]:
+        return await self.identity.document(flow, envelope)
+
+    async def identity_frames(self, flow: FlowState, envelopes: Sequence[str]) -> dict[str, Any]:
+        return await self.identity.frames(flow, envelopes)
+
+    async def verify_identity(self, flow: FlowState) -> dict[str, Any]:
+        return await self.identity.verify(flow)

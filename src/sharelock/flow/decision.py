@@ -14,6 +14,7 @@ from functools import partial
 from sharelock.audit import EventType, issue_receipt
 from sharelock.clock import Clock
 from sharelock.config import Settings
+from sharelock.flow import identity_steps
 from sharelock.flow.checking import released
 from sharelock.flow.errors import FlowConflict, FlowError, FlowNotFound
 from sharelock.flow.ports import AsyncAudit, AsyncPartners
@@ -94,6 +95,8 @@ class Decisions:
         if not declined <= set(range(len(collected.checks))):
             raise FlowError("decline_checks: not the index of a check of this share")
         answers = released(collected.checks, declined, reveal_actual_name)
+        if not identity_steps.finished(collected.identity):
+            raise FlowConflict("the identity verification is not finished")
         data: Data = {
             scope: {k: v for k, v in values.items() if k not in omitted}
             for scope, values in collected.data.items()
@@ -110,6 +113,7 @@ class Decisions:
             keep_identity=partner.identity_verification,
             collected_at=collected.collected_at,
             checks=answers,
+            identity_verification=identity_steps.released(collected.identity),
         )
         # Until the person leaves for the partner, at most the session's end.
         await self.records.put(RELEASE, flow_ref(flow.flow_id), release, until=flow.expires_at)

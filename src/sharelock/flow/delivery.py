@@ -309,6 +309,9 @@ class DeliveryService:
         }
         if release.checks:
             delivery["checks"] = release.checks  # docs/checks.md: answers, never the values
+        if release.identity_verification is not None:
+            # OpenID IA evidence (or the person's refusal); never an image.
+            delivery["identity_verification"] = release.identity_verification
         # Signed (and encrypted) before the row: if the HSM cannot sign, nothing is released
         # and the `delivering` record waits for the partner's retry.
         packed = await package(

@@ -25,19 +25,23 @@ class Envelopes:
         self.records = records
         self.keys = keys
 
-    async def remember(self, envelope: str, until: float | None = None) -> None:
+    async def remember(
+        self, envelope: str, until: float | None = None, *, max_bytes: int | None = None
+    ) -> None:
         """Refuse a JWE seen before (checklist A.17), before it is opened: its digest is kept
         (a marker, no content) for as long as a credential JWE may itself be kept, the
-        session (or `until`, the end of the flow it came to)."""
-        if not envelope or len(envelope) > self.settings.max_envelope_bytes:
+        session (or `until`, the end of the flow it came to). `max_bytes`: an image's larger
+        limit (`Settings.max_image_envelope_bytes`), credentials' otherwise."""
+        limit = self.settings.max_envelope_bytes if max_bytes is None else max_bytes
+        if not envelope or len(envelope) > limit:
             raise EnvelopeRejected()
         if not await self.records.put_new(ENVELOPE_SEEN, digest(envelope), b"1", until=until):
             raise EnvelopeRejected()
 
-    async def open(self, envelope: bytes) -> OpenedSecret:
+    async def open(self, envelope: bytes, *, max_bytes: int | None = None) -> OpenedSecret:
         """The envelope's plaintext, opened in the HSM on the key layer's thread. Use it in a
-        `with` block: it is wiped when the block ends."""
-        limit = self.settings.max_envelope_bytes
+        `with` block: it is wiped when the block ends. `max_bytes` as for `remember`."""
+        limit = self.settings.max_envelope_bytes if max_bytes is None else max_bytes
         return await self.keys.run_async(
             lambda: open_envelope(envelope, self.keys, max_bytes=limit)
         )

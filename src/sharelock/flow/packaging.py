@@ -73,7 +73,8 @@ def signed_claims(
                             "source": {"name": delivery["data_source"]},
                         },
                         "time": read_at,
-                    }
+                    },
+                    *_identity_evidence(delivery),
                 ],
             },
             "claims": _claims(delivery),
@@ -81,12 +82,24 @@ def signed_claims(
     }
 
 
+def _identity_evidence(delivery: dict[str, Any]) -> list[dict[str, Any]]:
+    """The identity verification's `document` evidence (docs/identity-verification.md), if
+    it ran; a declined one is said in `claims`, not as evidence."""
+    verification = delivery.get("identity_verification")
+    if not isinstance(verification, dict) or verification.get("type") != "document":
+        return []
+    return [verification]
+
+
 def _claims(delivery: dict[str, Any]) -> dict[str, Any]:
     """The approved data by scope, and the checks' answers (`checks`) when there are some:
     the same source, read at the same time, is the evidence of both."""
-    if "checks" not in delivery:
-        return dict(delivery["data"])
-    return {**delivery["data"], "checks": delivery["checks"]}
+    claims = dict(delivery["data"])
+    if "checks" in delivery:
+        claims["checks"] = delivery["checks"]
+    if delivery.get("identity_verification", {}).get("declined"):
+        claims["identity_verification"] = {"declined": True}
+    return claims
 
 
 def encrypt_to(partner: Partner, plaintext: str) -> str:

@@ -19,6 +19,9 @@ class CollectedData:
     collected_at: float | None = None  # when the data source was read (the evidence's time)
     # The answers to the partner's checks (`sharelock.flow.checking`), in the request's order.
     checks: list[dict[str, Any]] = field(default_factory=list)
+    # Identity verification, when the partner asked it (`sharelock.flow.identity_check`):
+    # {"consent": bool | None, "evidence": IA evidence | None}. Never an image.
+    identity: dict[str, Any] | None = None
 
     def __repr__(self) -> str:
         return "CollectedData(…)"
@@ -51,6 +54,9 @@ class Release:
     collected_at: float | None = None  # when the data source was read
     # The checks' answers as the partner receives them (declined ones without a result).
     checks: list[dict[str, Any]] = field(default_factory=list)
+    # The identity verification's OpenID IA evidence (`IdentityEvidence.to_claims`), or the
+    # person's refusal (`{"declined": true}`); None when the partner did not ask for it.
+    identity_verification: dict[str, Any] | None = None
 
     def __repr__(self) -> str:
         return f"Release(data_source={self.data_source!r}, scopes={self.scopes!r})"
@@ -76,6 +82,29 @@ class IdentityKept:
 
     def __repr__(self) -> str:
         return "IdentityKept(…)"
+
+
+@dataclass(frozen=True, slots=True, repr=False)
+class HeldIdentity:
+    """The identity the data source gave, kept (sealed) only until the verification compares
+    the document with it: names and birthdate (ISO date, or empty)."""
+
+    given_name: str
+    family_name: str
+    birthdate: str
+
+    def __repr__(self) -> str:
+        return "HeldIdentity(…)"
+
+
+@dataclass(frozen=True, slots=True, repr=False)
+class IdentityImages:
+    """The live frames' JWEs as received from the browser, until the verification opens them."""
+
+    envelopes: list[str]
+
+    def __repr__(self) -> str:
+        return f"IdentityImages({len(self.envelopes)})"
 
 
 @dataclass(frozen=True, slots=True)

@@ -32,6 +32,8 @@ from sharelock.config import Retention
 from sharelock.flow.record_types import (
     CollectedData,
     Delivering,
+    HeldIdentity,
+    IdentityImages,
     IdentityKept,
     MaintenanceOffer,
     Release,
@@ -242,6 +244,34 @@ IDENTITY = _dataclass_kind(
     "identity_data",
     by_digest,
 )
+# Identity verification in a share (`sharelock.flow.identity_check`): biometric data (GDPR
+# Art. 9), kept only between capture and verification, which erases them; never past the
+# session, and never past `identity_data` (72 h) whatever the session's length.
+IDENTITY_HELD = _dataclass_kind(
+    HeldIdentity,
+    "identity-held",
+    "flow id",
+    "the names and birthdate the data source gave, until the identity verification compares "
+    "the document with them",
+    "identity_data",
+    by_flow_id,
+)
+IDENTITY_DOCUMENT = _bytes_kind(
+    "identity-document",
+    "flow id",
+    "the identity document's image JWE as received (biometric data), until the verification "
+    "opens it",
+    "identity_data",
+    by_flow_id,
+)
+IDENTITY_FRAMES = _dataclass_kind(
+    IdentityImages,
+    "identity-frames",
+    "flow id",
+    "the live capture's image JWEs as received (biometric data), until the verification opens them",
+    "identity_data",
+    by_flow_id,
+)
 # An assertion lives at most 5 minutes plus the allowed clock skew (`oauth.client_auth`).
 ASSERTION_JTI = _bytes_kind(
     "assertion-jti",
@@ -288,6 +318,9 @@ KINDS: tuple[Kind[Any], ...] = (
     ASSERTION_JTI,
     DPOP_JTI,
     IDENTITY,
+    IDENTITY_HELD,
+    IDENTITY_DOCUMENT,
+    IDENTITY_FRAMES,
     RIGHTS_PROOF,
     RIGHTS_PENDING,
 )

@@ -28,6 +28,9 @@ from sharelock.flow.records import (
     COLLECTED,
     CREDENTIALS,
     FLOW,
+    IDENTITY_DOCUMENT,
+    IDENTITY_FRAMES,
+    IDENTITY_HELD,
     MAINTENANCE_OFFER,
     RESUME,
     Erase,
@@ -41,8 +44,17 @@ from sharelock.oauth import AuthorizationRequest, digest, new_handle
 
 MAX_FLOW_ID_LENGTH = 64
 # What a flow keeps while it runs: the JWE, the source's session, the collected data, a
-# pending maintenance offer.
-WORKING_DATA: tuple[Kind[Any], ...] = (CREDENTIALS, RESUME, COLLECTED, MAINTENANCE_OFFER)
+# pending maintenance offer, identity verification's images and the identity they are compared
+# with.
+WORKING_DATA: tuple[Kind[Any], ...] = (
+    CREDENTIALS,
+    RESUME,
+    COLLECTED,
+    MAINTENANCE_OFFER,
+    IDENTITY_HELD,
+    IDENTITY_DOCUMENT,
+    IDENTITY_FRAMES,
+)
 
 # The flow this request last read or moved, with the version stored, for `transition`. A
 # context variable: each request runs in its own asyncio task, with its own copy.

@@ -24,6 +24,7 @@ from sharelock.documents import (
     render_page,
 )
 from sharelock.errors import ServiceUnavailable
+from sharelock.flow import identity_steps
 from sharelock.flow.checking import questions, reviewed
 from sharelock.flow.errors import FlowConflict, FlowError, FlowNotFound
 from sharelock.flow.maintenance_offer import MaintenanceOffers
@@ -61,6 +62,8 @@ class Views:
         scopes = flow.request.scopes
         return {
             "checks": questions(flow.request),
+            # What identity verification asks (the document types), or None.
+            "identity_verification": flow.request.identity_verification,
             "flow_id": flow.flow_id,
             "status": flow.status.value,
             "partner": dict(partner_view(partner)),
@@ -99,6 +102,7 @@ class Views:
         return {
             "data_source": flow.data_source,
             "checks": reviewed(flow.request, collected.checks),
+            "identity_verification": identity_steps.reviewed(flow.request, collected.identity),
             "fields": [
                 self._field(flow, scope, name, value, values)
                 for scope, values in collected.data.items()

@@ -9,7 +9,8 @@ Public surface: `AuthorizationRequest`, `single_valued`, `validate_request` and
 `DPoPError`, `ProofWindow`, `NonceIssuer` and `NonceCheck` (server nonces), `jkt`,
 `dpop_ath`, `one_dpop_proof`, `dpop_challenge`, `DPOP_ALGORITHMS`,
 `DPOP_HEADER` and `DPOP_NONCE_HEADER`; the errors (`OAuthError` and its kinds, `UntrustedRedirect`,
-`RedirectableError`).
+`RedirectableError`); `IDENTITY_VERIFICATION_TYPE` and `DOCUMENT_TYPES` (identity verification
+asked in `authorization_details`).
 """
 
 from sharelock.oauth.authorization import AuthorizationRequest, require_pushed, single_valued
@@ -45,6 +46,7 @@ from sharelock.oauth.errors import (
     UntrustedRedirect,
 )
 from sharelock.oauth.grants import CodeGrant, CodeUse, TokenGrant, TokenRequest, check_redemption
+from sharelock.oauth.identity_details import DOCUMENT_TYPES, IDENTITY_VERIFICATION_TYPE
 from sharelock.oauth.redirects import authorization_response, jarm_claims, jarm_response
 from sharelock.oauth.request_object import open_request_object
 from sharelock.oauth.tokens import REQUEST_URI_PREFIX, digest, new_handle
@@ -52,10 +54,12 @@ from sharelock.oauth.tokens import REQUEST_URI_PREFIX, digest, new_handle
 __all__ = [
     "ASSERTION_ALGORITHMS",
     "BASIC_PROFILE",
+    "DOCUMENT_TYPES",
     "DPOP_ALGORITHMS",
     "DPOP_HEADER",
     "DPOP_NONCE_HEADER",
     "FAPI2_PROFILE",
+    "IDENTITY_VERIFICATION_TYPE",
     "PROFILES",
     "REQUEST_URI_PREFIX",
     "AccessDenied",

@@ -12,6 +12,7 @@ from dataclasses import asdict, dataclass
 from typing import Any, Protocol
 
 from sharelock.checks import (
+    CheckRequest,
     InvalidCheckRequest,
     parse_authorization_details,
     request_entry,
@@ -28,6 +29,7 @@ from sharelock.oauth.errors import (
     UnsupportedResponseType,
     UntrustedRedirect,
 )
+from sharelock.oauth.identity_details import IDENTITY_SCOPE, split_details
 from sharelock.scopes import SCOPES
 
 MAX_STATE_LENGTH = 512
@@ -95,6 +97,9 @@ class AuthorizationRequest:
     # lives only in sealed records. `check_scopes`: what the source must give to answer them.
     checks: tuple[dict[str, Any], ...] = ()
     check_scopes: tuple[str, ...] = ()
+    # Identity verification (`oauth.identity_details`): its canonical entry, or None. When
+    # asked, `identity` is among `check_scopes`: the document is compared with its values.
+    identity_verification: dict[str, Any] | None = None
     # The id of the flow this request will start, drawn when it is pushed (PAR), so that
     # the partner learns the flow's audit reference at once (`flow_ref` in the PAR answer).
     flow_id: str | None = None
@@ -108,7 +113,8 @@ class AuthorizationRequest:
     def __repr__(self) -> str:
         return (
             f"AuthorizationRequest(client_id={self.client_id!r}, scopes={self.scopes!r}, "
-            f"checks={len(self.checks)})"
+            f"checks={len(self.checks)}, "
+            f"identity_verification={self.identity_verification is not None})"
         )
 
     def to_json(self) -> dict[str, Any]:
@@ -128,6 +134,7 @@ class AuthorizationRequest:
             dpop_jkt=value.get("dpop_jkt"),
             checks=tuple(value.get("checks", ())),
             check_scopes=tuple(value.get("check_scopes", ())),
+            identity_verification=value.get("identity_verification"),
             flow_id=value.get("flow_id"),
         )
 
@@ -167,22 +174,32 @@ def verify_client_redirect(params: Mapping[str, str], partner: KnownPartner | No
     return redirect_uri
 
 
-def _checks(
-    params: Mapping[str, str], partner: KnownPartner
-) -> tuple[tuple[dict[str, Any], ...], tuple[str, ...]]:
-    """The checks asked in `authorization_details`, as canonical entries, and the scopes their
-    answers need (each must be one this client may ask)."""
+@dataclass(frozen=True, slots=True)
+class _Details:
+    checks: tuple[dict[str, Any], ...] = ()
+    check_scopes: tuple[str, ...] = ()
+    identity_verification: dict[str, Any] | None = None
+
+
+def _checks(params: Mapping[str, str], partner: KnownPartner) -> _Details:
+    """The checks asked in `authorization_details`, as canonical entries, the scopes their
+    answers need (each must be one this client may ask), and identity verification if asked."""
     raw = params.get("authorization_details")
     if raw is None:
-        return (), ()
-    try:
-        requests = parse_authorization_details(raw)
-    except InvalidCheckRequest as exc:
-        raise InvalidAuthorizationDetails(str(exc)) from None
+        return _Details()
+    identity, others = split_details(raw)
+    requests: tuple[CheckRequest, ...] = ()
+    if others or identity is None:
+        try:
+            requests = parse_authorization_details(others)
+        except InvalidCheckRequest as exc:
+            raise InvalidAuthorizationDetails(str(exc)) from None
     needed = required_scopes(requests)
+    if identity is not None and IDENTITY_SCOPE not in needed:
+        needed = (*needed, IDENTITY_SCOPE)
     if any(scope not in partner.scopes for scope in needed):
         raise InvalidAuthorizationDetails("a check needs a scope not allowed for this client")
-    return tuple(request_entry(request) for request in requests), needed
+    return _Details(tuple(request_entry(request) for request in requests), needed, identity)
 
 
 def _check(params: Mapping[str, str], partner: KnownPartner) -> tuple[tuple[str, ...], str]:
@@ -223,7 +240,7 @@ def validate(params: Mapping[str, str], partner: KnownPartner | None) -> Authori
         raise RedirectableError(InvalidRequest("state is too long"), redirect_uri, state, mode)
     try:
         scopes, challenge = _check(params, partner)
-        checks, check_scopes = _checks(params, partner)
+        details = _checks(params, partner)
     except OAuthError as exc:
         raise RedirectableError(exc, redirect_uri, state, mode) from None
     return AuthorizationRequest(
@@ -233,6 +250,7 @@ def validate(params: Mapping[str, str], partner: KnownPartner | None) -> Authori
         state,
         challenge,
         mode,
-        checks=checks,
-        check_scopes=check_scopes,
+        checks=details.checks,
+        check_scopes=details.check_scopes,
+        identity_verification=details.identity_verification,
     )

@@ -96,6 +96,35 @@ def broker_record() -> list[Activity]:
             retention=("identity_data",),
         ),
         Activity(
+            name="Biometric identity verification (special category, Art. 9)",
+            purpose=(
+                "When a partner asks it in a share: check a photo of the person's identity "
+                "document and a short live capture of their face against each other and "
+                "against the identity the data source gave"
+            ),
+            legal_basis=(
+                "Explicit consent (Art. 9(2)(a)), asked on a screen of its own before any "
+                "image is taken; a refusal is sent to the partner as such"
+            ),
+            data_subjects=PERSON,
+            categories=(
+                Category("identity document image", ("photo of the passport or identity card",)),
+                Category("biometric data", ("live frames of the face", "face comparison")),
+                Category("identity", ("given_name", "family_name", "birthdate")),
+            ),
+            recipients=(
+                "the online service that asked: the outcome only (document type, issuing "
+                "country, each check and its result), never an image",
+            ),
+            retention=("identity_data", "session"),
+            notes=(
+                "Images are encrypted in the browser to the broker's key and opened in the HSM "
+                "only while the verification runs; they are erased from Redis as it starts.",
+                "No image, face, embedding or value read from the document is logged, audited "
+                "or delivered.",
+            ),
+        ),
+        Activity(
             name="Audit trace: maintenance of the service and tracking of requests",
             purpose=(
                 "Prove afterwards what was shared with whom and when; answer the person's and "

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import re
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from importlib import resources
@@ -54,19 +55,27 @@ _RAW_SECURITY_HEADERS = tuple(
 MAX_BODY_BYTES = 80 * 1024  # a 64 KiB envelope plus its JSON wrapping
 
 
-class BodyLimit:
-    """Refuse oversized bodies with 413 before any route reads them."""
+# Identity verification's images (`consent_routes`): a few JWEs of `max_image_envelope_bytes`.
+IMAGE_BODY_PATH = re.compile(r"/api/flows/[^/]+/identity/(document|frames)")
+IMAGES_PER_BODY = 4
 
-    def __init__(self, app: ASGIApp, limit: int) -> None:
+
+class BodyLimit:
+    """Refuse oversized bodies with 413 before any route reads them; the identity images'
+    routes have a larger limit (`image_limit`), and only they."""
+
+    def __init__(self, app: ASGIApp, limit: int, image_limit: int | None = None) -> None:
         self.app = app
         self.limit = limit
+        self.image_limit = image_limit or limit
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        limit = self.image_limit if IMAGE_BODY_PATH.fullmatch(scope["path"]) else self.limit
         length = dict(scope["headers"]).get(b"content-length")
-        if length is not None and (not length.isdigit() or int(length) > self.limit):
+        if length is not None and (not length.isdigit() or int(length) > limit):
             response = errors.error_response(413, "invalid_request", "request body too large")
             await response(scope, receive, send)
             return
@@ -76,7 +85,7 @@ class BodyLimit:
             nonlocal received
             message = await receive()
             received += len(message.get("body", b""))
-            if received > self.limit:
+            if received > limit:
                 raise BodyTooLarge("request body too large")
             return message
 
@@ -179,7 +188,11 @@ def create_app(
     app.add_middleware(SecurityHeaders)
     app.state.metrics = metrics.Metrics()
     app.add_middleware(metrics.Observe)
-    app.add_middleware(BodyLimit, limit=MAX_BODY_BYTES)
+    app.add_middleware(
+        BodyLimit,
+        limit=MAX_BODY_BYTES,
+        image_limit=settings.max_image_envelope_bytes * IMAGES_PER_BODY + MAX_BODY_BYTES,
+    )
     errors.install(app, on_auth_failure=throttle.record_failed_auth)
     app.include_router(discovery.router)
     app.include_router(health.router)  # `/metrics` is on the operator listener only

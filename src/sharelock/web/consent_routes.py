@@ -137,3 +137,51 @@ async def maintenance(flow: Flow, body: MaintenanceBody, request: Request) -> JS
     """The answer to the offer made after a failed collection: may the broker keep the
     credentials, sealed in the HSM, for the connector's maintenance (120 days at most)?"""
     return _json(await broker_of(request).consent.answer_maintenance(flow, body.keep))
+
+
+# -- identity verification (docs/identity-verification.md, "In a share") ----------------------
+# Each image is a compact JWE made in the browser (`consent.js`), within
+# `Settings.max_image_envelope_bytes` (checked by the flow); `_MAX_IMAGE_JWE` only bounds what
+# the model parses. The body limit of these routes is `web.app.IMAGE_BODY_PATH`'s.
+_MAX_IMAGE_JWE = 16 * 1024 * 1024
+
+
+class IdentityConsentBody(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True)
+    agree: bool
+
+
+class IdentityDocumentBody(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    image: str = Field(min_length=1, max_length=_MAX_IMAGE_JWE)
+
+
+class IdentityFramesBody(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    frames: list[Annotated[str, Field(min_length=1, max_length=_MAX_IMAGE_JWE)]] = Field(
+        min_length=2, max_length=12
+    )
+
+
+@router.post("/{flow_id}/identity/consent")
+async def identity_consent(flow: Flow, body: IdentityConsentBody, request: Request) -> JSONResponse:
+    """The answer on the biometric-consent screen (GDPR Art. 9): its own screen, its own yes."""
+    return _json(await broker_of(request).consent.identity_consent(flow, body.agree))
+
+
+@router.post("/{flow_id}/identity/document")
+async def identity_document(
+    flow: Flow, body: IdentityDocumentBody, request: Request
+) -> JSONResponse:
+    return _json(await broker_of(request).consent.identity_document(flow, body.image))
+
+
+@router.post("/{flow_id}/identity/frames")
+async def identity_frames(flow: Flow, body: IdentityFramesBody, request: Request) -> JSONResponse:
+    return _json(await broker_of(request).consent.identity_frames(flow, body.frames))
+
+
+@router.post("/{flow_id}/identity/verify")
+async def verify_identity(flow: Flow, request: Request) -> JSONResponse:
+    """Run the verification on the captured images, which are erased as it starts."""
+    return _json(await broker_of(request).consent.verify_identity(flow))

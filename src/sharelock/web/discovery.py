@@ -13,7 +13,7 @@ from fastapi import APIRouter, Request
 
 from sharelock.checks import CHECK_TYPE
 from sharelock.envelope import ALLOWED_ENC
-from sharelock.oauth import ASSERTION_ALGORITHMS, DPOP_ALGORITHMS
+from sharelock.oauth import ASSERTION_ALGORITHMS, DPOP_ALGORITHMS, IDENTITY_VERIFICATION_TYPE
 from sharelock.scopes import SCOPES
 from sharelock.web.deps import broker_of
 
@@ -48,7 +48,8 @@ async def metadata(request: Request) -> dict[str, Any]:
         "jwks_uri": f"{issuer}/.well-known/jwks.json",
         "scopes_supported": list(SCOPES),
         # RFC 9396 §10: verify-don't-reveal checks (docs/checks.md), answered instead of data.
-        "authorization_details_types_supported": [CHECK_TYPE],
+        # and identity verification (docs/identity-verification.md, "In a share").
+        "authorization_details_types_supported": [CHECK_TYPE, IDENTITY_VERIFICATION_TYPE],
         "response_types_supported": ["code"],
         # JARM (FAPI 2.0 Message Signing): `jwt` is `query.jwt` for the code flow, signed in
         # the HSM with the `use: sig` key of the JWKS (`sharelock.flow.responses`).
