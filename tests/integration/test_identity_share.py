@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import json
 import logging
-from datetime import date
+import time
+from datetime import date, timedelta
 from typing import Any
 
 import httpx
@@ -18,12 +19,21 @@ import pytest
 from joserfc import jwt
 from joserfc.jwk import KeySet
 
+from sharelock.config import Retention
 from sharelock.identity import DlibFaceEngine
 from sharelock.sandbox.people import ALICE
 from tests.identity.conftest import Photo, _load, mirrored, portrait
 from tests.support import face_photos
-from tests.support.broker import RegisteredPartner, Share, Stack, flow_keys, redis_keys
+from tests.support.broker import (
+    RegisteredPartner,
+    Share,
+    Stack,
+    StackFactory,
+    flow_keys,
+    redis_keys,
+)
 from tests.support.jwe import build
+from tests.support.redis_server import RedisServer
 from tests.support.specimens import Holder, jpeg, passport_zone, photographed, render
 
 DETAILS = json.dumps(
@@ -222,3 +232,30 @@ def test_a_partner_without_the_identity_scope_cannot_ask_it(stack: Stack) -> Non
     )
     assert response.status_code == 400
     assert response.json()["error"] == "invalid_authorization_details"
+
+
+def test_captured_images_expire_with_the_session_at_the_latest(
+    make_stack: StackFactory, redis_server: RedisServer, sandbox_url: str, images: dict[str, Any]
+) -> None:
+    """The images and the identity they are compared with live no longer than the session
+    (and never past 72 h): with an 8-second session they carry a TTL within it, and Redis
+    erases them when it ends, verification or not."""
+    short = Retention(
+        session=timedelta(seconds=8),
+        pushed_request=timedelta(seconds=8),
+        authorization_code=timedelta(seconds=1),
+        access_token=timedelta(seconds=1),
+    )
+    with make_stack(redis_url=redis_server.url, sandbox_url=sandbox_url, retention=short) as stack:
+        share = started(stack)
+        assert post(share, "consent", {"agree": True}).status_code == 200
+        capture(share, images["document"], images["frames"][:2])
+        keys = identity_keys(stack, share)
+        assert len(keys) == 3
+        with stack.raw_redis() as raw:
+            lives = [raw.pttl(key) for key in keys]
+            assert all(0 < life <= 8000 for life in lives), lives
+            deadline = time.monotonic() + 15
+            while identity_keys(stack, share) and time.monotonic() < deadline:
+                time.sleep(0.2)
+        assert identity_keys(stack, share) == []
