@@ -18,7 +18,9 @@ or, as a fixture in a test module:
 
 from __future__ import annotations
 
+import faulthandler
 import socket
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -120,6 +122,8 @@ def serve_sockets(
         for sock in socks:
             sock.close()
         if thread.is_alive():
+            # Where every thread is, for whoever reads the failure: a shutdown that hangs.
+            faulthandler.dump_traceback(file=sys.stderr, all_threads=True)
             raise RuntimeError(f"the server on {url} did not stop")
 
 

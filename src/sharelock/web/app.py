@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
+import logging
 import re
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -41,6 +41,10 @@ from sharelock.web.access_log import AccessLog
 from sharelock.web.deps import Broker
 from sharelock.web.forms import BodyTooLarge
 from sharelock.webhooks import webhooks_forever
+
+log = logging.getLogger("sharelock.web")
+# How long each shutdown step (background jobs, then the broker's connections) may take.
+SHUTDOWN_STEP_S = 5.0
 
 _SECURITY_HEADERS = {
     "X-Content-Type-Options": "nosniff",
@@ -170,12 +174,17 @@ def create_app(
         try:
             yield
         finally:
+            # Bounded: a job stuck in a call that does not heed cancellation, or a backing
+            # service that does not answer its close, must not keep the worker from exiting.
             for job in jobs:
                 job.cancel()
-            for job in jobs:
-                with contextlib.suppress(asyncio.CancelledError):
-                    await job
-            await broker.close()
+            _, stuck = await asyncio.wait(jobs, timeout=SHUTDOWN_STEP_S)
+            if stuck:
+                log.warning("%d background job(s) still running at shutdown", len(stuck))
+            try:
+                await asyncio.wait_for(broker.close(), SHUTDOWN_STEP_S)
+            except TimeoutError:
+                log.warning("the broker's connections were not closed in %s s", SHUTDOWN_STEP_S)
             if keys is None:
                 layer.close()
 
