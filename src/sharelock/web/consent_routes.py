@@ -12,6 +12,7 @@ from sharelock.checks import Description, render
 from sharelock.documents import DEFAULT_LIMITS, PNG
 from sharelock.flow import FlowState
 from sharelock.web import i18n
+from sharelock.web.consent_page import language_of
 from sharelock.web.deps import broker_of
 from sharelock.web.errors import NO_STORE
 from sharelock.web.session import read_session
@@ -61,10 +62,6 @@ def _json(body: dict[str, Any]) -> JSONResponse:
     return JSONResponse(body, headers=NO_STORE)
 
 
-def _language(request: Request) -> str:
-    return i18n.negotiate(request.query_params.get("lang"), request.headers.get("accept-language"))
-
-
 def _render_checks(items: list[dict[str, Any]], lang: str) -> None:
     """Each check's question (and answer) as text in the person's language (`?lang=`, else
     `Accept-Language`)."""
@@ -78,7 +75,7 @@ def _render_checks(items: list[dict[str, Any]], lang: str) -> None:
 @router.get("/{flow_id}")
 async def describe(flow: Flow, request: Request) -> JSONResponse:
     described = await broker_of(request).consent.describe(flow)
-    _render_checks(described["checks"], _language(request))
+    _render_checks(described["checks"], language_of(request))
     return _json(described)
 
 
@@ -98,7 +95,7 @@ async def data(flow: Flow, request: Request) -> JSONResponse:
     """The collected data for review; each field's `display` (when present) is the value in
     the person's language (`?lang=`, else `Accept-Language`), `value` what the partner gets."""
     review = await broker_of(request).consent.review(flow)
-    lang = _language(request)
+    lang = language_of(request)
     _render_checks(review["checks"], lang)
     t = i18n.Translator(lang)
     for field in review["fields"]:
