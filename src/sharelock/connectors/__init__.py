@@ -14,6 +14,7 @@ from sharelock.connectors.base import (
     ConnectorRegistry,
     DataSourceInfo,
     Outcome,
+    RemembersDevice,
 )
 from sharelock.connectors.portal import PortalConnector
 from sharelock.connectors.registry import DATA_SOURCES, build_connectors
@@ -30,5 +31,6 @@ __all__ = [
     "PageSpec",
     "PortalConnector",
     "PortalSpec",
+    "RemembersDevice",
     "build_connectors",
 ]

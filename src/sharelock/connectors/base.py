@@ -4,6 +4,11 @@ A connector receives the clear credentials only for the duration of `login` (and
 code only for `submit_otp`); it must not keep them anywhere once the call returns. Source
 failures are typed outcomes, not free text, so the consent screen and the audit trail can say
 what happened without repeating anything the source printed.
+
+A source that "remembers the device" (`DataSourceInfo.remembers_device`) can hand over a device
+token at login (`login(..., remember=True)` -> `CollectionResult.device_token`); the connector
+then signs in with it alone (`RemembersDevice.resume`) and revokes it (`forget`). The token is a
+credential: like the password it is never logged, never in a repr or an exception.
 """
 
 from __future__ import annotations
@@ -26,6 +31,9 @@ class Outcome(StrEnum):
     # A document the source gave failed its checks (`sharelock.documents`): too large, not a
     # PDF, active content… `CollectionResult.detail` says which (`documents.Reason`).
     DOCUMENT_REFUSED = "document_refused"
+    # The source no longer accepts the device token (revoked, expired, unknown, single use):
+    # sign in with the credentials again.
+    DEVICE_TOKEN_REVOKED = "device_token_revoked"  # noqa: S105 (an outcome, not a secret)
 
 
 @dataclass(frozen=True, slots=True)
@@ -35,6 +43,7 @@ class DataSourceInfo:
     scopes: tuple[str, ...]
     login_label: str = "Login"  # what the source calls its login ("Tax number", …)
     login_pattern: str | None = None  # a regular expression the login must match, if any
+    remembers_device: bool = False  # offers a device token to sign in again without password
 
 
 @dataclass(repr=False, slots=True)
@@ -50,6 +59,9 @@ class CollectionResult:
     # A short code saying more about a failure (for DOCUMENT_REFUSED: the reason), safe to
     # log and audit: never a value.
     detail: str | None = None
+    # The device token the source minted at this login (`login(..., remember=True)`, or the
+    # `submit_otp` that finished it): a credential, never shown, never logged.
+    device_token: str | None = None
 
     def __repr__(self) -> str:
         return f"CollectionResult(outcome={self.outcome.value!r})"
@@ -73,6 +85,30 @@ class Connector(Protocol):
         """Release what the connector holds for all its attempts (its connection pool, kept
         open between collections so each one does not pay for a new pool and SSL context).
         The broker calls it once, when it stops; the connector is not used afterwards."""
+        ...
+
+
+@runtime_checkable
+class RemembersDevice(Connector, Protocol):
+    """A connector that can sign in again with a device token instead of the credentials.
+    Whether a given source offers tokens is `info.remembers_device`; for one that does not,
+    `login(remember=True)` gives no token and `resume` answers DEVICE_TOKEN_REVOKED."""
+
+    async def login(
+        self, login: str, password: str, scopes: tuple[str, ...], *, remember: bool = False
+    ) -> CollectionResult:
+        """As `Connector.login`; with `remember`, also ask the source for a device token
+        (`result.device_token`, now or from the `submit_otp` that finishes the login).
+        `scopes=()` checks the sign-in and collects nothing."""
+        ...
+
+    async def resume(self, device_token: str, scopes: tuple[str, ...]) -> CollectionResult:
+        """Sign in with the device token and collect `scopes` as a login would (`()`: check
+        only). DEVICE_TOKEN_REVOKED when the source no longer takes it."""
+        ...
+
+    async def forget(self, device_token: str) -> None:
+        """Revoke the token at the source, best effort: never raises for the source's sake."""
         ...
 
 

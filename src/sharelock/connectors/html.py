@@ -2,8 +2,9 @@
 
 A page is reduced to the few things a connector relies on: what the page says it is
 (`<body data-page>`), the error it shows (`data-error`), its forms (action, inputs), the
-values marked `data-field` (a `datetime` attribute wins over the text, as for `<time>`) and
-the links to documents marked `data-document` (their `href`).
+values marked `data-field` (a `datetime` attribute wins over the text, as for `<time>`), the
+links to documents marked `data-document` (their `href`) and a device token the source hands
+over after a login that asked it to remember the device (`data-device-token`).
 Anything else on the page is ignored, so cosmetic changes on the portal do not break collection.
 """
 
@@ -45,6 +46,7 @@ class Page:
     forms: list[Form] = field(default_factory=list)
     fields: dict[str, list[str]] = field(default_factory=dict)
     documents: dict[str, list[str]] = field(default_factory=dict)  # data-document -> hrefs
+    device_token: str | None = field(default=None, repr=False)  # a credential: never shown
 
     def form_with(self, input_type: str) -> Form | None:
         """The first form that has an input of this type (the login form has a password)."""
@@ -68,6 +70,8 @@ class _Reader(HTMLParser):
             self.page.marker = values.get("data-page")
         if "data-error" in values and self.page.error is None:
             self.page.error = values["data-error"]
+        if "data-device-token" in values and self.page.device_token is None:
+            self.page.device_token = values["data-device-token"]
         if tag == "a" and values.get("data-document"):
             self.page.documents.setdefault(values["data-document"], []).append(
                 values.get("href", "")

@@ -8,6 +8,13 @@ size limit) and check each one (`sharelock.documents`, on the documents thread),
 every value. A document that fails its checks ends the attempt as DOCUMENT_REFUSED, with the
 reason as `detail`; nothing of the attempt is kept.
 
+A source that remembers devices (`info.remembers_device`) is asked to, at a login with
+`remember=True`: the login form's box is ticked, and the token the first data page shows
+(`data-device-token`) comes back as `result.device_token`. If the collection then fails, the
+token is revoked at once (nobody would hold it). `resume` signs in with the token instead of the
+credentials (the login page's CSRF token and the token, posted to the source's resume path) and
+collects like a login; `forget` revokes it. `scopes=()` checks the sign-in and collects nothing.
+
 Each attempt has its own cookie jar, closed when it ends, so one person's session at the
 portal never reaches another person's attempt; the credentials live in the call's locals only
 and go nowhere but the form post. What attempts do share is the connector's connection pool
@@ -15,8 +22,8 @@ and go nowhere but the form post. What attempts do share is the connector's conn
 milliseconds of CPU per collection, and kept no connection alive.
 
 What can be logged: the data source id, the outcome and its detail code (a document's refusal
-reason). Nothing else, ever: not the login, not the password or code, not a value, not what
-the portal printed.
+reason). Nothing else, ever: not the login, not the password, code or device token, not a
+value, not what the portal printed.
 """
 
 from __future__ import annotations
@@ -37,6 +44,7 @@ from sharelock.connectors.browser import (
     check_base_url,
     new_transport,
 )
+from sharelock.connectors.devices import forget_quietly, plausible_token, post_token
 from sharelock.connectors.html import Form
 from sharelock.connectors.sources import DocumentSpec, PortalSpec
 from sharelock.connectors.validation import InvalidValue, validate_collected
@@ -61,6 +69,7 @@ _ERRORS = {
     "account_locked": Outcome.ACCOUNT_LOCKED,
     "invalid_otp": Outcome.INVALID_OTP,
     "otp_expired": Outcome.INVALID_OTP,
+    "device_token_revoked": Outcome.DEVICE_TOKEN_REVOKED,
 }
 _OTP_MARKER = "otp"
 
@@ -114,9 +123,14 @@ class PortalConnector:
         if self._owns_transport:
             await self._transport.aclose()
 
-    async def login(self, login: str, password: str, scopes: tuple[str, ...]) -> CollectionResult:
-        """Log in and, unless the source asks for a one-time code, collect `scopes`."""
+    async def login(
+        self, login: str, password: str, scopes: tuple[str, ...], *, remember: bool = False
+    ) -> CollectionResult:
+        """Log in and, unless the source asks for a one-time code, collect `scopes` (`()`: check
+        the sign-in only). With `remember`, a source that remembers devices is asked to, and
+        its device token comes back in `result.device_token` (or from `submit_otp`)."""
         wanted = self._wanted(scopes)
+        remember = remember and self.info.remembers_device
         try:
             user = self._spec.normalise_login(login)
         except InvalidValue:
@@ -130,10 +144,46 @@ class PortalConnector:
             form = login_page.page.form_with("password")
             if form is None or not all(form.has_input(name) for name in form_values):
                 raise PortalError("no login form where expected")
-            answer = await self._submit(browser, login_page, form, form_values)
-            return await self._after_submit(browser, answer, wanted)
+            values = dict(form_values)
+            box = self._spec.remember_field
+            ask = remember and form.has_input(box)
+            if ask:
+                values[box] = form.inputs[box][1] or "on"  # what a browser sends when ticked
+            elif remember:
+                _log.warning("device token source=%s: no remember box on the form", self.info.id)
+            answer = await self._submit(browser, login_page, form, values)
+            return await self._after_submit(browser, answer, wanted, remember=ask)
 
         return await self._attempt("login", step)
+
+    async def resume(self, device_token: str, scopes: tuple[str, ...]) -> CollectionResult:
+        """Sign in with a device token instead of the credentials, then collect `scopes` as a
+        login does (`()`: check the sign-in only). DEVICE_TOKEN_REVOKED when the source no
+        longer takes the token (or does not remember devices at all)."""
+        wanted = self._wanted(scopes)
+        if not self.info.remembers_device or not plausible_token(device_token):
+            return self._done("resume", CollectionResult(Outcome.DEVICE_TOKEN_REVOKED))
+
+        async def step(browser: Browser) -> CollectionResult:
+            path = self._spec.resume_path
+            answer = await post_token(browser, self._spec, path, device_token)
+            return await self._after_submit(browser, answer, wanted)
+
+        return await self._attempt("resume", step)
+
+    async def forget(self, device_token: str) -> None:
+        """Revoke a device token at the source, best effort: a failure is logged (by its type
+        only) and swallowed, as the token may be gone already and nothing else can be done."""
+        if self._closed:
+            raise RuntimeError("the connector is closed")
+        if not self.info.remembers_device or not plausible_token(device_token):
+            return
+        try:
+            async with asyncio.timeout(self._total_timeout):
+                async with Browser(self._base_url, self._timeout, self._transport) as browser:
+                    await forget_quietly(browser, self._spec, device_token)
+        except TimeoutError:
+            _log.warning("device token forget source=%s failed error=TimeoutError", self.info.id)
 
     async def submit_otp(
         self, resume_state: bytes, otp: str, scopes: tuple[str, ...]
@@ -143,7 +193,7 @@ class PortalConnector:
         `resume_state` is what `login` (or a previous wrong code) returned; a state that is not
         this connector's raises `ValueError`, as it can only be a caller's mistake."""
         wanted = self._wanted(scopes)
-        cookies, action, hidden = self._load_resume(resume_state)
+        cookies, action, hidden, remember = self._load_resume(resume_state)
         code = "".join(otp.split())
         if not code or len(code) > MAX_OTP_LENGTH:
             result = CollectionResult(Outcome.INVALID_OTP, resume_state=resume_state)
@@ -152,7 +202,7 @@ class PortalConnector:
         async def step(browser: Browser) -> CollectionResult:
             target = browser.resolve(action, browser.url("/"))
             answer = await browser.post(target, {**hidden, self._spec.otp_field: code})
-            return await self._after_submit(browser, answer, wanted)
+            return await self._after_submit(browser, answer, wanted, remember=remember)
 
         return await self._attempt("otp", step, cookies)
 
@@ -167,10 +217,10 @@ class PortalConnector:
         return await browser.post(target, {**form.hidden, **values})
 
     async def _after_submit(
-        self, browser: Browser, answer: Fetched, wanted: frozenset[str]
+        self, browser: Browser, answer: Fetched, wanted: frozenset[str], *, remember: bool = False
     ) -> CollectionResult:
-        """Read what the portal answered to a login or a code: an error, the code page, or a
-        data page (logged in)."""
+        """Read what the portal answered to a login, a code or a device token: an error, the
+        code page, or a data page (logged in; with `remember`, it shows the device token)."""
         page = answer.page
         if page.error is not None:
             outcome = _ERRORS.get(page.error)
@@ -178,17 +228,32 @@ class PortalConnector:
                 raise PortalError("the data source showed an unknown error")
             resume = None
             if outcome is Outcome.INVALID_OTP and page.marker == _OTP_MARKER:
-                resume = self._otp_state(browser, answer)
+                resume = self._otp_state(browser, answer, remember)
             return CollectionResult(outcome, resume_state=resume)
         if answer.status != 200:
             raise PortalError("unexpected status")
         if page.marker == _OTP_MARKER:
             return CollectionResult(
-                Outcome.OTP_REQUIRED, resume_state=self._otp_state(browser, answer)
+                Outcome.OTP_REQUIRED, resume_state=self._otp_state(browser, answer, remember)
             )
         if page.marker not in {spec.marker for spec in self._spec.pages}:
             raise PortalError("not logged in, and no error shown")
-        return await self._collect(browser, answer, wanted)
+        token = self._handed_token(answer) if remember else None
+        try:
+            result = await self._collect(browser, answer, wanted)
+        except _COLLECT_ERRORS:
+            if token is not None:  # minted for a collection that failed: nobody will hold it
+                await forget_quietly(browser, self._spec, token)
+            raise
+        result.device_token = token
+        return result
+
+    def _handed_token(self, answer: Fetched) -> str | None:
+        token = answer.page.device_token
+        if token is None or not plausible_token(token):
+            _log.warning("device token source=%s: none handed over", self.info.id)
+            return None
+        return token
 
     async def _collect(
         self, browser: Browser, current: Fetched, wanted: frozenset[str]
@@ -238,7 +303,7 @@ class PortalConnector:
 
     # -- resume state --------------------------------------------------------------------------
 
-    def _otp_state(self, browser: Browser, answer: Fetched) -> bytes:
+    def _otp_state(self, browser: Browser, answer: Fetched, remember: bool) -> bytes:
         form = answer.page.form_having(self._spec.otp_field)
         if form is None or form.method != "post":
             raise PortalError("no one-time code form where expected")
@@ -250,11 +315,13 @@ class PortalConnector:
             "action": target.raw_path.decode("ascii"),
             "hidden": form.hidden,
         }
+        if remember:  # the login asked for a device token: the code's answer will show it
+            state["remember"] = True
         return json.dumps(state, separators=(",", ":")).encode()
 
     def _load_resume(
         self, resume_state: bytes
-    ) -> tuple[list[tuple[str, str, str, str]], str, dict[str, str]]:
+    ) -> tuple[list[tuple[str, str, str, str]], str, dict[str, str], bool]:
         try:
             state: Any = json.loads(resume_state)
             ok = (
@@ -266,6 +333,7 @@ class PortalConnector:
                 and not state["action"].startswith("//")
                 and isinstance(state.get("hidden"), dict)
                 and all(isinstance(v, str) for v in state["hidden"].values())
+                and isinstance(state.get("remember", False), bool)
                 and isinstance(state.get("cookies"), list)
                 and all(
                     isinstance(c, list) and len(c) == 4 and all(isinstance(p, str) for p in c)
@@ -277,13 +345,14 @@ class PortalConnector:
         if not ok:
             raise ValueError("resume state not from this connector")
         cookies = [(c[0], c[1], c[2], c[3]) for c in state["cookies"]]
-        return cookies, state["action"], dict(state["hidden"])
+        return cookies, state["action"], dict(state["hidden"]), state.get("remember", False)
 
     # -- plumbing ------------------------------------------------------------------------------
 
     def _wanted(self, scopes: tuple[str, ...]) -> frozenset[str]:
+        """The scopes to collect; none is a check that the sign-in works."""
         wanted = frozenset(scopes)
-        if not wanted or not wanted <= set(self.info.scopes):
+        if not wanted <= set(self.info.scopes):
             raise ValueError(f"{self.info.id} provides only {', '.join(self.info.scopes)}")
         return wanted
 
@@ -323,3 +392,15 @@ class PortalConnector:
             result.detail or "-",
         )
         return result
+
+
+# What a collection can fail with, besides the attempt's timeout: a device token minted for it
+# is revoked before the error goes on to `_attempt`.
+_COLLECT_ERRORS = (
+    httpx.HTTPError,
+    httpx.InvalidURL,
+    httpx.CookieConflict,
+    PortalError,
+    InvalidValue,
+    DocumentRefused,
+)

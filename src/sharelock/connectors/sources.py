@@ -58,6 +58,13 @@ class PortalSpec:
     # Turns what the user typed into what the portal expects; raises InvalidValue if it cannot.
     normalise_login: Callable[[str], str] = field(default=_strip)
     documents: tuple[DocumentSpec, ...] = ()
+    # "Remember this device" (for `info.remembers_device`): the login form's checkbox, and
+    # where a device token signs in (`resume_path`) or is revoked (`forget_path`); both take
+    # the login form's hidden fields and the token as `device_token_field`.
+    remember_field: str = "remember_device"
+    resume_path: str = "/resume"
+    forget_path: str = "/resume/forget"
+    device_token_field: str = "device_token"  # noqa: S105 (a form field name)
 
     def __post_init__(self) -> None:
         """Every field of every scope the source declares must be read from some page, and
@@ -110,6 +117,7 @@ BANK = PortalSpec(
             "bank_statement_document",
         ),
         login_label="Customer id",
+        remembers_device=True,
     ),
     prefix="/bank",
     login_field="username",
@@ -138,6 +146,7 @@ TELECOM = PortalSpec(
         id="sandbox-telecom",
         name="Sandbox Télécom",
         scopes=("identity", "address", "phone", "email"),
+        remembers_device=True,
     ),
     prefix="/telecom",
     login_field="login",

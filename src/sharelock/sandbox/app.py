@@ -2,9 +2,9 @@
 
 `create_sandbox_app` is what tests serve on a loopback port; `run_sandbox` is what
 `sharelock sandbox` runs. The control endpoint (`POST /_control/{source}`) switches a whole
-source down, slow or garbled so that partners and tests can see how the broker reports it; it
-has no authentication because the sandbox is a test double serving fictitious people only and
-must never hold real data.
+source down, slow or garbled, or revokes all its device tokens, so that partners and tests can
+see how the broker reports it; it has no authentication because the sandbox is a test double
+serving fictitious people only and must never hold real data.
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ from fastapi.responses import JSONResponse, Response
 from starlette.datastructures import MutableHeaders
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from sharelock.clock import SYSTEM_CLOCK, Clock
 from sharelock.sandbox.portal import portal_router
 from sharelock.sandbox.sources import SOURCES, find_source
 from sharelock.sandbox.state import Mode, SandboxState
@@ -65,14 +66,17 @@ def _json_error(status: int, error: str, description: str) -> JSONResponse:
     return JSONResponse({"error": error, "error_description": description}, status_code=status)
 
 
-def create_sandbox_app(slow_seconds: float = DEFAULT_SLOW_SECONDS) -> FastAPI:
+def create_sandbox_app(
+    slow_seconds: float = DEFAULT_SLOW_SECONDS, *, clock: Clock = SYSTEM_CLOCK
+) -> FastAPI:
     """A fresh sandbox: its own sessions, secret and source modes (all sources up).
 
     `slow_seconds` is how long the `slow` users and a source in slow mode make the client wait;
-    tests pass a few seconds, the default makes any sensible connector time out."""
+    tests pass a few seconds, the default makes any sensible connector time out. `clock` dates
+    device tokens (90 days); tests pass one they move."""
     if slow_seconds < 0:
         raise ValueError("slow_seconds must not be negative")
-    state = SandboxState(slow_seconds=slow_seconds)
+    state = SandboxState(slow_seconds=slow_seconds, clock=clock)
     app = FastAPI(
         title="Sharelock sandbox data sources",
         docs_url=None,
@@ -98,18 +102,31 @@ def create_sandbox_app(slow_seconds: float = DEFAULT_SLOW_SECONDS) -> FastAPI:
 
     @app.post("/_control/{name}")
     async def control(name: str, request: Request) -> JSONResponse:
-        """Set a whole source's mode: {"mode": "up" | "down" | "slow" | "garbage"}."""
+        """Set a whole source's mode, {"mode": "up" | "down" | "slow" | "garbage"}, and/or
+        revoke all its device tokens, {"revoke_device_tokens": true}."""
         source = find_source(name)
         if source is None:
             return _json_error(404, "not_found", "no such sandbox source")
         try:
             body = json.loads(await request.body())
-            mode = Mode(body["mode"])
-        except (ValueError, KeyError, TypeError):
+            mode = Mode(body["mode"]) if "mode" in body else None
+            revoke = body.get("revoke_device_tokens", False)
+            if not isinstance(revoke, bool) or (mode is None and not revoke):
+                raise ValueError
+        except (ValueError, TypeError, AttributeError):
             allowed = ", ".join(m.value for m in Mode)
-            return _json_error(400, "invalid_request", f'expected {{"mode": one of {allowed}}}')
-        state.modes[source.key] = mode
-        return JSONResponse({"source": source.id, "mode": mode.value})
+            return _json_error(
+                400,
+                "invalid_request",
+                f'expected {{"mode": one of {allowed}}} and/or {{"revoke_device_tokens": true}}',
+            )
+        answer: dict[str, object] = {"source": source.id}
+        if mode is not None:
+            state.modes[source.key] = mode
+            answer["mode"] = mode.value
+        if revoke:
+            answer["revoked_device_tokens"] = state.devices.revoke_source(source.key)
+        return JSONResponse(answer)
 
     for source in SOURCES.values():
         app.include_router(portal_router(source, state))

@@ -16,6 +16,13 @@ The flow a connector has to get through is the usual one:
    logged in (`sharelock.sandbox.documents`), served as `application/pdf` behind the same
    session cookie. The `hostile-*` accounts get a hostile file instead, `heavy` a 1.9 MB scan
    (`sharelock.sandbox.hostile`), the `broken` ones a truncated document.
+6. A portal that remembers devices (bank, telecom) has a "Remember this device" box
+   (`remember_device=1`) on its login form. A login that ticked it (straight in, or once the
+   code is right) mints a device token, valid 90 days, shown once in `data-device-token` on
+   the first data page. `POST /{key}/resume` (the login form's `csrf_token`, `device_token`)
+   opens a session with it, no password or code; an unknown, expired or revoked token prints
+   the login page with `data-error="device_token_revoked"`. `POST /{key}/resume/forget`
+   revokes one (idempotent). The telecom operator revokes a token at its first resume.
 
 Every page says what it is in `<body data-page="…">` and errors in `data-error="…"`, the stable
 hooks a scraper relies on.
@@ -114,8 +121,10 @@ def portal_router(source: SandboxSource, state: SandboxState) -> APIRouter:
             message="Invalid code." if error else None,
         )
 
-    def open_session(account: Account) -> Response:
-        session_id = state.sessions.put(Session(source.key, account.login, time.monotonic()))
+    def open_session(account: Account, *, remember: bool = False) -> Response:
+        reveal = state.devices.mint(source.key, account.login) if remember else None
+        session = Session(source.key, account.login, time.monotonic(), reveal=reveal)
+        session_id = state.sessions.put(session)
         response = redirect(first_page)
         set_cookie(response, session_cookie, session_id, path, SESSION_TTL_S)
         return response
@@ -158,12 +167,14 @@ def portal_router(source: SandboxSource, state: SandboxState) -> APIRouter:
             return message("Sign-in", "Account locked. Please contact us.", "account_locked")
         if account.behaviour is Behaviour.SLOW and not await pause(request, state.slow_seconds):
             return unavailable()
+        remember = source.remembers_device and form.get("remember_device") == "1"
         if account.behaviour is Behaviour.OTP:
-            pending_id = state.pending.put(Pending(source.key, account.login, time.monotonic()))
+            pending = Pending(source.key, account.login, time.monotonic(), remember=remember)
+            pending_id = state.pending.put(pending)
             response = redirect(f"{path}/otp")
             set_cookie(response, otp_cookie, pending_id, path, SESSION_TTL_S)
             return response
-        return open_session(account)
+        return open_session(account, remember=remember)
 
     @router.get("/otp")
     async def otp_page(request: Request) -> Response:
@@ -193,23 +204,79 @@ def portal_router(source: SandboxSource, state: SandboxState) -> APIRouter:
                 return expired("Too many wrong codes. Please sign in again.")
             return otp_form(pending_id, "invalid_otp")
         state.pending.drop(pending_id)
-        response = open_session(source.accounts[pending.login])
+        response = open_session(source.accounts[pending.login], remember=pending.remember)
         clear_cookie(response, otp_cookie, path)
         return response
 
-    def logged_in(request: Request) -> Account | None:
+    async def device_form(request: Request) -> tuple[str, dict[str, str]] | Response:
+        """A resume or forget form, if the source is up and its CSRF token is the login
+        form's (bound to the pre-session cookie); else the answer to give."""
+        form = await read_form(request)
+        if (blocked := await gate(request)) is not None:
+            return blocked
+        pre = request.cookies.get(pre_cookie)
+        if form is None or not state.csrf_ok("login", pre, form.get("csrf_token")):
+            return bad_request()
+        assert pre is not None  # csrf_ok is False without it
+        return pre, form
+
+    @router.post("/resume")
+    async def resume(request: Request) -> Response:
+        if not source.remembers_device:
+            return Response("not found", status_code=404, media_type="text/plain")
+        checked = await device_form(request)
+        if isinstance(checked, Response):
+            return checked
+        pre, form = checked
+        token = form.get("device_token", "")
+        entry = state.devices.find(token, source.key)
+        account = source.accounts.get(entry.login) if entry else None
+        if account is None:
+            text = "This device is no longer remembered. Please sign in."
+            return login_form(pre, "device_token_revoked", text)
+        if account.behaviour is Behaviour.DOWN:
+            return unavailable()
+        # A token never opens a locked account, whenever the lock came.
+        if account.behaviour is Behaviour.LOCKED or account.person is None:
+            return message("Sign-in", "Account locked. Please contact us.", "account_locked")
+        if account.behaviour is Behaviour.SLOW and not await pause(request, state.slow_seconds):
+            return unavailable()
+        if source.device_token_single_use:
+            state.devices.revoke(token, source.key)
+        return open_session(account)
+
+    @router.post("/resume/forget")
+    async def forget(request: Request) -> Response:
+        if not source.remembers_device:
+            return Response("not found", status_code=404, media_type="text/plain")
+        checked = await device_form(request)
+        if isinstance(checked, Response):
+            return checked
+        state.devices.revoke(checked[1].get("device_token"), source.key)
+        heading = "This device is no longer remembered."
+        return page("message.html", source=source, page="device-forgotten", heading=heading)
+
+    def session_of(request: Request) -> tuple[Session, Account] | None:
         session = state.sessions.get(request.cookies.get(session_cookie), source.key)
         account = source.accounts[session.login] if session else None
-        return account if account is not None and account.person is not None else None
+        if session is None or account is None or account.person is None:
+            return None
+        return session, account
+
+    def logged_in(request: Request) -> Account | None:
+        found = session_of(request)
+        return found[1] if found else None
 
     def _data_page(view: PageView) -> Callable[[Request], Awaitable[Response]]:
         async def show(request: Request) -> Response:
             if (blocked := await gate(request, data_page=True)) is not None:
                 return blocked
-            account = logged_in(request)
-            person = account.person if account else None
-            if person is None:
+            found = session_of(request)
+            person = found[1].person if found else None
+            if found is None or person is None:
                 return redirect(f"{path}/login")
+            # A device token minted by this login is shown once, on the first page after it.
+            reveal, found[0].reveal = found[0].reveal, None
             items = [
                 {
                     "attr": item.attr,
@@ -219,7 +286,14 @@ def portal_router(source: SandboxSource, state: SandboxState) -> APIRouter:
                 }
                 for item in view.fields
             ]
-            return page("data.html", source=source, page=view.slug, view=view, items=items)
+            return page(
+                "data.html",
+                source=source,
+                page=view.slug,
+                view=view,
+                items=items,
+                device_token=reveal,
+            )
 
         return show
 

@@ -100,6 +100,10 @@ class SandboxSource:
     pages: tuple[PageView, ...]
     login_pattern: str | None = None
     documents: tuple[DocumentView, ...] = ()
+    # "Remember this device": a login can mint a device token that `/resume` takes instead of
+    # the password and code (portal.py). Single use: the token is revoked by its first resume.
+    remembers_device: bool = False
+    device_token_single_use: bool = False
 
 
 def _french_date(iso: str) -> str:
@@ -210,6 +214,7 @@ BANK = SandboxSource(
             "statement", "Relevé de compte, septembre 2025", "releve-2025-09.pdf", bank_statement
         ),
     ),
+    remembers_device=True,
 )
 
 TELECOM = SandboxSource(
@@ -244,6 +249,9 @@ TELECOM = SandboxSource(
             ),
         ),
     ),
+    # An operator that asks for a fresh consent each time: a device token opens one session.
+    remembers_device=True,
+    device_token_single_use=True,
 )
 
 ENERGY = SandboxSource(
