@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 
 from sqlalchemy import Engine, text
 
-from sharelock.accounts import AccountParts, AccountService
+from sharelock.accounts import AccountParts, AccountService, RememberedSources, SourceSync
 from sharelock.audit import AuditTrail, AuditUnavailable
 from sharelock.auditors import AuditorRegistry
 from sharelock.blocking import run_blocking
@@ -72,6 +72,8 @@ class Broker:
     desk: RightsDesk
     # The optional account with passkeys (`sharelock.accounts`).
     accounts: AccountService
+    # Its remembered sources: the offer after a share, the one-click share, periodic re-syncs.
+    remembered: RememberedSources
     clock: Clock = field(default=SYSTEM_CLOCK)
     # DPoP server nonces (`Settings.dpop_nonces`), None when not required.
     dpop_nonces: NonceIssuer | None = None
@@ -111,6 +113,10 @@ class Broker:
             cluster=cluster_link(endpoint) if endpoint.cluster_nodes else None,
         )
         maintenance = MaintenanceVault(engine, keys, settings.retention)
+        names = {source_id: c.info.name for source_id, c in sources.items()}
+        accounts = AccountService(
+            AccountParts(settings, keys, records, engine, audit, partners, names, clock)
+        )
         consent = ConsentService(
             settings,
             records,
@@ -121,6 +127,7 @@ class Broker:
             limiter=limiter,
             clock=clock,
             maintenance=maintenance,
+            remember_offers=settings.account_offers and accounts.available,
         )
         rights = RightsService(
             settings,
@@ -132,10 +139,6 @@ class Broker:
             {source_id: c.info.name for source_id, c in sources.items()},
         )
         proofs = ProofService(settings, keys, records, consent.envelopes, audit, sources, limiter)
-        names = {source_id: c.info.name for source_id, c in sources.items()}
-        accounts = AccountService(
-            AccountParts(settings, keys, records, engine, audit, partners, names, clock)
-        )
         return cls(
             settings=settings,
             keys=keys,
@@ -156,6 +159,9 @@ class Broker:
             proofs=proofs,
             desk=RightsDesk(settings, records, engine, audit, partners),
             accounts=accounts,
+            remembered=RememberedSources(
+                accounts.parts, accounts.holdings, consent, SourceSync(accounts.parts, sources)
+            ),
             clock=clock,
             dpop_nonces=_dpop_nonces(settings, keys),
             webhooks=Webhooks.assemble(

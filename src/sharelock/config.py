@@ -307,6 +307,17 @@ class Settings(BaseSettings):
         gt=0,
         description="How often `serve` purges past-retention audit rows and signs a checkpoint.",
     )
+    account_offers: bool = Field(
+        default=True,
+        description="After a share collected with a password, offer to remember the data "
+        "source in an optional account (passkeys; only where the issuer's host is a name).",
+    )
+    account_sync_interval_seconds: float = Field(
+        default=24 * 3600,
+        ge=3600,
+        description="How often a remembered source whose person allowed periodic re-syncs is "
+        "checked (a sign-in, nothing collected or kept).",
+    )
     service_documentation: str | None = Field(
         default=None,
         description="URL of the partners' documentation, announced in the metadata "

@@ -9,8 +9,6 @@ from __future__ import annotations
 
 import logging
 from collections.abc import AsyncIterator, Iterator
-from dataclasses import dataclass
-from pathlib import Path
 
 import httpx
 import pytest
@@ -19,32 +17,21 @@ from sharelock.accounts import AccountParts, AccountService
 from sharelock.audit import AuditTrail
 from sharelock.clock import SYSTEM_CLOCK
 from sharelock.config import Settings
-from sharelock.db import create_engine_for, migrate
+from sharelock.db import create_engine_for
 from sharelock.flow import AsyncAudit, AsyncPartners, Records
 from sharelock.keys import KeyLayer
 from sharelock.registry import PartnerRegistry
 from sharelock.store import SealedStore
 from sharelock.web.consent_page import PAGE_CSP
 from tests.integration.test_erasure_and_leaks import redis_blobs, spellings, sql_blobs
-from tests.support.passkeys import SoftAuthenticator, serve_localhost_broker
-from tests.support.redis_server import RedisServer
-from tests.support.server import LiveServer
+from tests.support.passkeys import LocalhostSite, SoftAuthenticator, localhost_site
 
 LOGIN_HASH = "hmac-sha256:" + "ef" * 32
 PLANTED_TOKEN = "Plant-resync-Q9x2-session-token"
 PLANTED_PASSWORD = "Plant-resync-pw-4c1b!"
 
 
-@dataclass
-class Site:
-    server: LiveServer
-    settings: Settings
-    redis: RedisServer
-    database: Path
-
-    @property
-    def url(self) -> str:
-        return self.server.url
+Site = LocalhostSite
 
 
 @pytest.fixture(scope="module")
@@ -54,25 +41,17 @@ def site(
     sandbox_url: str,
     tmp_path_factory: pytest.TempPathFactory,
 ) -> Iterator[Site]:
-    database = tmp_path_factory.mktemp("accounts-http-db")
-    with RedisServer(tmp_path_factory.mktemp("accounts-http-redis")) as redis_server:
-        configured = settings.model_copy(
-            update={
-                "redis_url": redis_server.url,
-                "sandbox_url": sandbox_url,
-                "database_url": f"sqlite:///{database / 'sharelock.db'}",
-            }
-        )
-        migrate(configured.sqlalchemy_url)
-        with serve_localhost_broker(configured, key_layer) as server:
-            assert server.settings is not None
-            yield Site(server, server.settings, redis_server, database)
+    with localhost_site(
+        settings, key_layer, sandbox_url, tmp_path_factory.mktemp("accounts-http")
+    ) as served:
+        yield served
 
 
 @pytest.fixture
 async def planter(site: Site, key_layer: KeyLayer) -> AsyncIterator[AccountService]:
-    """The broker's account service on the same database, Redis and HSM: what the flow will
-    call to keep a source after a share (not built yet), called here to plant one."""
+    """The broker's account service on the same database, Redis and HSM: what remembering a
+    source after a share calls (`Holdings.connect_source`), called here to plant a known
+    value."""
     engine = create_engine_for(site.settings)
     store = SealedStore.from_url(site.settings.redis_url or "", key_layer, site.settings.retention)
     parts = AccountParts(

@@ -13,7 +13,7 @@ import httpx
 import pytest
 
 from sharelock.flow import flow_ref
-from sharelock.flow.records import COLLECTED, CREDENTIALS, FLOW, RELEASE
+from sharelock.flow.records import COLLECTED, FLOW, RELEASE
 from sharelock.keys import KeyLayer
 from tests.support.broker import (
     CountingSandbox,
@@ -218,7 +218,6 @@ def test_locked_account(stack: Stack) -> None:
     assert rows[0].login_hash is not None and rows[0].login_hash.startswith("hmac-sha256:")
     with stack.raw_redis() as raw:
         assert raw.exists(record_key(COLLECTED, flow.flow_id)) == 0
-        assert raw.exists(record_key(CREDENTIALS, flow.flow_id)) == 0
 
 
 # -- optional and required fields -------------------------------------------------------------
@@ -425,7 +424,6 @@ def test_credentials_after_the_session_expired(
         assert_error(response, 404, "session_expired")
         assert key_layer.token.calls == calls
         assert sandbox.logins.total() == logins
-        assert raw.exists(record_key(CREDENTIALS, flow.flow_id)) == 0
     assert not stack.audit_rows("credentials_received", flow_id=flow.flow_id)
     for response in (flow.describe(), flow.review(), flow.decide(True), flow.send_otp("1")):
         assert_error(response, 404, "session_expired")

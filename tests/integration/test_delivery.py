@@ -5,13 +5,23 @@ from __future__ import annotations
 
 import secrets
 import threading
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
+from typing import Any
 
 import httpx
 import pytest
 
 from sharelock.flow import flow_ref
-from sharelock.flow.records import COLLECTED, CREDENTIALS, FLOW, IDENTITY, RELEASE, RESUME
+from sharelock.flow.records import (
+    CODE_USED,
+    COLLECTED,
+    FLOW,
+    IDENTITY,
+    RELEASE,
+    RESUME,
+)
 from sharelock.oauth.tokens import digest
 from tests.support.broker import (
     Share,
@@ -77,7 +87,6 @@ def test_after_delivery_release_token_and_code_are_gone(stack: Stack) -> None:
             code_key(code),
             record_key(FLOW, flow.flow_id),
             record_key(COLLECTED, flow.flow_id),
-            record_key(CREDENTIALS, flow.flow_id),
             record_key(RESUME, flow.flow_id),
         ):
             assert raw.exists(key) == 0, key
@@ -199,3 +208,73 @@ def test_unknown_tokens_leave_no_conflict_rows(stack: Stack) -> None:
     for token in (secrets.token_urlsafe(32), "x", "a" * 2000):
         assert_invalid_token(flow.fetch(token))
     assert len(stack.audit_rows("delivery_conflict")) == before
+
+
+# -- round trips: what each step leaves to its script (issue 11) -----------------------------
+
+
+@contextmanager
+def redis_commands(stack: Stack) -> Iterator[list[dict[str, Any]]]:
+    """What Redis runs during the block, seen by MONITOR: each command with its client type,
+    `lua` for those a script runs (they cost no round trip). Read up to a marker sent after the
+    block: nothing is waited for by time."""
+    seen: list[dict[str, Any]] = []
+    marker = f"end-{secrets.token_hex(8)}"
+    with stack.raw_redis() as raw, raw.monitor() as monitor:
+        yield seen
+        raw.echo(marker)
+        while (command := monitor.next_command())["command"] != f"ECHO {marker}":
+            seen.append(command)
+
+
+def sent_naming(commands: list[dict[str, Any]], *keys: str) -> list[str]:
+    """The commands the broker sent (not those its scripts ran) that name all of `keys`."""
+    return [
+        c["command"].split(" ")[0].upper()
+        for c in commands
+        if c["client_type"] != "lua" and all(key in c["command"] for key in keys)
+    ]
+
+
+def test_each_step_writes_its_records_in_one_script(stack: Stack) -> None:
+    """The release and the collected data's erasure go with the decision's transition, the code
+    with the Continue's; the token with the code's use. Each is one script the broker sends, not
+    a command per record; the delivery reads the token and the release, then hands them over in
+    one script."""
+    warm, _, token = token_for(stack)  # every script loaded (a first EVALSHA may be refused)
+    assert warm.fetch(token).status_code == 200
+    flow = Share(stack)
+    flow.collect()
+    flow_key = record_key(FLOW, flow.flow_id)
+    release = record_key(RELEASE, flow_ref(flow.flow_id))
+    collected = record_key(COLLECTED, flow.flow_id)
+
+    with redis_commands(stack) as decision:
+        decided = flow.decide(True)
+    assert decided.status_code == 200, decided.text
+    assert sent_naming(decision, release) == ["EVALSHA"]
+    assert sent_naming(decision, release, collected, flow_key) == ["EVALSHA"]
+    assert sent_naming(decision, collected) == ["GET", "EVALSHA"]  # read for the review
+
+    with redis_commands(stack) as leaving:
+        code = flow.continue_to_partner(decided.json()["redirect_to"])
+    assert sent_naming(leaving, code_key(code)) == ["EVALSHA"]
+    assert sent_naming(leaving, code_key(code), flow_key) == ["EVALSHA"]
+
+    with redis_commands(stack) as exchange:
+        issued = flow.exchange(code)
+    assert issued.status_code == 200, issued.text
+    token = issued.json()["access_token"]
+    used = record_key(CODE_USED, digest(code))
+    assert sent_naming(exchange, token_key(token)) == ["EVALSHA"]
+    assert sent_naming(exchange, token_key(token), used) == ["EVALSHA"]
+
+    with redis_commands(stack) as delivery:
+        fetched = flow.fetch(token)
+    assert fetched.status_code == 200, fetched.text
+    assert fetched.json()["data"]["identity"]["family_name"] == "Martin"
+    assert sent_naming(delivery, release) == ["GET", "EVALSHA"]
+    assert sent_naming(delivery, token_key(token)) == ["GET", "EVALSHA"]
+    assert sent_naming(delivery, token_key(token), release, flow_key) == ["EVALSHA"]
+    with stack.raw_redis() as raw:
+        assert raw.exists(release, token_key(token), flow_key, collected) == 0

@@ -16,7 +16,7 @@ import pytest
 import redis
 
 from sharelock.flow import flow_ref
-from sharelock.flow.records import COLLECTED, CREDENTIALS, DELIVERING, FLOW, RELEASE, RESUME
+from sharelock.flow.records import COLLECTED, DELIVERING, FLOW, RELEASE, RESUME
 from sharelock.keys import KeyLayer
 from sharelock.oauth import digest
 from tests.support.broker import (
@@ -366,7 +366,6 @@ def assert_failed_cleanly(
     assert [r.outcome for r in rows] == [reason]
     with stack.raw_redis() as raw:
         assert raw.exists(record_key(COLLECTED, share.flow_id)) == 0
-        assert raw.exists(record_key(CREDENTIALS, share.flow_id)) == 0
         assert raw.exists(record_key(RESUME, share.flow_id)) == 0
     assert share.describe().json()["status"] == "awaiting_credentials"
     assert share.review().status_code == 409

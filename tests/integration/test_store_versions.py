@@ -26,17 +26,21 @@ from sharelock.flow import AsyncAudit, FlowConflict, Records
 from sharelock.flow import expiry as flow_expiry
 from sharelock.flow.record_types import CollectedData
 from sharelock.flow.records import (
+    CODE_USED,
     COLLECTED,
-    CREDENTIALS,
     ENVELOPE_SEEN,
     FLOW,
+    IDENTITY_DOCUMENT,
     RESUME,
+    TOKEN,
     Erase,
     Put,
+    handle_in_slot_of,
 )
 from sharelock.flow.session import Sessions
 from sharelock.flow.state import Status, flow_ref
 from sharelock.keys import KeyLayer
+from sharelock.oauth import CodeUse, TokenGrant, digest
 from sharelock.oauth.authorization import AuthorizationRequest
 from sharelock.store import SealedStore, Sealer, connect, redis_max_lifetime
 from tests.support.redis_server import RedisServer
@@ -238,12 +242,12 @@ async def test_ending_a_flow_is_one_script(
     await sessions.end(await sessions.load(warm.flow_id, warm.session_secret))  # script loaded
     started = await sessions.start(REQUEST, None)
     flow = await sessions.load(started.flow_id, started.session_secret)
-    await records.put(CREDENTIALS, started.flow_id, b"jwe", until=flow.expires_at)
+    await records.put(IDENTITY_DOCUMENT, started.flow_id, b"jpeg", until=flow.expires_at)
     await records.put(RESUME, started.flow_id, b"resume", until=flow.expires_at)
     with sent(store) as commands:
         await sessions.end(flow)
     assert commands == ["EVALSHA"]
-    for kind in (FLOW, CREDENTIALS, RESUME):
+    for kind in (FLOW, IDENTITY_DOCUMENT, RESUME):
         assert not await records.exists(kind, started.flow_id)
     ref = flow_ref(started.flow_id)
     with redis_server.raw_client() as raw:
@@ -332,3 +336,30 @@ async def test_records_along_an_update_follow_it_when_it_is_read_again(
     assert updated is not None and json.loads(updated.value) == {"n": 6}
     assert await store.get("new", other) == b"written along"
     assert not await store.exists("old", other)
+
+
+# -- records written together ---------------------------------------------------------------
+
+GRANT = TokenGrant("f" * 32, "sl_test", "sandbox-bank", "h" * 64, ["identity"])
+
+
+async def test_records_written_together_in_one_script(sessions: Sessions) -> None:
+    records = sessions.records
+    flow_id = os.urandom(12).hex()
+    token, code = digest(handle_in_slot_of(flow_id)), digest(handle_in_slot_of(flow_id))
+    use = CodeUse(token=token, issued_at=1.0)
+    until = records.clock.now() + 30
+    await records.put_all([Put(CODE_USED, code, use, until=until)])  # the script loaded
+    with sent(records.store) as commands:
+        await records.put_all(
+            [Put(TOKEN, token, GRANT, until=until), Put(CODE_USED, code, use, until=until)]
+        )
+    assert commands == ["EVALSHA"]
+    assert await records.get(TOKEN, token) == GRANT
+    assert await records.get(CODE_USED, code) == use
+    for kind, record in ((TOKEN, token), (CODE_USED, code)):
+        ends = await records.expires(kind, record)
+        assert ends is not None and ends.timestamp() == pytest.approx(until, abs=0.01)
+    with sent(records.store) as commands, pytest.raises(ValueError, match="slot"):
+        await records.put_all([Put(TOKEN, token, GRANT), Put(ENVELOPE_SEEN, "a" * 64, b"1")])
+    assert commands == []

@@ -20,16 +20,20 @@ import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import cbor2
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec
+from sqlalchemy import Engine
 
 from sharelock.clock import SYSTEM_CLOCK, Clock
 from sharelock.config import Settings
+from sharelock.db import create_engine_for, migrate
 from sharelock.keys import KeyLayer
 from sharelock.web.app import Listeners, create_app, create_operator_app
+from tests.support.redis_server import RedisServer
 from tests.support.server import LiveServer, serve_sockets
 
 UP, UV, AT = 0x01, 0x04, 0x40
@@ -161,3 +165,45 @@ def serve_localhost_broker(
             settings=served["settings"],
             operator_url=operator_url,
         )
+
+
+@dataclass
+class LocalhostSite:
+    """A broker on `localhost` with its own Redis and SQLite file (`localhost_site`)."""
+
+    server: LiveServer
+    settings: Settings
+    redis: RedisServer
+    database: Path  # the directory of `sharelock.db`
+    engine: Engine
+
+    @property
+    def url(self) -> str:
+        return self.server.url
+
+
+@contextmanager
+def localhost_site(
+    settings: Settings, keys: KeyLayer, sandbox_url: str, directory: Path, **overrides: Any
+) -> Iterator[LocalhostSite]:
+    """`serve_localhost_broker` on a Redis and a migrated SQLite database of its own, under
+    `directory`; `overrides` are settings."""
+    database = directory / "db"
+    database.mkdir()
+    with RedisServer(directory / "redis") as redis_server:
+        configured = settings.model_copy(
+            update={
+                "redis_url": redis_server.url,
+                "sandbox_url": sandbox_url,
+                "database_url": f"sqlite:///{database / 'sharelock.db'}",
+                **overrides,
+            }
+        )
+        engine = create_engine_for(configured)
+        migrate(engine)
+        try:
+            with serve_localhost_broker(configured, keys) as server:
+                assert server.settings is not None
+                yield LocalhostSite(server, server.settings, redis_server, database, engine)
+        finally:
+            engine.dispose()

@@ -6,7 +6,9 @@ Public surface: `AccountService` (create, sign in, recover, add a passkey, sessi
 `Holdings` (overview, export, remove a passkey, revoke a source, delete, connect a source),
 `AccountParts` (what they are built on) and `SignedIn`; `purge_unused_accounts` (retention);
 `RelyingParty`; the Redis kinds (`ACCOUNT_KINDS`, `account_lifetimes`); the sealing of re-sync
-material (`SourceBinding`, `seal_material`, `open_material`); the errors.
+material (`SourceBinding`, `seal_material`, `open_material`); `RememberedSources` (the offer
+after a share, the one-click share), `SourceSync` and `sync_forever` (signing in with what
+an account remembers; periodic re-syncs); the errors.
 """
 
 from sharelock.accounts.ceremonies import KINDS as ACCOUNT_KINDS
@@ -35,8 +37,10 @@ from sharelock.accounts.material import (
     seal_material,
 )
 from sharelock.accounts.passkeys import RelyingParty
+from sharelock.accounts.remembered import RememberedSources
 from sharelock.accounts.rows import account_ref
 from sharelock.accounts.service import MAX_LABEL_LENGTH, AccountService, Created, Started
+from sharelock.accounts.sync import SourceSync, sync_forever
 
 __all__ = [
     "ACCOUNT_KINDS",
@@ -59,8 +63,10 @@ __all__ = [
     "PasskeysUnavailable",
     "RecoveryOnly",
     "RelyingParty",
+    "RememberedSources",
     "SignedIn",
     "SourceBinding",
+    "SourceSync",
     "Started",
     "UnknownPasskey",
     "account_lifetimes",
@@ -68,4 +74,5 @@ __all__ = [
     "open_material",
     "purge_unused_accounts",
     "seal_material",
+    "sync_forever",
 ]

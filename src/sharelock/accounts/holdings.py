@@ -52,7 +52,7 @@ def _time(moment: datetime | None) -> str | None:
     return moment.astimezone(UTC).isoformat().replace("+00:00", "Z")
 
 
-def _full(signed: SignedIn) -> None:
+def full_session(signed: SignedIn) -> None:
     if signed.recovery:
         raise RecoveryOnly("add a new passkey first")
 
@@ -140,7 +140,7 @@ class Holdings:
     async def export(self, signed: SignedIn) -> dict[str, Any]:
         """Everything the account holds, as one JSON document (GDPR Art. 20). The material is
         named, never opened: it is the data source's to give, and it stays sealed."""
-        _full(signed)
+        full_session(signed)
         await self.parts.audit_change(EventType.ACCOUNT_EXPORTED, signed.account_id)
         engine = self.parts.engine
         view = await self.overview(signed)
@@ -170,7 +170,7 @@ class Holdings:
     # -- changes ----------------------------------------------------------------------------
 
     async def remove_passkey(self, signed: SignedIn, passkey_id: int) -> None:
-        _full(signed)
+        full_session(signed)
         engine = self.parts.engine
         await run_blocking(check_removable, engine, signed.account_id, passkey_id)
         await self.parts.audit_change(EventType.ACCOUNT_PASSKEY_REMOVED, signed.account_id)
@@ -178,7 +178,7 @@ class Holdings:
 
     async def revoke_source(self, signed: SignedIn, source_id: str) -> None:
         """Erase a connected source and its material, now."""
-        _full(signed)
+        full_session(signed)
         engine = self.parts.engine
         sources = await run_blocking(sources_of, engine, signed.account_id)
         source = next((s for s in sources if s.id == source_id), None)
@@ -194,7 +194,7 @@ class Holdings:
 
     async def delete(self, signed: SignedIn) -> None:
         """Erase the account and everything it holds, now; its audit row first."""
-        _full(signed)
+        full_session(signed)
         await self.parts.audit_change(
             EventType.ACCOUNT_DELETED, signed.account_id, outcome="deleted"
         )
@@ -203,7 +203,7 @@ class Holdings:
 
     async def set_sync(self, signed: SignedIn, source_id: str, allowed: bool) -> bool:
         """Allow or stop the periodic re-sync of a source (off by default)."""
-        _full(signed)
+        full_session(signed)
         return await run_blocking(
             set_sync_consent,
             self.parts.engine,

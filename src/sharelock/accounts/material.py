@@ -6,8 +6,8 @@ credentials), sealed as the maintenance vault seals kept credentials.
 (a key that rotation does not touch); the additional data binds the blob to its row (source
 id, account id, data source, login hash), so a blob copied to another row, or another
 account's, does not open. A copy of the database alone holds nothing usable: the key never
-leaves the HSM. Only the connector opens it, at the moment of a sync (not built yet: the
-one-click share and the re-sync come next), inside a `with` block that wipes the clear copy.
+leaves the HSM. Only the connector opens it, at the moment of a sync (a one-click share or a
+periodic re-sync, `accounts.sync`), inside a `with` block that wipes the clear copy.
 """
 
 from __future__ import annotations

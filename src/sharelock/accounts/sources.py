@@ -14,7 +14,7 @@ from datetime import datetime
 from sqlalchemy import Engine, RowMapping, delete, func, insert, select, update
 
 from sharelock.accounts.errors import AccountItemNotFound
-from sharelock.accounts.rows import sql
+from sharelock.accounts.rows import sql, touch
 from sharelock.db import AccountConsentRow, AccountSourceRow
 
 SOURCE_ID = re.compile(r"as_[0-9a-f]{32}")
@@ -223,3 +223,64 @@ def consents_of(engine: Engine, account_id: str) -> list[Consent]:
 
 def login_hashes(sources: Sequence[Source]) -> list[str]:
     return sorted({source.login_hash for source in sources})
+
+
+def record_sync(
+    engine: Engine,
+    account_id: str,
+    source_id: str,
+    ok: bool,
+    now: datetime,
+    sealed_material: bytes | None = None,
+) -> None:
+    """A sync's outcome (a one-click share, or a periodic check): `connected` with its date,
+    or `failing` (the person is told at their next visit). `sealed_material`: the source gave
+    a new device token, sealed for this row, which replaces the old one."""
+    values: dict[str, object] = {"status": "connected" if ok else "failing"}
+    if ok:
+        values["last_sync_at"] = now
+    if sealed_material is not None:
+        values["sealed_material"] = sealed_material
+    with sql(engine, write=True) as connection:
+        connection.execute(
+            update(AccountSourceRow)
+            .where(AccountSourceRow.id == source_id, AccountSourceRow.account_id == account_id)
+            .values(**values)
+        )
+        touch(connection, account_id, now)  # a use of the account: retention counts from here
+
+
+def sources_due(engine: Engine, synced_before: datetime, limit: int = 100) -> list[Source]:
+    """Sources whose person allowed periodic re-syncs, working, with material, and not synced
+    (nor connected) since `synced_before`: the periodic re-sync's work list."""
+    last = func.coalesce(AccountSourceRow.last_sync_at, AccountSourceRow.created_at)
+    query = (
+        select(*_SOURCE)
+        .where(
+            AccountSourceRow.sync_consent.is_(True),
+            AccountSourceRow.status == "connected",
+            AccountSourceRow.sealed_material.is_not(None),
+            last < synced_before,
+        )
+        .order_by(last)
+        .limit(limit)
+    )
+    with sql(engine) as connection:
+        return [_source(row) for row in connection.execute(query).mappings()]
+
+
+def claim_sync(engine: Engine, source: Source, now: datetime) -> bool:
+    """Move a due source's sync date to now, if nobody moved it since it was read: the one
+    worker that succeeds checks it."""
+    with sql(engine, write=True) as connection:
+        done = connection.execute(
+            update(AccountSourceRow)
+            .where(
+                AccountSourceRow.id == source.id,
+                AccountSourceRow.last_sync_at.is_(None)
+                if source.last_sync_at is None
+                else AccountSourceRow.last_sync_at == source.last_sync_at,
+            )
+            .values(last_sync_at=now)
+        )
+    return bool(done.rowcount)

@@ -69,6 +69,8 @@ class EventType(StrEnum):
     ACCOUNT_PASSKEY_ADDED = "account_passkey_added"
     ACCOUNT_PASSKEY_REMOVED = "account_passkey_removed"
     ACCOUNT_RECOVERED = "account_recovered"
+    ACCOUNT_SOURCE_CONNECTED = "account_source_connected"
+    ACCOUNT_SOURCE_SYNCED = "account_source_synced"
     ACCOUNT_SOURCE_REVOKED = "account_source_revoked"
     ACCOUNT_EXPORTED = "account_exported"
     ACCOUNT_DELETED = "account_deleted"

@@ -149,6 +149,13 @@ async def _serve(servers: list[_Server], headless: dict[str, Any] | None) -> Hea
 
 
 def run_demo(settings: Settings, *, headless: bool, on_ready: Any = print) -> HeadlessResult | None:
+    if (
+        "SHARELOCK_ISSUER" not in os.environ
+        and settings.issuer == f"http://127.0.0.1:{settings.port}"
+    ):
+        # Passkeys (the optional account) refuse an IP address as the relying party's id:
+        # the demo's broker is named `localhost`, which browsers treat as a secure context.
+        settings = settings.model_copy(update={"issuer": f"http://localhost:{settings.port}"})
     prepare(settings)
     with redis_url_for(settings) as redis_url:
         if redis_url is not None:  # None: Sentinels, already in the settings

@@ -5,10 +5,11 @@ Public surface: the two services and `StartedFlow`; `Records`, `KINDS` and `life
 Redis records, their types and lifetimes) with the kinds other packages keep there (`IDENTITY`,
 `ASSERTION_JTI`, `RIGHTS_PROOF` / `RightsProof`, `RIGHTS_PENDING` / `RightsPending`);
 `FlowState`, `Status`, `flow_ref`; the errors; the
-async adapters the services take (`AsyncAudit`, `AsyncPartners`); `Envelopes` (one use per
-credential envelope, shared with the rights proofs); `refuse_attempt` (a person stopped by a
-wrong-attempt limit, also from the rights proofs); the expiry sweep; `encrypt_to` (a JWT
-sealed to a partner's `use: enc` key, for deliveries and webhook events).
+async adapters the services take (`AsyncAudit`, `AsyncPartners`); `RememberOffer` (what the
+offer to remember a source keeps, taken by the account when the person says yes); `Envelopes`
+(one use per credential envelope, shared with the rights proofs); `refuse_attempt` (a person
+stopped by a wrong-attempt limit, also from the rights proofs); the expiry sweep; `encrypt_to`
+(a JWT sealed to a partner's `use: enc` key, for deliveries and webhook events).
 """
 
 from sharelock.flow.collection import FAILED_MESSAGES, refuse_attempt
@@ -19,7 +20,7 @@ from sharelock.flow.errors import FlowConflict, FlowError, FlowForbidden, FlowNo
 from sharelock.flow.expiry import sweep, sweep_forever
 from sharelock.flow.packaging import encrypt_to
 from sharelock.flow.ports import AsyncAudit, AsyncPartners
-from sharelock.flow.record_types import RightsPending, RightsProof
+from sharelock.flow.record_types import RememberOffer, RightsPending, RightsProof
 from sharelock.flow.records import (
     ASSERTION_JTI,
     DPOP_JTI,
@@ -59,6 +60,7 @@ __all__ = [
     "FlowState",
     "Kind",
     "Records",
+    "RememberOffer",
     "RightsPending",
     "RightsProof",
     "StartedFlow",

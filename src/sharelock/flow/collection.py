@@ -23,7 +23,7 @@ from typing import Any, NoReturn
 from sharelock.audit import EventType, login_hash_input
 from sharelock.clock import Clock
 from sharelock.config import Settings
-from sharelock.connectors import CollectionResult, Connector, Outcome
+from sharelock.connectors import CollectionResult, Connector, Outcome, RemembersDevice
 from sharelock.envelope import EnvelopeRejected
 from sharelock.flow.checking import answer_checks
 from sharelock.flow.envelopes import CREDENTIAL_MEMBERS, OTP_MEMBERS, Envelopes
@@ -31,13 +31,15 @@ from sharelock.flow.errors import FlowConflict, FlowError
 from sharelock.flow.identity_steps import held_identity, pending_identity
 from sharelock.flow.maintenance_offer import MaintenanceOffers
 from sharelock.flow.ports import AsyncAudit
-from sharelock.flow.record_types import CollectedData
+from sharelock.flow.record_types import CollectedData, RememberOffer
 from sharelock.flow.records import (
     COLLECTED,
-    CREDENTIALS,
     IDENTITY_HELD,
     MAINTENANCE_OFFER,
+    REMEMBER_OFFER,
     RESUME,
+    Erase,
+    Put,
     Records,
 )
 from sharelock.flow.session import Sessions
@@ -62,10 +64,14 @@ FAILED_MESSAGES = {
     Outcome.SOURCE_TIMEOUT: "The data source did not answer in time. Try again later.",
     Outcome.INVALID_DATA: "The data source returned data that failed validation.",
     Outcome.DOCUMENT_REFUSED: "The data source gave a document that failed the safety checks.",
+    Outcome.DEVICE_TOKEN_REVOKED: "The data source no longer remembers this device. Sign in again.",
 }
 
 # What a step does with the clear values once the envelope is open: the connector call.
 ConnectorCall = Callable[[dict[str, str]], Awaitable[CollectionResult]]
+# A collection with what an account remembers (`submit_remembered`): the caller opens its
+# material inside the call, at the last moment, and wipes it there.
+RememberedCall = Callable[[], Awaitable[CollectionResult]]
 
 
 class Collection:
@@ -81,8 +87,13 @@ class Collection:
         limiter: RateLimiter,
         offers: MaintenanceOffers,
         clock: Clock,
+        *,
+        remember_offers: bool = False,
     ) -> None:
         self.settings = settings
+        # Whether a share collected with a password ends with the offer to remember the source
+        # in an account (docs/accounts.md): only where passkeys can work.
+        self.remember_offers = remember_offers
         self.sessions = sessions
         self.records = records
         self.envelopes = envelopes
@@ -108,27 +119,37 @@ class Collection:
         # Trying again (here or at another source) is the answer "no" to a pending offer.
         await self.records.delete(MAINTENANCE_OFFER, flow.flow_id)
         await self.envelopes.remember(envelope, until=flow.expires_at)
-        # Stored as received; from here on the only clear copy is made inside `_attempt`.
-        raw = envelope.encode("ascii", "replace")
-        await self.records.put(CREDENTIALS, flow.flow_id, raw, until=flow.expires_at)
+        # Kept as received, in this request only (never in Redis: no other tab's JWE to take
+        # instead, nothing left behind by a crash); the only clear copy is made in `_attempt`.
+        stored = envelope.encode("ascii", "replace")
         flow = await self.sessions.transition(
             flow,
             ACCEPTS_CREDENTIALS,
+            # A one-time-code step left by an earlier attempt ends with this one.
+            along=[Erase(RESUME, flow.flow_id)],
             status=Status.COLLECTING,
             data_source=data_source,
             collecting_since=self.clock.now(),
             attempts=flow.attempts + 1,
         )
-        await self.records.delete(RESUME, flow.flow_id)
-        stored = await self.records.take(CREDENTIALS, flow.flow_id)
-        if stored is None:
-            await self._back(flow, Status.AWAITING_CREDENTIALS)
-            raise FlowConflict("the credentials are no longer available; send them again")
+
+        # A source that remembers devices gives a token for the offer to remember it; the
+        # token is forgotten at the source if the person says no (`accounts.remembered`).
+        rememberer = (
+            connector
+            if self.remember_offers
+            and connector.info.remembers_device
+            and isinstance(connector, RemembersDevice)
+            else None
+        )
 
         async def log_in(values: dict[str, str]) -> CollectionResult:
-            return await connector.login(
-                values["login"], values["password"], flow.request.collect_scopes
-            )
+            scopes = flow.request.collect_scopes
+            if rememberer is not None:
+                return await rememberer.login(
+                    values["login"], values["password"], scopes, remember=True
+                )
+            return await connector.login(values["login"], values["password"], scopes)
 
         async def undo() -> None:
             await self._back(flow, Status.AWAITING_CREDENTIALS)
@@ -163,6 +184,45 @@ class Collection:
 
         raw = envelope.encode("ascii", "replace")
         return await self._attempt(flow, connector, raw, OTP_MEMBERS, send_code, undo)
+
+    async def submit_remembered(
+        self, flow: FlowState, data_source: str, login_hash: str, call: RememberedCall
+    ) -> dict[str, Any]:
+        """A one-click share: the same step as `submit_credentials`, with what an account
+        remembers instead of typed credentials (`call` opens it and calls the connector). The
+        same status check, budgets of wrong attempts, `credentials_received` row and outcome
+        handling; no maintenance or remember offer (nothing was typed)."""
+        connector = self.connectors.get(data_source)
+        if connector is None or not set(flow.request.collect_scopes) <= set(connector.info.scopes):
+            raise FlowError("this data source cannot provide the requested data")
+        self.sessions.check_status(flow, ACCEPTS_CREDENTIALS)
+        await self._check_flow_attempts(flow)
+        await self._check_login_attempts(flow, data_source, login_hash)
+        flow = await self.sessions.transition(
+            flow,
+            ACCEPTS_CREDENTIALS,
+            status=Status.COLLECTING,
+            data_source=data_source,
+            login_hash=login_hash,
+            collecting_since=self.clock.now(),
+            attempts=flow.attempts + 1,
+        )
+        await self.audit.record(
+            EventType.CREDENTIALS_RECEIVED,
+            client_id=flow.request.client_id,
+            data_source=data_source,
+            login_hash=login_hash,
+            flow_ref=flow_ref(flow.flow_id),
+            browser_family=flow.browser_family,
+            device_type=flow.device_type,
+            outcome="remembered",
+        )
+
+        async def remembered(_: dict[str, str]) -> CollectionResult:
+            return await call()
+
+        result = await self._call(connector, remembered, {})
+        return await self._after_collection(flow, connector, result, None)
 
     # -- the one path -------------------------------------------------------------------
 
@@ -283,22 +343,25 @@ class Collection:
             kept, answers = answer_checks(flow.request, result.data, today)
             held = held_identity(flow.request, result.data)  # for identity verification
             result.data.clear()  # what only the checks needed goes here, before any store
-            if held is not None:
-                await self.records.put(IDENTITY_HELD, flow.flow_id, held, until=flow.expires_at)
-            await self.records.put(
-                COLLECTED,
-                flow.flow_id,
-                CollectedData(
-                    kept, collected_at=now, checks=answers, identity=pending_identity(flow.request)
-                ),
-                until=flow.expires_at,
+            # Written by the transition's script, only if it happens: no collected data for a
+            # flow that did not become `collected`.
+            collected = CollectedData(
+                kept, collected_at=now, checks=answers, identity=pending_identity(flow.request)
             )
+            along: list[Put[Any]] = [Put(COLLECTED, flow.flow_id, collected, until=flow.expires_at)]
+            if held is not None:
+                along.append(Put(IDENTITY_HELD, flow.flow_id, held, until=flow.expires_at))
+            remember = self._remember_offer(flow, connector, result, envelope)
+            if remember is not None:
+                along.append(remember)
             await self.sessions.transition(
                 flow,
                 COLLECTING,
+                along=along,
                 status=Status.COLLECTED,
                 login_hash=flow.login_hash,
                 last_outcome="collected",
+                extra={**flow.extra, "remember_offer": remember is not None},
             )
             return {"status": "collected"}
         await self.audit.record(
@@ -324,6 +387,26 @@ class Collection:
             "attempts_left": await self.attempts_left(flow),
         }
 
+    def _remember_offer(
+        self,
+        flow: FlowState,
+        connector: Connector,
+        result: CollectionResult,
+        envelope: bytes | None,
+    ) -> Put[RememberOffer] | None:
+        """What the offer to remember this source would keep, within the session: the
+        source's device token, else the credential JWE as received; nothing after a one-click
+        share (no envelope, no new token) or where accounts cannot work."""
+        token = result.device_token
+        result.device_token = None
+        if not self.remember_offers or flow.login_hash is None:
+            return None
+        if token is None and envelope is None:
+            return None
+        kept = None if token is not None or envelope is None else envelope.decode("ascii")
+        offer = RememberOffer(connector.info.id, flow.login_hash, token, kept)
+        return Put(REMEMBER_OFFER, flow.flow_id, offer, until=flow.expires_at)
+
     # -- wrong passwords and codes --------------------------------------------------------
     # Counted per flow (a share may try a few, then says so) and per data source and login
     # hash across flows (the broker must not be a way to guess someone's password, nor to get
@@ -331,6 +414,11 @@ class Collection:
     # contacted; counted only when the source says the password or code was wrong.
 
     async def attempts_left(self, flow: FlowState) -> int:
+        if flow.attempts == 0:
+            # A wrong attempt is counted only after a collection, which the flow's transition
+            # to `collecting` counts first (`attempts`): none yet, so the whole budget, without
+            # asking Redis.
+            return self.limiter.amount("wrong_passwords_per_flow")
         return await self.limiter.remaining("wrong_passwords_per_flow", flow.flow_id)
 
     async def _check_flow_attempts(self, flow: FlowState) -> None:

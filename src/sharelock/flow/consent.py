@@ -25,13 +25,14 @@ from typing import Any
 from sharelock.clock import Clock
 from sharelock.config import Settings
 from sharelock.connectors import Connector
-from sharelock.flow.collection import Collection
+from sharelock.flow.collection import Collection, RememberedCall
 from sharelock.flow.decision import Decisions
 from sharelock.flow.envelopes import Envelopes
 from sharelock.flow.identity_check import IdentityChecks
 from sharelock.flow.maintenance_offer import MaintenanceOffers
 from sharelock.flow.ports import AsyncAudit, AsyncPartners, eligible_sources
 from sharelock.flow.records import Records
+from sharelock.flow.remember_offer import RememberOffers
 from sharelock.flow.session import Sessions, StartedFlow
 from sharelock.flow.state import FlowState
 from sharelock.flow.views import Views
@@ -54,6 +55,7 @@ class ConsentService:
         limiter: RateLimiter,
         clock: Clock,
         maintenance: MaintenanceVault | None = None,
+        remember_offers: bool = False,
     ) -> None:
         self.sessions = Sessions(settings, records, audit, clock)
         self.envelopes = Envelopes(settings, records, keys)
@@ -69,7 +71,9 @@ class ConsentService:
             limiter,
             self.offers,
             clock,
+            remember_offers=remember_offers,
         )
+        self.remember = RememberOffers(records, connectors)
         self.views = Views(
             settings,
             records,
@@ -103,6 +107,12 @@ class ConsentService:
     ) -> dict[str, Any]:
         return await self.collection.submit_credentials(flow, data_source, envelope)
 
+    async def submit_remembered(
+        self, flow: FlowState, data_source: str, login_hash: str, call: RememberedCall
+    ) -> dict[str, Any]:
+        """A one-click share's collection (`Collection.submit_remembered`)."""
+        return await self.collection.submit_remembered(flow, data_source, login_hash, call)
+
     async def submit_otp(self, flow: FlowState, envelope: str) -> dict[str, Any]:
         return await self.collection.submit_otp(flow, envelope)
 
@@ -123,11 +133,28 @@ class ConsentService:
         omit: list[str],
         decline_checks: Sequence[int] = (),
         reveal_actual_name: bool = False,
-    ) -> dict[str, str]:
-        return await self.decisions.decide(flow, approve, omit, decline_checks, reveal_actual_name)
+    ) -> dict[str, Any]:
+        """The decision (`Decisions.decide`); after an approval, the offer to remember the
+        source when one is pending (`RememberOffers`); a refusal declines it."""
+        if not approve:
+            await self.remember.decline(flow)
+        answer: dict[str, Any] = await self.decisions.decide(
+            flow, approve, omit, decline_checks, reveal_actual_name
+        )
+        offer = self.remember.describe(flow) if approve else None
+        if offer is not None:
+            answer["remember_offer"] = offer
+        return answer
+
+    async def decline_remember(self, flow: FlowState) -> dict[str, Any]:
+        """The person's "no" to remembering the source."""
+        await self.remember.decline(flow)
+        return {"remembered": False}
 
     async def leave(self, flow: FlowState) -> str:
-        """The partner's redirect with the code, issued now (`Decisions.leave`)."""
+        """The partner's redirect with the code, issued now (`Decisions.leave`); an offer
+        to remember the source not answered by then is declined."""
+        await self.remember.decline(flow)
         return await self.decisions.leave(flow)
 
     async def identity_consent(self, flow: FlowState, agree: bool) -> dict[str, Any]:

@@ -19,7 +19,15 @@ from sharelock.flow.checking import released
 from sharelock.flow.errors import FlowConflict, FlowError, FlowNotFound
 from sharelock.flow.ports import AsyncAudit, AsyncPartners
 from sharelock.flow.record_types import Data, Release
-from sharelock.flow.records import CODE, COLLECTED, RELEASE, Records, handle_in_slot_of
+from sharelock.flow.records import (
+    CODE,
+    COLLECTED,
+    RELEASE,
+    Erase,
+    Put,
+    Records,
+    handle_in_slot_of,
+)
 from sharelock.flow.responses import authorization_redirect
 from sharelock.flow.session import Sessions
 from sharelock.flow.state import ACCEPTS_DECISION, ACCEPTS_LEAVE, FlowState, Status, flow_ref
@@ -115,11 +123,20 @@ class Decisions:
             checks=answers,
             identity_verification=identity_steps.released(collected.identity),
         )
-        # Until the person leaves for the partner, at most the session's end.
-        await self.records.put(RELEASE, flow_ref(flow.flow_id), release, until=flow.expires_at)
-        await self.sessions.transition(flow, ACCEPTS_DECISION, status=Status.APPROVED)
+        # The release (until the person leaves for the partner, at most the session's end) and
+        # the collected data's erasure go with the transition, in its script: the release
+        # exists only if this decision won (two tabs deciding at once), the collected data
+        # only while no decision did.
+        await self.sessions.transition(
+            flow,
+            ACCEPTS_DECISION,
+            along=[
+                Put(RELEASE, flow_ref(flow.flow_id), release, until=flow.expires_at),
+                Erase(COLLECTED, flow.flow_id),
+            ],
+            status=Status.APPROVED,
+        )
         await self.audit.record(EventType.CONSENT_GIVEN, outcome="approved", **common)
-        await self.records.delete(COLLECTED, flow.flow_id)
         return {"redirect_to": self.continue_url(flow), "receipt": receipt}
 
     def continue_url(self, flow: FlowState) -> str:
@@ -152,15 +169,15 @@ class Decisions:
             release_expires_at=release_until,
             dpop_jkt=flow.request.dpop_jkt,
         )
-        # The code and the release's new life first, the transition (the one winner of two
-        # clicks) last: if it fails, the code was never handed out and expires unused.
-        await self.records.put(CODE, digest(code), grant, until=flow.expires_at)
+        # The release's new life first; the code is written by the transition's script, only
+        # if this click is the one winner of two: a lost race writes no code at all.
         await self.records.shorten(RELEASE, flow_ref(flow.flow_id), until=release_until)
-        try:
-            await self.sessions.transition(flow, ACCEPTS_LEAVE, status=Status.SENT)
-        except FlowError:
-            await self.records.delete(CODE, digest(code))
-            raise
+        await self.sessions.transition(
+            flow,
+            ACCEPTS_LEAVE,
+            along=[Put(CODE, digest(code), grant, until=flow.expires_at)],
+            status=Status.SENT,
+        )
         return await self._redirect(flow, code=code)
 
     async def _receipt(

@@ -34,6 +34,7 @@ from sharelock.flow.records import (
     RELEASE,
     TOKEN,
     Kind,
+    Put,
     Records,
     handle_in_slot_of,
 )
@@ -167,9 +168,14 @@ class DeliveryService:
             scopes=grant.scopes,
             jkt=jkt,
         )
-        await self.records.put(TOKEN, token_digest, token_grant, until=expires_at)
         use = CodeUse(token=token_digest, issued_at=self.clock.now())
-        await self.records.put(CODE_USED, code_digest, use, until=expires_at)
+        # Together or not at all: no token the code's replay could not find and revoke.
+        await self.records.put_all(
+            [
+                Put(TOKEN, token_digest, token_grant, until=expires_at),
+                Put(CODE_USED, code_digest, use, until=expires_at),
+            ]
+        )
         return {
             "access_token": token,
             "token_type": "DPoP" if jkt is not None else "Bearer",

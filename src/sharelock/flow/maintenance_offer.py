@@ -12,7 +12,7 @@ from typing import Any
 
 from sharelock.audit import EventType
 from sharelock.blocking import run_blocking
-from sharelock.connectors import CollectionResult, Connector
+from sharelock.connectors import CollectionResult, Connector, Outcome
 from sharelock.flow.envelopes import CREDENTIAL_MEMBERS, Envelopes
 from sharelock.flow.errors import FlowConflict
 from sharelock.flow.ports import AsyncAudit
@@ -21,6 +21,9 @@ from sharelock.flow.records import MAINTENANCE_OFFER, Records
 from sharelock.flow.state import FlowState, flow_ref
 from sharelock.keys import KeyLayer
 from sharelock.maintenance import MaintenanceVault, new_maintenance_id, offers_maintenance
+
+# The outcomes (`FlowState.last_outcome`) after which an offer may be pending.
+_MAINTAINABLE = frozenset(outcome.value for outcome in Outcome if offers_maintenance(outcome))
 
 
 class MaintenanceOffers:
@@ -40,6 +43,10 @@ class MaintenanceOffers:
         self.vault = vault
 
     async def pending(self, flow: FlowState) -> bool:
+        # An offer follows only a failure maintenance could fix, and the flow's transition
+        # after it records that outcome: after any other, there is none to look for in Redis.
+        if self.vault is None or flow.last_outcome not in _MAINTAINABLE:
+            return False
         return await self.records.exists(MAINTENANCE_OFFER, flow.flow_id)
 
     async def offer(

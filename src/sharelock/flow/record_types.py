@@ -12,6 +12,22 @@ Data = dict[str, dict[str, str]]  # scope -> field -> value
 
 
 @dataclass(frozen=True, slots=True, repr=False)
+class RememberOffer:
+    """After a collection with a password, what would let an account re-sync the source, kept
+    within the session for the person's answer to "remember this source" (docs/accounts.md):
+    the source's device token when it gave one, otherwise the credential JWE as received
+    (opened in the HSM only if the person says yes)."""
+
+    data_source: str
+    login_hash: str
+    device_token: str | None = None
+    envelope: str | None = None
+
+    def __repr__(self) -> str:
+        return f"RememberOffer(data_source={self.data_source!r})"
+
+
+@dataclass(frozen=True, slots=True, repr=False)
 class CollectedData:
     """What a connector collected, awaiting the person's review."""
 

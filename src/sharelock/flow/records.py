@@ -37,6 +37,7 @@ from sharelock.flow.record_types import (
     IdentityKept,
     MaintenanceOffer,
     Release,
+    RememberOffer,
     RightsPending,
     RightsProof,
 )
@@ -89,6 +90,19 @@ def _loads(raw: bytes) -> dict[str, Any]:
 def _slot(store_id: str) -> str | None:
     """The slot tag a store id starts with, if any."""
     return store_id[1:3] if store_id.startswith("{") else None
+
+
+def _one_slot(items: Sequence[Put[Any] | Kind[Any]], store_ids: Sequence[str]) -> None:
+    """`ValueError` unless the records (each a kind or a `Put`, and its store id) share one slot
+    tag: Redis Cluster would refuse their script, and a standalone Redis would not say so."""
+    first = _slot(store_ids[0])
+    for item, store_id in zip(items, store_ids, strict=True):
+        if _slot(store_id) != first:
+            raise ValueError(f"{_name(item)} is not in the slot of the {_name(items[0])}")
+
+
+def _name(item: Put[Any] | Kind[Any]) -> str:
+    return item.kind.name if isinstance(item, Put) else item.name
 
 
 def by_flow_id(flow_id: str) -> str:
@@ -151,13 +165,6 @@ FLOW: Kind[FlowState] = Kind(
     load=lambda raw: FlowState.from_json(_loads(raw)),
     slot=by_flow_id,
 )
-CREDENTIALS = _bytes_kind(
-    "credentials",
-    "flow id",
-    "the credential JWE as received, until it is opened",
-    "session",
-    by_flow_id,
-)
 RESUME = _bytes_kind(
     "resume",
     "flow id",
@@ -178,6 +185,15 @@ MAINTENANCE_OFFER = _dataclass_kind(
     "maintenance-offer",
     "flow id",
     "a failed collection's JWE, awaiting the answer to keeping it for maintenance",
+    "session",
+    by_flow_id,
+)
+REMEMBER_OFFER = _dataclass_kind(
+    RememberOffer,
+    "remember-offer",
+    "flow id",
+    "after a share, what would let an account re-sync the source (its device token, or the "
+    "credential JWE as received), awaiting the answer to remembering it",
     "session",
     by_flow_id,
 )
@@ -304,10 +320,10 @@ RIGHTS_PENDING = _dataclass_kind(
 
 KINDS: tuple[Kind[Any], ...] = (
     FLOW,
-    CREDENTIALS,
     RESUME,
     COLLECTED,
     MAINTENANCE_OFFER,
+    REMEMBER_OFFER,
     ENVELOPE_SEEN,
     PUSHED_REQUEST,
     CODE,
@@ -414,6 +430,23 @@ class Records:
             kind.store_id(record_id),
             kind.dump(value),
             expire_at=self.expire_at(kind, until),
+        )
+
+    async def put_all(self, puts: Sequence[Put[Any]]) -> None:
+        """Write records that must exist together in one script, all or none (records of one
+        slot: one flow's)."""
+        ids = [put.kind.store_id(put.record_id) for put in puts]
+        _one_slot(puts, ids)
+        await self.store.put_all(
+            [
+                (
+                    put.kind.name,
+                    store_id,
+                    put.kind.dump(put.value),
+                    self.expire_at(put.kind, put.until),
+                )
+                for put, store_id in zip(puts, ids, strict=True)
+            ]
         )
 
     async def get(self, kind: Kind[T], record_id: str) -> T | None:
@@ -531,9 +564,7 @@ class Records:
         deletes: list[tuple[str, str]] = []
         for other in along:
             other_id = other.kind.store_id(other.record_id)
-            if _slot(other_id) != _slot(store_id):
-                # Redis Cluster would refuse the script; a standalone Redis would not say so.
-                raise ValueError(f"{other.kind.name} is not in the slot of the {kind.name}")
+            _one_slot([kind, other.kind], [store_id, other_id])
             if isinstance(other, Put):
                 expire_at = self.expire_at(other.kind, other.until)
                 writes.append((other.kind.name, other_id, other.kind.dump(other.value), expire_at))

@@ -26,12 +26,12 @@ from sharelock.flow.errors import FlowConflict, FlowForbidden, FlowNotFound
 from sharelock.flow.ports import AsyncAudit
 from sharelock.flow.records import (
     COLLECTED,
-    CREDENTIALS,
     FLOW,
     IDENTITY_DOCUMENT,
     IDENTITY_FRAMES,
     IDENTITY_HELD,
     MAINTENANCE_OFFER,
+    REMEMBER_OFFER,
     RESUME,
     Erase,
     Kind,
@@ -43,14 +43,14 @@ from sharelock.flow.state import FlowState, Status, flow_ref
 from sharelock.oauth import AuthorizationRequest, digest, new_handle
 
 MAX_FLOW_ID_LENGTH = 64
-# What a flow keeps while it runs: the JWE, the source's session, the collected data, a
-# pending maintenance offer, identity verification's images and the identity they are compared
-# with.
+# What a flow keeps while it runs: the source's session, the collected data, a
+# pending maintenance or remember offer, identity verification's images and the identity they
+# are compared with.
 WORKING_DATA: tuple[Kind[Any], ...] = (
-    CREDENTIALS,
     RESUME,
     COLLECTED,
     MAINTENANCE_OFFER,
+    REMEMBER_OFFER,
     IDENTITY_HELD,
     IDENTITY_DOCUMENT,
     IDENTITY_FRAMES,

@@ -137,6 +137,10 @@ class RateLimiter:
     def window_seconds(self, name: LimitName) -> int:
         return int(self._items[name].get_expiry())
 
+    def amount(self, name: LimitName) -> int:
+        """How many requests a window of `name` allows (what `remaining` answers before any)."""
+        return int(self._items[name].amount)
+
     async def _retry_after(self, item: RateLimitItem, identifier: str) -> int:
         stats = await self._strategy.get_window_stats(item, identifier)
         return math.ceil(stats.reset_time - time.time())

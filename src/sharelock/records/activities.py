@@ -190,8 +190,9 @@ def broker_record() -> list[Activity]:
             name="An optional account, with passkeys",
             purpose=(
                 "At the person's request, remember the data sources they share from, so that "
-                "a later share needs no password typed (the offer after a share, the one-click "
-                "share and the re-sync come next; docs/accounts.md)"
+                "a later share needs no password typed (offered only after a share; the "
+                "one-click share; periodic re-syncs only where the person allowed them; "
+                "docs/accounts.md)"
             ),
             legal_basis="Consent (Art. 6(1)(a)), asked when the account is made, never presumed",
             data_subjects="people who create an account",
@@ -203,7 +204,12 @@ def broker_record() -> list[Activity]:
                 Category("passkeys", ("credential id", "public key", "signature counter")),
                 Category(
                     "connected sources",
-                    ("data source", "keyed hash of the login", "re-sync material, sealed"),
+                    (
+                        "data source",
+                        "keyed hash of the login",
+                        "re-sync material (the source's device token, or the credentials), sealed",
+                        "sync consent, status and last sync",
+                    ),
                 ),
                 Category("consents", ("purpose", "data source", "dates")),
             ),
@@ -215,6 +221,12 @@ def broker_record() -> list[Activity]:
                 "Re-sync material is sealed with an AES key held in the HSM, bound to its row; "
                 "revoking a source or deleting the account erases it at once.",
                 "Nothing collected from a source is kept between shares.",
+                "The offer to remember a source is made after a share collected with a "
+                "password; until the answer, what it would keep waits sealed in Redis within "
+                "the session (remember-offer), and a no, a refusal or going on to the partner "
+                "erases it (a device token is forgotten at the source at once).",
+                "A periodic re-sync, off by default and allowed per source, only checks that "
+                "the sign-in still works: nothing is collected, nothing kept.",
             ),
         ),
     ]

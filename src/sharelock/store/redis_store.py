@@ -9,10 +9,10 @@ One-time reads are `GETDEL`: one Redis command, so of any number of concurrent r
 one gets the value (see `vectors/redis_one_time_read_probe.json` for GET-then-DEL failing that).
 
 What must happen together runs as one Lua script on keys of one hash slot (`keyspace.tagged`,
-`scripts`): a compare-and-set, a record written with its expiry-index entry, a flow's end with
-its index entry, popping due index entries. Scripts are atomic on one server and on Redis
-Cluster alike, where MULTI and WATCH across connections are not dependable, and each is one
-round trip.
+`scripts`): a compare-and-set, a record written with its expiry-index entry, records written
+together, a flow's end with its index entry, popping due index entries. Scripts are atomic on
+one server and on Redis Cluster alike, where MULTI and WATCH across connections are not
+dependable, and each is one round trip.
 
 A compare-and-set compares the sealed bytes the caller read (`get_versioned`, `Versioned`), so
 an update of a value the caller already holds needs no second read: it is tried against them
@@ -111,6 +111,7 @@ class SealedStore:
         self._pop_due = self._script(scripts.POP_DUE)
         self._hand_over = self._script(scripts.HAND_OVER)
         self._put_indexed = self._script(scripts.PUT_INDEXED)
+        self._put_all = self._script(scripts.PUT_ALL)
 
     def _script(self, source: str) -> AsyncScript:
         # EVALSHA, loading the script on NOSCRIPT (a restarted or promoted server).
@@ -253,6 +254,16 @@ class SealedStore:
                 keys=[key, self.key("index", index)],
                 args=[sealed, pxat, member, deadline.timestamp()],
             )
+
+    async def put_all(self, records: Sequence[tuple[str, str, bytes, datetime]]) -> None:
+        """Write records (kind, id, value, expiry) in one script: all of them or none. On a
+        cluster all carry one slot tag."""
+        keys = [self.key(kind, record_id) for kind, record_id, _, _ in records]
+        args: list[bytes | int] = []
+        for key, (_, _, value, expire_at) in zip(keys, records, strict=True):
+            args += [await self._seal(key, value), self._expiry(expire_at)]
+        with redis_errors("put records"):
+            await self._put_all(keys=keys, args=args)
 
     async def hand_over(
         self,

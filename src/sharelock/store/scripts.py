@@ -33,6 +33,11 @@ redis.call('SET', KEYS[#KEYS - 1], ARGV[1], 'PXAT', ARGV[2])
 redis.call('ZADD', KEYS[#KEYS], ARGV[4], ARGV[3])
 return 1
 """
+# Write each KEYS[i] with ARGV[2i-1] expiring at ARGV[2i] (ms): records that exist together.
+PUT_ALL = """
+for i = 1, #KEYS do redis.call('SET', KEYS[i], ARGV[2 * i - 1], 'PXAT', ARGV[2 * i]) end
+return #KEYS
+"""
 # Remove and return up to ARGV[2] members of KEYS[1] scored at most ARGV[1].
 POP_DUE = """
 local due = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[1], 'LIMIT', 0, ARGV[2])

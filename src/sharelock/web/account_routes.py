@@ -228,6 +228,19 @@ async def revoke_source(source_id: str, request: Request) -> JSONResponse:
     return _json({"status": "revoked"})
 
 
+class SyncBody(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True)
+    allowed: bool
+
+
+@router.post("/api/account/sources/{source_id}/sync")
+async def set_sync(source_id: str, body: SyncBody, request: Request) -> JSONResponse:
+    """Allow or stop the periodic re-sync of a source (a sign-in check, nothing kept)."""
+    signed = await _signed_in(request)
+    changed = await _holdings(request).set_sync(signed, source_id, body.allowed)
+    return _json({"sync_consent": body.allowed, "changed": changed})
+
+
 @router.post("/api/account/export")
 async def export(request: Request) -> JSONResponse:
     signed = await _signed_in(request)

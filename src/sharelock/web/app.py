@@ -7,6 +7,7 @@ import logging
 import re
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from datetime import timedelta
 from importlib import resources
 
 from fastapi import FastAPI
@@ -14,6 +15,7 @@ from fastapi.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from sharelock import __version__
+from sharelock.accounts import sync_forever
 from sharelock.clock import SYSTEM_CLOCK, Clock
 from sharelock.config import Settings, load_settings
 from sharelock.connectors import Connector
@@ -33,6 +35,7 @@ from sharelock.web import (
     metrics,
     oauth_routes,
     partner_rights_routes,
+    remember_routes,
     rights_requests_routes,
     rights_routes,
     throttle,
@@ -165,6 +168,9 @@ def create_app(
             asyncio.create_task(retention_forever(broker.engine, layer, settings)),
             asyncio.create_task(refresh_forever(layer, settings.key_refresh_seconds)),
         ]
+        if broker.accounts.available:
+            every = timedelta(seconds=settings.account_sync_interval_seconds)
+            jobs.append(asyncio.create_task(sync_forever(broker.remembered.sync, every)))
         if settings.webhook_enabled and broker.webhooks is not None:
             jobs.append(
                 asyncio.create_task(
@@ -207,6 +213,7 @@ def create_app(
     app.include_router(health.router)  # `/metrics` is on the operator listener only
     app.include_router(oauth_routes.router)
     app.include_router(consent_routes.router)
+    app.include_router(remember_routes.router)
     app.include_router(consent_page.router)
     app.include_router(audit_routes.router)
     app.include_router(rights_routes.router)

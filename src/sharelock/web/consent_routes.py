@@ -11,7 +11,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from sharelock.checks import Description, render
 from sharelock.documents import DEFAULT_LIMITS, PNG
 from sharelock.flow import FlowState
-from sharelock.web import i18n
+from sharelock.web import i18n, remembered
 from sharelock.web.consent_page import language_of
 from sharelock.web.deps import broker_of
 from sharelock.web.errors import NO_STORE
@@ -76,6 +76,7 @@ def _render_checks(items: list[dict[str, Any]], lang: str) -> None:
 async def describe(flow: Flow, request: Request) -> JSONResponse:
     described = await broker_of(request).consent.describe(flow)
     _render_checks(described["checks"], language_of(request))
+    described["account"] = await remembered.account_block(request, flow)
     return _json(described)
 
 
@@ -122,11 +123,11 @@ async def document_page(
 @router.post("/{flow_id}/decision")
 async def decision(flow: Flow, body: DecisionBody, request: Request) -> JSONResponse:
     consent = broker_of(request).consent
-    return _json(
-        await consent.decide(
-            flow, body.approve, body.omit, body.decline_checks, body.reveal_actual_name
-        )
+    answer = await consent.decide(
+        flow, body.approve, body.omit, body.decline_checks, body.reveal_actual_name
     )
+    await remembered.offer_signed_in(request, answer)
+    return _json(answer)
 
 
 @router.post("/{flow_id}/maintenance")
