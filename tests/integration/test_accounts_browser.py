@@ -6,7 +6,8 @@ over a whole broker on real HTTP (SoftHSM, Redis, SQLite) served as `http://loca
 One journey, each step checked with axe-core and photographed at desktop and phone widths:
 create an account with a passkey and see the recovery code once; sign out; sign in with the
 passkey; add a second passkey (on a second authenticator); remove the first; see a connected
-source and the history of shares; export everything; revoke the source; delete the account;
+source and the history of shares; turn its daily check on (said, kept after a reload) and off
+again; export everything; revoke the source; delete the account;
 then the same passkey is refused. The browser's own record shows no console error, no other
 host, and the session cookie only ever set HttpOnly and SameSite=Strict.
 """
@@ -28,7 +29,7 @@ from sharelock.accounts.sources import Source, add_source
 from sharelock.audit import AuditEvent, AuditTrail, EventType
 from sharelock.clock import SYSTEM_CLOCK, utc
 from sharelock.config import Settings
-from sharelock.db import AccountRow, create_engine_for, migrate
+from sharelock.db import AccountRow, AccountSourceRow, create_engine_for, migrate
 from sharelock.keys import KeyLayer
 from sharelock.registry import PartnerRegistry
 from tests.support.browser import (
@@ -183,6 +184,12 @@ def plant_a_source_and_shares(site: Site, key_layer: KeyLayer, account_id: str) 
         )
 
 
+def sync_consents(site: Site) -> list[bool]:
+    """Each kept source's consent to the periodic re-sync, as the database holds it."""
+    with site.engine.connect() as connection:
+        return [bool(v) for v in connection.scalars(select(AccountSourceRow.sync_consent))]
+
+
 def test_an_account_from_creation_to_deletion(
     person: Person, site: Site, key_layer: KeyLayer
 ) -> None:
@@ -212,6 +219,39 @@ def test_an_account_from_creation_to_deletion(
     expect(page.locator("#shares tbody tr")).to_have_count(2)
     expect(page.locator("#shares")).to_contain_text("Demo Shop")
     person.check("account", "account-03-account")
+    expect(page.locator("#failing")).to_have_count(0)  # nothing failing, nothing said
+
+    # The daily check: off until ticked, what it does said beside it before anyone agrees;
+    # ticked, the broker answers, the page says so, and a reload shows what was kept.
+    box = page.get_by_role("checkbox", name="Check the sign-in every day (Banque Sandbox)")
+    expect(box).not_to_be_checked()
+    expect(box).to_have_accessible_description(
+        "A check signs in to Banque Sandbox with what the account keeps: nothing is collected, "
+        "nothing is kept."
+    )
+    with page.expect_response(lambda answer: answer.url.endswith("/sync")) as answered:
+        box.click()
+    assert answered.value.status == 200
+    assert answered.value.json() == {"sync_consent": True, "changed": True}
+    expect(page.locator("#status")).to_have_text(
+        "Daily check on: Sharelock will sign in to Banque Sandbox once a day, collecting nothing."
+    )
+    expect(box).to_be_checked()
+    assert person.page.evaluate("() => document.activeElement.id") == box.get_attribute("id")
+    person.check("daily check on", "account-07-sync")
+    page.reload()
+    expect(box).to_be_checked()
+    assert sync_consents(site) == [True]
+    # And off again: the broker forgets the consent.
+    with page.expect_response(lambda answer: answer.url.endswith("/sync")) as answered:
+        box.click()
+    assert answered.value.json() == {"sync_consent": False, "changed": True}
+    expect(page.locator("#status")).to_have_text(
+        "Daily check off: Sharelock no longer signs in to Banque Sandbox between your shares."
+    )
+    page.reload()
+    expect(box).not_to_be_checked()
+    assert sync_consents(site) == [False]
 
     # Signed out, then in again with the passkey (discoverable: nothing typed).
     page.click("#sign-out")

@@ -1,10 +1,10 @@
 /*
- * Sharelock account pages (`/account`, `/account/new`): the page's one script (no framework, no
- * external resource, no inline code; it runs under `script-src 'self'`).
+ * Sharelock account pages (`/account`, `/account/new`): the page's script (no framework, no
+ * external resource, no inline code; it runs under `script-src 'self'`), after `passkeys.js`.
  *
  * It runs the passkey ceremonies: it asks the broker for options (`/api/account/…/options`),
- * hands them to `navigator.credentials.create()` or `.get()` (binary members decoded from
- * base64url), and sends the browser's answer back as JSON (binary members in base64url). The
+ * hands them to `navigator.credentials.create()` or `.get()` and sends the browser's answer
+ * back as JSON (`SharelockPasskeys`, shared with the consent screen). The
  * session cookie is HttpOnly: the script never sees it. A recovery code is shown once, in the
  * page; it travels in no URL. After a change the page reloads with `?done=` naming what was
  * done, so what is shown always comes from the server. Text goes in through `textContent` only.
@@ -12,67 +12,6 @@
 "use strict";
 
 document.documentElement.classList.add("js");
-
-/** Unpadded base64url of an ArrayBuffer or a view. */
-function accountBase64url(buffer) {
-  const bytes = buffer instanceof ArrayBuffer ? new Uint8Array(buffer) : new Uint8Array(buffer.buffer, buffer.byteOffset, buffer.byteLength);
-  let binary = "";
-  for (let i = 0; i < bytes.length; i += 1) {
-    binary += String.fromCharCode(bytes[i]);
-  }
-  return btoa(binary).replace(/\+/g, "-").replace(/\//g, "_").replace(/=+$/, "");
-}
-
-/** The bytes of unpadded base64url text. */
-function accountBytes(text) {
-  const base64 = String(text).replace(/-/g, "+").replace(/_/g, "/");
-  const binary = atob(base64 + "=".repeat((4 - (base64.length % 4)) % 4));
-  const bytes = new Uint8Array(binary.length);
-  for (let i = 0; i < binary.length; i += 1) {
-    bytes[i] = binary.charCodeAt(i);
-  }
-  return bytes;
-}
-
-function descriptors(list) {
-  return (Array.isArray(list) ? list : []).map((item) => ({ ...item, id: accountBytes(item.id) }));
-}
-
-/** `PublicKeyCredentialCreationOptions` from the broker's JSON. */
-function creationOptions(json) {
-  return {
-    ...json,
-    challenge: accountBytes(json.challenge),
-    user: { ...json.user, id: accountBytes(json.user.id) },
-    excludeCredentials: descriptors(json.excludeCredentials),
-  };
-}
-
-/** `PublicKeyCredentialRequestOptions` from the broker's JSON. */
-function requestOptions(json) {
-  return { ...json, challenge: accountBytes(json.challenge), allowCredentials: descriptors(json.allowCredentials) };
-}
-
-function credentialJSON(credential) {
-  const response = credential.response;
-  const json = {
-    id: credential.id,
-    rawId: accountBase64url(credential.rawId),
-    type: credential.type,
-    authenticatorAttachment: credential.authenticatorAttachment || undefined,
-    clientExtensionResults: credential.getClientExtensionResults ? credential.getClientExtensionResults() : {},
-    response: { clientDataJSON: accountBase64url(response.clientDataJSON) },
-  };
-  if (response.attestationObject) {
-    json.response.attestationObject = accountBase64url(response.attestationObject);
-    json.response.transports = response.getTransports ? response.getTransports() : [];
-  } else {
-    json.response.authenticatorData = accountBase64url(response.authenticatorData);
-    json.response.signature = accountBase64url(response.signature);
-    json.response.userHandle = response.userHandle ? accountBase64url(response.userHandle) : null;
-  }
-  return json;
-}
 
 function accountPage() {
   const app = document.getElementById("account");
@@ -106,12 +45,7 @@ function accountPage() {
   }
 
   function showProblem(error) {
-    let code = error && error.message ? error.message : "generic";
-    if (error && error.name === "NotAllowedError") {
-      code = "cancelled";
-    } else if (error && error.name === "InvalidStateError") {
-      code = "passkey_refused";
-    }
+    const code = SharelockPasskeys.refusal(error) || (error && error.message ? error.message : "generic");
     let text = t("error.generic");
     for (const key of ["account.error." + code, "error." + code]) {
       if (has(messages, key)) {
@@ -179,7 +113,7 @@ function accountPage() {
   }
 
   function passkeysSupported() {
-    if (window.PublicKeyCredential && navigator.credentials) {
+    if (SharelockPasskeys.supported()) {
       return true;
     }
     showProblem(new Error("unsupported"));
@@ -187,11 +121,8 @@ function accountPage() {
   }
 
   /** options → navigator.credentials.create() → the answer, as JSON. */
-  async function register(optionsPath, body) {
-    const started = await api(optionsPath, body);
-    announce(t("account.working"));
-    const credential = await navigator.credentials.create({ publicKey: creationOptions(started.publicKey) });
-    return { ceremony: started.ceremony, credential: credentialJSON(credential) };
+  function register(optionsPath, body) {
+    return SharelockPasskeys.create(api, optionsPath, body, () => announce(t("account.working")));
   }
 
   function showCode(code, done) {
@@ -233,10 +164,10 @@ function accountPage() {
         if (!passkeysSupported()) {
           return;
         }
-        const started = await api("/api/account/sign-in/options", {});
-        announce(t("account.working"));
-        const credential = await navigator.credentials.get({ publicKey: requestOptions(started.publicKey) });
-        await api("/api/account/sign-in", { ceremony: started.ceremony, credential: credentialJSON(credential) });
+        const answer = await SharelockPasskeys.get(api, "/api/account/sign-in/options", () =>
+          announce(t("account.working")),
+        );
+        await api("/api/account/sign-in", answer);
         go("signed_in");
       }),
     );
@@ -291,6 +222,32 @@ function accountPage() {
         go("source_revoked");
       }),
     );
+  }
+
+  // The periodic re-sync of a source, per source: asked of the broker at once, said in the
+  // live region. The box then shows what the broker answered; on a failure, what it was.
+  // Never disabled while asked: a disabled box would lose the keyboard's focus.
+  for (const box of document.querySelectorAll(".sync-source")) {
+    box.addEventListener("change", async () => {
+      const wanted = box.checked;
+      if (busy) {
+        box.checked = !wanted; // one action at a time
+        return;
+      }
+      busy = true;
+      problem.hidden = true;
+      try {
+        const path = "/api/account/sources/" + encodeURIComponent(box.dataset.source) + "/sync";
+        const answer = await api(path, { allowed: wanted });
+        box.checked = answer.sync_consent === true;
+        announce(t(box.checked ? "account.sync.on" : "account.sync.off", { source: box.dataset.name || "" }));
+      } catch (error) {
+        box.checked = !wanted;
+        showProblem(error);
+      } finally {
+        busy = false;
+      }
+    });
   }
 
   const exportButton = byId("export");

@@ -10,7 +10,12 @@
  * The interoperability tests (tests/integration/test_webcrypto_interop.py) load this very file
  * in Chromium and prove the broker opens what it makes through the HSM.
  *
- * Part 2 runs the steps of the screen.
+ * Part 2 runs the steps of the screen. Two parts live in their own files, loaded before this
+ * one on the consent page (and absent where this file runs alone, as on the rights page):
+ * `consent-account.js` (one click from a remembered source, the offer after a share) and
+ * `consent-identity.js` (the identity verification's steps and outcome). Each defines one
+ * function that this file calls with `shared`, the few things of the screen it may use, and
+ * that answers the hooks this file calls (see `shared` below).
  */
 "use strict";
 
@@ -400,11 +405,7 @@ function consentScreen() {
    */
   async function collect(payload, send, backTo) {
     busy = true;
-    const params = { source: source.name };
-    byId("progress-title").textContent = t("progress.heading", params);
-    byId("progress-text").textContent = t("progress.text", params);
-    show("progress");
-    announce(t("progress.announce", params));
+    showProgress();
     let result;
     try {
       const jwks = await api("GET", "/.well-known/jwks.json");
@@ -435,6 +436,14 @@ function consentScreen() {
     if (!expired) {
       afterCollection(result);
     }
+  }
+
+  function showProgress() {
+    const params = { source: source.name };
+    byId("progress-title").textContent = t("progress.heading", params);
+    byId("progress-text").textContent = t("progress.text", params);
+    show("progress");
+    announce(t("progress.announce", params));
   }
 
   function afterCollection(result) {
@@ -608,13 +617,29 @@ function consentScreen() {
     return item.field === "iban" ? value.replace(/\s+/g, "").replace(/(.{4})(?!$)/g, "$1 ") : value;
   }
 
+  /** The review's first words: the values a source provided; or, when the share holds no
+   * value (docs/checks.md, docs/identity-verification.md), only what is there. */
+  function reviewIntro(fields, checks, identity) {
+    const params = { source: source ? source.name : "", partner };
+    if (fields.length === 0 && identity.asked) {
+      return t(checks.length ? "review.intro_verification_checks" : "review.intro_verification", params);
+    }
+    if (fields.length === 0 && checks.length) {
+      return t("review.intro_checks", params);
+    }
+    return t("review.intro", params);
+  }
+
   function renderReview(data) {
     if (!source && data.data_source) {
       source = sourceById(data.data_source);
     }
-    byId("review-intro").textContent = t("review.intro", { source: source ? source.name : "" });
+    const fields = Array.isArray(data.fields) ? data.fields : [];
+    const checks = Array.isArray(data.checks) ? data.checks : [];
+    const identity = data.identity_verification || { asked: false };
+    byId("review-intro").textContent = reviewIntro(fields, checks, identity);
     const groups = new Map();
-    for (const item of Array.isArray(data.fields) ? data.fields : []) {
+    for (const item of fields) {
       if (!groups.has(item.scope)) {
         groups.set(item.scope, []);
       }
@@ -662,13 +687,11 @@ function consentScreen() {
       group.appendChild(list);
       nodes.push(group);
     }
-    const checks = Array.isArray(data.checks) ? data.checks : [];
     if (checks.length) {
       nodes.unshift(renderChecks(checks));
     }
-    const identity = data.identity_verification || { asked: false };
     if (identity.asked) {
-      nodes.unshift(renderIdentity(identity));
+      nodes.unshift(identityPart.review(identity));
     }
     reviewFields.replaceChildren(...nodes);
   }
@@ -746,191 +769,6 @@ function consentScreen() {
     return group;
   }
 
-  // -- identity verification (docs/identity-verification.md, "In a share") --------------
-  // First the biometric consent, on its own screen (GDPR Art. 9); then the document (a file,
-  // or the camera) and a short live capture. Each image is re-drawn on a canvas (which drops
-  // its metadata and bounds its size), encrypted here to the broker's key like credentials,
-  // and sent; the broker opens them only to verify, then erases them.
-
-  const LIVE_PHASES = ["identity.live.look", "identity.live.left", "identity.live.right"];
-  const FRAMES_PER_PHASE = 2;
-  const FRAME_INTERVAL_MS = 700;
-  const DOCUMENT_SIDE = 2000;
-  const FRAME_SIDE = 960;
-
-  /** The verification's outcome for the review: document type and each check; no image. */
-  function renderIdentity(identity) {
-    const group = element("fieldset", "review-group review-identity");
-    group.appendChild(element("legend", "", t("identity.review.heading", { partner })));
-    const list = element("ul", "review-list");
-    if (identity.status === "declined") {
-      list.appendChild(identityRow(t("identity.review.declined", { partner }), "", ""));
-    } else {
-      const kind = t("identity.document." + (identity.document_type || "unknown"));
-      const verdict = identity.status === "verified" ? "identity.review.verified" : "identity.review.failed";
-      list.appendChild(identityRow(t(verdict, { document: kind, partner }), "", ""));
-      for (const check of Array.isArray(identity.checks) ? identity.checks : []) {
-        const outcome = t(check.passed ? "identity.check.passed" : "identity.check.failed");
-        const row = identityRow(t("identity.check." + check.check), outcome, check.passed ? "passed" : "failed");
-        row.dataset.check = check.check;
-        list.appendChild(row);
-      }
-    }
-    group.appendChild(list);
-    return group;
-  }
-
-  /** One line of the verification's outcome, laid out like a required value. */
-  function identityRow(label, outcome, kind) {
-    const row = element("li", "review-row identity-check" + (kind ? " " + kind : ""));
-    const text = element("span", "review-text");
-    text.appendChild(element("span", "review-label", label));
-    row.append(element("span", "review-lock"), text);
-    if (outcome) {
-      row.appendChild(element("span", "tag " + (kind === "passed" ? "tag-required" : "tag-optional"), outcome));
-    }
-    return row;
-  }
-
-  function openIdentityConsent() {
-    setNotice(byId("identity-consent-error"), "");
-    show("identityConsent");
-  }
-
-  function openIdentityCapture(errorText) {
-    setNotice(byId("identity-error"), errorText);
-    byId("identity-instruction").textContent = "";
-    byId("identity-start").disabled = false;
-    show("identityCapture", errorText ? byId("identity-error") : undefined);
-  }
-
-  async function answerIdentityConsent(agree) {
-    if (busy) {
-      return;
-    }
-    busy = true;
-    try {
-      await api("POST", flowPath + "/identity/consent", { agree });
-    } catch (error) {
-      busy = false;
-      if (!expired && !fatal(error)) {
-        setNotice(byId("identity-consent-error"), problemText(error));
-      }
-      return;
-    }
-    busy = false;
-    loadReview();
-  }
-
-  /** An image (file, bitmap or video) as JPEG bytes, at most `side` pixels a side. */
-  async function jpegOf(picture, width, height, side) {
-    const scale = Math.min(1, side / Math.max(width, height));
-    const canvas = document.createElement("canvas");
-    canvas.width = Math.round(width * scale);
-    canvas.height = Math.round(height * scale);
-    canvas.getContext("2d").drawImage(picture, 0, 0, canvas.width, canvas.height);
-    const blob = await new Promise((resolve) => canvas.toBlob(resolve, "image/jpeg", 0.9));
-    if (!blob) {
-      throw new ApiError("identity_image", 0);
-    }
-    return new Uint8Array(await blob.arrayBuffer());
-  }
-
-  function wait(ms) {
-    return new Promise((resolve) => window.setTimeout(resolve, ms));
-  }
-
-  async function cameraStream() {
-    if (!navigator.mediaDevices || !navigator.mediaDevices.getUserMedia) {
-      throw new ApiError("identity_camera", 0);
-    }
-    try {
-      return await navigator.mediaDevices.getUserMedia({ video: { facingMode: "user" }, audio: false });
-    } catch (_) {
-      throw new ApiError("identity_camera", 0);
-    }
-  }
-
-  async function documentImage(video) {
-    const input = byId("identity-document");
-    const file = input.files && input.files[0];
-    if (file) {
-      const bitmap = await createImageBitmap(file).catch(() => null);
-      input.value = "";
-      if (!bitmap) {
-        throw new ApiError("identity_image", 0);
-      }
-      return jpegOf(bitmap, bitmap.width, bitmap.height, DOCUMENT_SIDE);
-    }
-    // No file chosen: the document held up to the camera.
-    byId("identity-instruction").textContent = t("identity.live.document");
-    await wait(2 * FRAME_INTERVAL_MS);
-    return jpegOf(video, video.videoWidth, video.videoHeight, DOCUMENT_SIDE);
-  }
-
-  async function liveFrames(video) {
-    const frames = [];
-    for (const phase of LIVE_PHASES) {
-      byId("identity-instruction").textContent = t(phase);
-      announce(t(phase));
-      for (let i = 0; i < FRAMES_PER_PHASE; i += 1) {
-        await wait(FRAME_INTERVAL_MS);
-        frames.push(await jpegOf(video, video.videoWidth, video.videoHeight, FRAME_SIDE));
-      }
-    }
-    return frames;
-  }
-
-  async function captureIdentity() {
-    if (busy) {
-      return;
-    }
-    busy = true;
-    byId("identity-start").disabled = true;
-    setNotice(byId("identity-error"), "");
-    const video = byId("identity-video");
-    let stream = null;
-    try {
-      stream = await cameraStream();
-      video.srcObject = stream;
-      video.hidden = false;
-      await video.play();
-      const jwks = await api("GET", "/.well-known/jwks.json");
-      const image = await documentImage(video);
-      await api("POST", flowPath + "/identity/document", { image: await encryptBytes(jwks, image) });
-      const sealed = [];
-      for (const frame of await liveFrames(video)) {
-        sealed.push(await encryptBytes(jwks, frame));
-      }
-      await api("POST", flowPath + "/identity/frames", { frames: sealed });
-      byId("identity-instruction").textContent = t("identity.live.checking");
-      announce(t("identity.live.checking"));
-      await api("POST", flowPath + "/identity/verify");
-    } catch (error) {
-      busy = false;
-      if (!expired && !fatal(error)) {
-        // A refused image (unreadable, no zone, no face): the broker kept nothing; try again.
-        const rejected = error instanceof ApiError && error.code === "invalid_request";
-        openIdentityCapture(rejected ? t("error.identity_rejected") : problemText(error));
-      }
-      return;
-    } finally {
-      if (stream) {
-        for (const track of stream.getTracks()) {
-          track.stop();
-        }
-      }
-      video.srcObject = null;
-      video.hidden = true;
-    }
-    busy = false;
-    loadReview();
-  }
-
-  byId("identity-agree").addEventListener("click", () => answerIdentityConsent(true));
-  byId("identity-decline").addEventListener("click", () => answerIdentityConsent(false));
-  byId("identity-start").addEventListener("click", captureIdentity);
-
   async function loadReview() {
     let data;
     try {
@@ -947,12 +785,13 @@ function consentScreen() {
       return;
     }
     const identity = data.identity_verification || { asked: false };
-    if (identity.asked && identity.status === "awaiting_consent") {
-      openIdentityConsent();
+    if (identity.asked && !identityPart) {
+      // Never shown without the verification's outcome: the page is missing its part.
+      setNotice(byId("failure-text"), t("error.generic"));
+      show("failure");
       return;
     }
-    if (identity.asked && identity.status === "awaiting_capture") {
-      openIdentityCapture("");
+    if (identity.asked && identityPart.route(identity)) {
       return;
     }
     renderReview(data);
@@ -1023,9 +862,12 @@ function consentScreen() {
       window.location.assign(destination);
       return;
     }
-    // Approved: the receipt to keep, then the person goes on when they choose.
+    // Approved: the receipt to keep, then the person goes on when they choose; first, when
+    // the broker may remember the source, the offer of an account, answered either way.
     offerReceipt(answer.receipt);
-    byId("done-hurry").hidden = false;
+    const offered = accountPart !== null && accountPart.offer(answer.remember_offer, destination);
+    busy = !offered; // the decision is made; only the offer's answer is left to send
+    byId("done-hurry").hidden = offered;
     byId("done-rights").hidden = false;
     show("done");
     announce(t("done.approved", { partner }));
@@ -1047,6 +889,43 @@ function consentScreen() {
 
   byId("approve").addEventListener("click", () => decide(true));
   byId("refuse").addEventListener("click", () => decide(false));
+
+  // -- the parts in their own files -------------------------------------------------------
+  // What `consent-account.js` and `consent-identity.js` may use of the screen: no more. The
+  // shared state (one action at a time, the session's end, the chosen source) is read and
+  // set through functions, so that it stays this file's.
+
+  const shared = Object.freeze({
+    byId,
+    t,
+    hasMessage: (key) => has(messages, key),
+    element,
+    flowPath,
+    partner,
+    api,
+    ApiError,
+    encryptBytes,
+    announce,
+    setNotice,
+    show,
+    fatal,
+    problemText,
+    isBusy: () => busy,
+    setBusy: (value) => {
+      busy = value;
+    },
+    isExpired: () => expired,
+    getSource: () => source,
+    setSource: (value) => {
+      source = value;
+    },
+    sourceById,
+    showProgress,
+    afterCollection,
+    loadReview,
+  });
+  const accountPart = typeof SharelockConsentAccount === "function" ? SharelockConsentAccount(shared) : null;
+  const identityPart = typeof SharelockConsentIdentity === "function" ? SharelockConsentIdentity(shared) : null;
 
   // -- the session's countdown --------------------------------------------------------
 
@@ -1132,6 +1011,9 @@ function consentScreen() {
         openMaintenance(app.dataset.lastOutcome || "failed");
       } else {
         show("request", false);
+        if (accountPart) {
+          accountPart.start();
+        }
       }
       break;
     default:
