@@ -6,14 +6,17 @@ encrypted in the page (Web Crypto), the real engine, the review showing the outc
 image), and the partner receiving the evidence. Fixtures are those of `test_consent_browser.py`.
 
 The fake camera plays its video on a loop from when the page opens it, so which pose each frame
-shows depends on timing: the test asserts what every frame gives (the same person as the
-passport's photo), not the head-turn challenge, which tests/identity/ covers frame by frame."""
+of the turning video shows depends on timing: that test asserts what every frame gives (the
+same person as the passport's photo), not the head-turn challenge, which tests/identity/ covers
+frame by frame. A replayed still photograph fails the challenge whatever the timing (every
+frame is the same picture): the second test asserts that, through the page and the partner."""
 
 from __future__ import annotations
 
 import json
 import re
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from datetime import date
 from pathlib import Path
 from urllib.parse import parse_qs, urlencode, urlsplit
@@ -21,7 +24,7 @@ from urllib.parse import parse_qs, urlencode, urlsplit
 import numpy as np
 import pytest
 from PIL import Image
-from playwright.sync_api import Browser, expect, sync_playwright
+from playwright.sync_api import Browser, Playwright, expect, sync_playwright
 
 from sharelock.identity import DlibFaceEngine
 from sharelock.sandbox.people import ALICE
@@ -89,20 +92,56 @@ def material(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
 
 
 @pytest.fixture(scope="module")
-def camera_browser(material: dict[str, Path]) -> Iterator[Browser]:
+def still_video(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A printed photograph held up to the camera: the passport holder, never moving."""
+    video = tmp_path_factory.mktemp("identity-still") / "still.y4m"
+    write_y4m(video, [_fitted(_load(face_photos.ensure() / "obama.jpg"))], repeat=FPS)
+    return video
+
+
+@pytest.fixture(scope="module")
+def playwright() -> Iterator[Playwright]:
+    """One Playwright for the module: its sync API cannot be started twice at once."""
     ensure_axe()
+    assert CHROMIUM.is_file(), f"{CHROMIUM} is missing: install Debian's 'chromium' package"
+    with sync_playwright() as started:
+        yield started
+
+
+@contextmanager
+def _fake_camera(playwright: Playwright, video: Path) -> Iterator[Browser]:
+    """A Chromium whose camera plays `video` (each browser has its one file)."""
     fake_camera = [
         "--use-fake-ui-for-media-stream",  # grants the camera without a prompt
         "--use-fake-device-for-media-stream",
-        f"--use-file-for-fake-video-capture={material['video']}",
+        f"--use-file-for-fake-video-capture={video}",
     ]
-    with sync_playwright() as playwright:
-        assert CHROMIUM.is_file(), f"{CHROMIUM} is missing: install Debian's 'chromium' package"
-        launched = playwright.chromium.launch(
-            executable_path=str(CHROMIUM), args=CHROMIUM_ARGS + fake_camera, headless=True
-        )
+    launched = playwright.chromium.launch(
+        executable_path=str(CHROMIUM), args=CHROMIUM_ARGS + fake_camera, headless=True
+    )
+    try:
         yield launched
+    finally:
         launched.close()
+
+
+@pytest.fixture(scope="module")
+def camera_browser(playwright: Playwright, material: dict[str, Path]) -> Iterator[Browser]:
+    with _fake_camera(playwright, material["video"]) as launched:
+        yield launched
+
+
+def _person_maker(
+    browser: Browser, shots: Screens, axe: dict[str, list[str]]
+) -> Callable[[Site], Person]:
+    def make(on: Site) -> Person:
+        context = browser.new_context(locale="en-GB", viewport=DESKTOP)
+        context.grant_permissions(["camera"], origin=on.broker)
+        watch = Watch()
+        watch.attach(context)
+        return Person(on, context.new_page(), watch, shots, axe)
+
+    return make
 
 
 @pytest.fixture
@@ -111,14 +150,7 @@ def camera_person(
     screens: Screens,  # noqa: F811
     axe_report: dict[str, list[str]],  # noqa: F811
 ) -> Callable[[Site], Person]:
-    def make(on: Site) -> Person:
-        context = camera_browser.new_context(locale="en-GB", viewport=DESKTOP)
-        context.grant_permissions(["camera"], origin=on.broker)
-        watch = Watch()
-        watch.attach(context)
-        return Person(on, context.new_page(), watch, screens, axe_report)
-
-    return make
+    return _person_maker(camera_browser, screens, axe_report)
 
 
 def test_identity_is_verified_in_the_page_with_a_camera(
@@ -155,6 +187,10 @@ def test_identity_is_verified_in_the_page_with_a_camera(
     page.click("#identity-start")
     expect(page.locator("#step-review")).to_be_visible(timeout=VERIFY_TIMEOUT_MS)
 
+    expect(page.locator("#review-intro")).to_have_text(
+        "Here is the outcome of the identity verification Bank KYC asked for. "
+        "Nothing else will be shared."
+    )
     outcome = page.locator("#review-fields .review-identity")
     expect(outcome).to_contain_text("passport")
     for check in ("mrz_check_digits", "document_expiry", "name_match", "birthdate_match",
@@ -191,3 +227,56 @@ def test_identity_is_verified_in_the_page_with_a_camera(
     assert body["data"] == {}
     person.watch.assert_only_hosts(stack.url, stub_partner.url)
     person.watch.assert_clean()
+
+
+def test_a_replayed_still_photograph_fails_the_head_turn(
+    site: Site,  # noqa: F811
+    stub_partner: LiveServer,  # noqa: F811
+    still_video: Path,
+    material: dict[str, Path],
+    playwright: Playwright,
+    screens: Screens,  # noqa: F811
+    axe_report: dict[str, list[str]],  # noqa: F811
+) -> None:
+    """The passport holder's photograph held still in front of the camera: the same face as
+    the passport's, so only the challenge can tell, and it does, whatever the timing."""
+    stack = site.stack
+    callback = f"{stub_partner.url}/kyc-still"
+    registered = stack.add_partner(
+        "Bank KYC still", redirect_uri=callback, scopes=["identity"], purpose="Know your customer"
+    )
+    share = Share(stack, partner=registered, scope="")
+    pushed = share.push(scope=None, authorization_details=DETAILS)
+    assert pushed.status_code == 201, pushed.text
+    with _fake_camera(playwright, still_video) as browser:
+        person = _person_maker(browser, screens, axe_report)(site)
+        page = person.page
+        query = urlencode(
+            {"client_id": registered.client_id, "request_uri": pushed.json()["request_uri"]}
+        )
+        page.goto(f"{stack.url}/authorize?{query}")
+        person.pick("sandbox-bank")
+        person.sign_in("alice", "alice-pass")
+        person.wait_for("identity-consent")
+        page.click("#identity-agree")
+        person.wait_for("identity-capture")
+        page.set_input_files("#identity-document", str(material["passport"]))
+        page.click("#identity-start")
+        expect(page.locator("#step-review")).to_be_visible(timeout=VERIFY_TIMEOUT_MS)
+        outcome = page.locator("#review-fields .review-identity")
+        expect(outcome.locator("[data-check=face_match]")).to_have_class(re.compile("passed"))
+        expect(outcome.locator("[data-check=liveness_head_turn]")).to_have_class(
+            re.compile("failed")
+        )
+        person.check("review, identity failed", "33-review-identity-still")
+        page.click("#approve")
+        person.shared()
+        page.click("#done-link")
+        page.wait_for_url(re.compile(re.escape(callback) + r"\?"))
+        token = share.exchange(parse_qs(urlsplit(page.url).query)["code"][0])
+        assert token.status_code == 200, token.text
+        evidence = share.fetch(token.json()["access_token"]).json()["identity_verification"]
+        checks = {c["check"]: c["passed"] for c in evidence["check_details"]}
+        assert checks["face_match"] is True
+        assert checks["liveness_head_turn"] is False
+        person.watch.assert_clean()
