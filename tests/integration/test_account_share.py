@@ -23,17 +23,14 @@ import pytest
 from sqlalchemy import select
 
 from sharelock.accounts import AccountParts, SourceSync
-from sharelock.audit import AuditTrail
-from sharelock.clock import SYSTEM_CLOCK
 from sharelock.config import Settings
 from sharelock.connectors import Outcome, RemembersDevice, build_connectors
-from sharelock.db import AccountSourceRow, create_engine_for
-from sharelock.flow import AsyncAudit, AsyncPartners, Records
+from sharelock.db import AccountSourceRow
 from sharelock.flow.records import REMEMBER_OFFER
 from sharelock.keys import KeyLayer
 from sharelock.registry import PartnerRegistry
-from sharelock.store import SealedStore
 from tests.integration.test_erasure_and_leaks import redis_blobs, spellings, sql_blobs
+from tests.support.accounts import account_parts
 from tests.support.broker import REDIRECT_URI, Share, Stack, record_key, register
 from tests.support.passkeys import LocalhostSite, SoftAuthenticator, localhost_site
 
@@ -64,23 +61,8 @@ def stack(site: LocalhostSite) -> Stack:
 async def parts(stack: Stack, key_layer: KeyLayer) -> AsyncIterator[AccountParts]:
     """The account's parts on the broker's database, Redis and HSM, for what a test looks at
     or runs beside the server (the periodic re-sync)."""
-    engine = create_engine_for(stack.settings)
-    store = SealedStore.from_url(
-        stack.settings.redis_url or "", key_layer, stack.settings.retention
-    )
-    try:
-        yield AccountParts(
-            stack.settings,
-            key_layer,
-            Records(store, stack.settings.retention, SYSTEM_CLOCK),
-            engine,
-            AsyncAudit(AuditTrail(engine)),
-            AsyncPartners(PartnerRegistry(engine)),
-            {"sandbox-bank": "Banque Sandbox"},
-        )
-    finally:
-        await store.aclose()
-        engine.dispose()
+    async with account_parts(stack.settings, key_layer) as parts:
+        yield parts
 
 
 def create_account(client: httpx.Client, url: str, passkey: SoftAuthenticator) -> dict[str, Any]:

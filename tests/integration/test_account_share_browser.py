@@ -36,43 +36,25 @@ from typing import Any
 
 import httpx
 import pytest
-from playwright.sync_api import Browser, CDPSession, Page, expect, sync_playwright
+from playwright.sync_api import Browser, CDPSession, Page, expect
 from sqlalchemy import Engine, func, select
 
 from sharelock.config import Settings
-from sharelock.db import AccountRow, AccountSourceRow, create_engine_for, migrate
+from sharelock.db import AccountRow, AccountSourceRow
 from sharelock.demo.partner_site import PartnerConfig, create_partner_app
 from sharelock.keys import KeyLayer
 from sharelock.registry import PartnerRegistry
 from sharelock.scopes import SCOPES
-from tests.support.browser import (
-    DESKTOP,
-    Screens,
-    Watch,
-    axe_violations,
-    ensure_axe,
-    launch_chromium,
-)
-from tests.support.passkeys import serve_localhost_broker
-from tests.support.redis_server import RedisServer
+from tests.support.browser import Watch, chromium
+from tests.support.passkeys import PasskeyPage, localhost_site, passkey_page
 from tests.support.sandbox import serve_sandbox
 from tests.support.server import LiveServer, serve_app
 
 pytestmark = pytest.mark.browser
 
 PARTNER_NAME = "Demo Shop"
-STEP_TIMEOUT_MS = 15_000
-BLOCKING = ("serious", "critical")
 PASSWORD = "alice-pass"
 RECOVERY_CODE = re.compile(r"([A-Z2-7]{4}-){7}[A-Z2-7]{4}")
-AUTHENTICATOR = {
-    "protocol": "ctap2",
-    "transport": "internal",
-    "hasResidentKey": True,
-    "hasUserVerification": True,
-    "isUserVerified": True,
-    "automaticPresenceSimulation": True,
-}
 
 
 @dataclass(frozen=True)
@@ -99,77 +81,43 @@ class Site:
 def site(
     settings: Settings, key_layer: KeyLayer, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[Site]:
-    database = tmp_path_factory.mktemp("account-share-db")
+    directory = tmp_path_factory.mktemp("account-share")
     with (
-        RedisServer(tmp_path_factory.mktemp("account-share-redis")) as redis_server,
         serve_sandbox() as sandbox_url,
+        localhost_site(settings, key_layer, sandbox_url, directory) as broker,
     ):
-        configured = settings.model_copy(
-            update={
-                "redis_url": redis_server.url,
-                "sandbox_url": sandbox_url,
-                "database_url": f"sqlite:///{database / 'sharelock.db'}",
-            }
-        )
-        engine = create_engine_for(configured)
-        migrate(engine)
-        registry = PartnerRegistry(engine)
-        try:
-            with serve_localhost_broker(configured, key_layer) as broker:
+        registry = PartnerRegistry(broker.engine)
 
-                def partner_app(url: str) -> Any:
-                    partner, secret = registry.add(
-                        name=PARTNER_NAME,
-                        redirect_uris=[f"{url}/callback"],
-                        scopes=list(SCOPES),
-                        purpose="Open a customer account (demonstration)",
-                        home_url=f"{url}/",
-                    )
-                    return create_partner_app(
-                        PartnerConfig(
-                            broker.url, partner.client_id, secret, f"{url}/callback", PARTNER_NAME
-                        )
-                    )
+        def partner_app(url: str) -> Any:
+            partner, secret = registry.add(
+                name=PARTNER_NAME,
+                redirect_uris=[f"{url}/callback"],
+                scopes=list(SCOPES),
+                purpose="Open a customer account (demonstration)",
+                home_url=f"{url}/",
+            )
+            return create_partner_app(
+                PartnerConfig(
+                    broker.url, partner.client_id, secret, f"{url}/callback", PARTNER_NAME
+                )
+            )
 
-                with serve_app(partner_app) as partner:
-                    yield Site(broker, partner, engine, sandbox_url)
-        finally:
-            engine.dispose()
+        with serve_app(partner_app) as partner:
+            yield Site(broker.server, partner, broker.engine, sandbox_url)
 
 
 @pytest.fixture(scope="module")
 def browser() -> Iterator[Browser]:
-    ensure_axe()
-    with sync_playwright() as playwright:
-        launched = launch_chromium(playwright)
-        try:
-            yield launched
-        finally:
-            launched.close()
+    with chromium() as launched:
+        yield launched
 
 
-class Person:
+class Person(PasskeyPage):
     """One person, one browser context and page, and the authenticator attached to it."""
 
     def __init__(self, site: Site, page: Page, cdp: CDPSession, watch: Watch) -> None:
+        super().__init__(page, cdp, watch)
         self.site = site
-        self.page = page
-        self.cdp = cdp
-        self.watch = watch
-        self.screens = Screens()
-
-    def authenticator(self, **options: Any) -> str:
-        added = self.cdp.send(
-            "WebAuthn.addVirtualAuthenticator", {"options": {**AUTHENTICATOR, **options}}
-        )
-        return str(added["authenticatorId"])
-
-    def check(self, step: str, screenshot: str | None = None) -> None:
-        found = axe_violations(self.page)
-        blocking = [v for v in found if any(f"({impact})" in v for impact in BLOCKING)]
-        assert not blocking, f"axe on step {step!r}: {blocking}"
-        if screenshot:
-            self.screens.take(self.page, screenshot)
 
     def focused(self) -> str:
         return str(self.page.evaluate("() => document.activeElement && document.activeElement.id"))
@@ -224,17 +172,8 @@ class Person:
 
 @pytest.fixture
 def person(site: Site, browser: Browser) -> Iterator[Person]:
-    context = browser.new_context(locale="en-GB", viewport=DESKTOP)
-    context.set_default_timeout(STEP_TIMEOUT_MS)
-    watch = Watch()
-    watch.attach(context)
-    page = context.new_page()
-    cdp = context.new_cdp_session(page)
-    cdp.send("WebAuthn.enable")
-    try:
+    with passkey_page(browser) as (page, cdp, watch):
         yield Person(site, page, cdp, watch)
-    finally:
-        context.close()
 
 
 def test_remember_after_a_share_then_share_in_one_click(person: Person, site: Site) -> None:

@@ -17,57 +17,26 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from playwright.sync_api import Browser, CDPSession, Page, expect, sync_playwright
-from sqlalchemy import Engine, select
+from playwright.sync_api import Browser, CDPSession, Page, expect
+from sqlalchemy import select
 
 from sharelock.accounts import SourceBinding, seal_material
 from sharelock.accounts.sources import Source, add_source
 from sharelock.audit import AuditEvent, AuditTrail, EventType
 from sharelock.clock import SYSTEM_CLOCK, utc
 from sharelock.config import Settings
-from sharelock.db import AccountRow, AccountSourceRow, create_engine_for, migrate
+from sharelock.db import AccountRow, AccountSourceRow
 from sharelock.keys import KeyLayer
 from sharelock.registry import PartnerRegistry
-from tests.support.browser import (
-    DESKTOP,
-    Screens,
-    Watch,
-    axe_violations,
-    ensure_axe,
-    launch_chromium,
-)
-from tests.support.passkeys import serve_localhost_broker
-from tests.support.redis_server import RedisServer
-from tests.support.server import LiveServer
+from tests.support.browser import Watch, chromium
+from tests.support.passkeys import LocalhostSite, PasskeyPage, localhost_site, passkey_page
 
 pytestmark = pytest.mark.browser
 
-STEP_TIMEOUT_MS = 15_000
-BLOCKING = ("serious", "critical")
 LOGIN_HASH = "hmac-sha256:" + "5e" * 32
-AUTHENTICATOR = {
-    "protocol": "ctap2",
-    "transport": "internal",
-    "hasResidentKey": True,
-    "hasUserVerification": True,
-    "isUserVerified": True,
-    "automaticPresenceSimulation": True,
-}
-
-
-@dataclass
-class Site:
-    server: LiveServer
-    engine: Engine
-    database: Path
-
-    @property
-    def url(self) -> str:
-        return self.server.url
 
 
 @pytest.fixture(scope="module")
@@ -76,58 +45,24 @@ def site(
     key_layer: KeyLayer,
     sandbox_url: str,
     tmp_path_factory: pytest.TempPathFactory,
-) -> Iterator[Site]:
-    database = tmp_path_factory.mktemp("accounts-browser-db")
-    with RedisServer(tmp_path_factory.mktemp("accounts-browser-redis")) as redis_server:
-        configured = settings.model_copy(
-            update={
-                "redis_url": redis_server.url,
-                "sandbox_url": sandbox_url,
-                "database_url": f"sqlite:///{database / 'sharelock.db'}",
-            }
-        )
-        engine = create_engine_for(configured)
-        migrate(engine)
-        try:
-            with serve_localhost_broker(configured, key_layer) as server:
-                yield Site(server, engine, database)
-        finally:
-            engine.dispose()
+) -> Iterator[LocalhostSite]:
+    directory = tmp_path_factory.mktemp("accounts-browser")
+    with localhost_site(settings, key_layer, sandbox_url, directory) as served:
+        yield served
 
 
 @pytest.fixture(scope="module")
 def browser() -> Iterator[Browser]:
-    ensure_axe()
-    with sync_playwright() as playwright:
-        launched = launch_chromium(playwright)
-        try:
-            yield launched
-        finally:
-            launched.close()
+    with chromium() as launched:
+        yield launched
 
 
-class Person:
+class Person(PasskeyPage):
     """One person, one browser context, one page, and the authenticators attached to it."""
 
-    def __init__(self, site: Site, page: Page, cdp: CDPSession, watch: Watch) -> None:
+    def __init__(self, site: LocalhostSite, page: Page, cdp: CDPSession, watch: Watch) -> None:
+        super().__init__(page, cdp, watch)
         self.site = site
-        self.page = page
-        self.cdp = cdp
-        self.watch = watch
-        self.screens = Screens()
-        self.axe: dict[str, list[str]] = {}
-
-    def authenticator(self) -> str:
-        added = self.cdp.send("WebAuthn.addVirtualAuthenticator", {"options": AUTHENTICATOR})
-        return str(added["authenticatorId"])
-
-    def check(self, step: str, screenshot: str | None = None) -> None:
-        found = axe_violations(self.page)
-        self.axe[step] = found
-        blocking = [v for v in found if any(f"({impact})" in v for impact in BLOCKING)]
-        assert not blocking, f"axe on step {step!r}: {blocking}"
-        if screenshot:
-            self.screens.take(self.page, screenshot)
 
     def arrive(self, done: str) -> None:
         self.page.wait_for_url(re.compile(re.escape(self.site.url) + r"/account\?.*done=" + done))
@@ -139,21 +74,12 @@ class Person:
 
 
 @pytest.fixture
-def person(site: Site, browser: Browser) -> Iterator[Person]:
-    context = browser.new_context(locale="en-GB", viewport=DESKTOP, accept_downloads=True)
-    context.set_default_timeout(STEP_TIMEOUT_MS)
-    watch = Watch()
-    watch.attach(context)
-    page = context.new_page()
-    cdp = context.new_cdp_session(page)
-    cdp.send("WebAuthn.enable")
-    try:
+def person(site: LocalhostSite, browser: Browser) -> Iterator[Person]:
+    with passkey_page(browser, accept_downloads=True) as (page, cdp, watch):
         yield Person(site, page, cdp, watch)
-    finally:
-        context.close()
 
 
-def plant_a_source_and_shares(site: Site, key_layer: KeyLayer, account_id: str) -> None:
+def plant_a_source_and_shares(site: LocalhostSite, key_layer: KeyLayer, account_id: str) -> None:
     """What the flow will do after a share (not built yet): keep the source, sealed; and the
     audit rows of two shares made with that login."""
     source = Source(
@@ -184,14 +110,14 @@ def plant_a_source_and_shares(site: Site, key_layer: KeyLayer, account_id: str) 
         )
 
 
-def sync_consents(site: Site) -> list[bool]:
+def sync_consents(site: LocalhostSite) -> list[bool]:
     """Each kept source's consent to the periodic re-sync, as the database holds it."""
     with site.engine.connect() as connection:
         return [bool(v) for v in connection.scalars(select(AccountSourceRow.sync_consent))]
 
 
 def test_an_account_from_creation_to_deletion(
-    person: Person, site: Site, key_layer: KeyLayer
+    person: Person, site: LocalhostSite, key_layer: KeyLayer
 ) -> None:
     page = person.page
     first = person.authenticator()

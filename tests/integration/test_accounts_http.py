@@ -13,17 +13,12 @@ from collections.abc import AsyncIterator, Iterator
 import httpx
 import pytest
 
-from sharelock.accounts import AccountParts, AccountService
-from sharelock.audit import AuditTrail
-from sharelock.clock import SYSTEM_CLOCK
+from sharelock.accounts import AccountService
 from sharelock.config import Settings
-from sharelock.db import create_engine_for
-from sharelock.flow import AsyncAudit, AsyncPartners, Records
 from sharelock.keys import KeyLayer
-from sharelock.registry import PartnerRegistry
-from sharelock.store import SealedStore
 from sharelock.web.consent_page import PAGE_CSP
 from tests.integration.test_erasure_and_leaks import redis_blobs, spellings, sql_blobs
+from tests.support.accounts import account_parts
 from tests.support.passkeys import LocalhostSite, SoftAuthenticator, localhost_site
 
 LOGIN_HASH = "hmac-sha256:" + "ef" * 32
@@ -52,22 +47,8 @@ async def planter(site: Site, key_layer: KeyLayer) -> AsyncIterator[AccountServi
     """The broker's account service on the same database, Redis and HSM: what remembering a
     source after a share calls (`Holdings.connect_source`), called here to plant a known
     value."""
-    engine = create_engine_for(site.settings)
-    store = SealedStore.from_url(site.settings.redis_url or "", key_layer, site.settings.retention)
-    parts = AccountParts(
-        site.settings,
-        key_layer,
-        Records(store, site.settings.retention, SYSTEM_CLOCK),
-        engine,
-        AsyncAudit(AuditTrail(engine)),
-        AsyncPartners(PartnerRegistry(engine)),
-        {"sandbox-bank": "Banque Sandbox"},
-    )
-    try:
+    async with account_parts(site.settings, key_layer) as parts:
         yield AccountService(parts)
-    finally:
-        await store.aclose()
-        engine.dispose()
 
 
 def create_account(client: httpx.Client, site: Site, passkey: SoftAuthenticator) -> httpx.Response:

@@ -37,7 +37,7 @@ from fastapi import FastAPI
 from fastapi.responses import HTMLResponse
 from jwcrypto import jwk as jwcrypto_jwk
 from jwcrypto import jws as jwcrypto_jws
-from playwright.sync_api import Browser, Page, Route, expect, sync_playwright
+from playwright.sync_api import Browser, Page, Route, expect
 from sqlalchemy import select
 
 from sharelock.config import Retention, Settings
@@ -59,11 +59,11 @@ from tests.support.browser import (
     DESKTOP,
     PHONE,
     ROOT,
+    STEP_TIMEOUT_MS,
     Screens,
     Watch,
-    axe_violations,
-    ensure_axe,
-    launch_chromium,
+    check_axe,
+    chromium,
 )
 from tests.support.redis_server import RedisServer
 from tests.support.sandbox import source_mode
@@ -72,8 +72,6 @@ from tests.support.server import LiveServer, serve_app
 pytestmark = pytest.mark.browser
 
 PARTNER_NAME = "Demo Shop"
-STEP_TIMEOUT_MS = 15_000
-BLOCKING = ("serious", "critical")
 AXE_REPORT = ROOT / "tests" / "artifacts" / "axe-consent.json"
 
 
@@ -242,13 +240,8 @@ def clocked_site(
 
 @pytest.fixture(scope="module")
 def browser() -> Iterator[Browser]:
-    ensure_axe()
-    with sync_playwright() as playwright:
-        launched = launch_chromium(playwright)
-        try:
-            yield launched
-        finally:
-            launched.close()
+    with chromium() as launched:
+        yield launched
 
 
 @pytest.fixture(scope="module")
@@ -288,12 +281,7 @@ class Person:
     # checks made at every step
 
     def check(self, step: str, screenshot: str | None = None) -> None:
-        found = axe_violations(self.page)
-        self.axe_report[step] = found
-        blocking = [v for v in found if any(f"({impact})" in v for impact in BLOCKING)]
-        assert not blocking, f"axe on step {step!r}: {blocking}"
-        if screenshot:
-            self.screens.take(self.page, screenshot)
+        check_axe(self.page, step, self.screens, screenshot, report=self.axe_report)
 
     def focused(self) -> str:
         return str(self.page.evaluate("() => document.activeElement && document.activeElement.id"))

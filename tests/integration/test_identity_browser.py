@@ -17,8 +17,10 @@ import json
 import re
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
+from typing import Any
 from urllib.parse import parse_qs, urlencode, urlsplit
 
 import numpy as np
@@ -153,6 +155,62 @@ def camera_person(
     return _person_maker(camera_browser, screens, axe_report)
 
 
+@dataclass
+class KycShare:
+    share: Share
+    request_uri: str
+    callback: str
+
+
+def _kyc_share(site: Site, stub_partner: LiveServer, name: str, path: str) -> KycShare:  # noqa: F811
+    """A partner asking only identity verification, and its pushed request."""
+    callback = f"{stub_partner.url}/{path}"
+    registered = site.stack.add_partner(
+        name, redirect_uri=callback, scopes=["identity"], purpose="Know your customer"
+    )
+    share = Share(site.stack, partner=registered, scope="")
+    pushed = share.push(scope=None, authorization_details=DETAILS)
+    assert pushed.status_code == 201, pushed.text
+    return KycShare(share, pushed.json()["request_uri"], callback)
+
+
+def _verify_in_page(
+    person: Person, kyc: KycShare, passport: Path, *, screenshots: bool = False
+) -> None:
+    """From /authorize to the review: the bank's sign-in, the biometric consent, the passport
+    as a file, the live capture, the verification."""
+    page = person.page
+    query = urlencode({"client_id": kyc.share.client_id, "request_uri": kyc.request_uri})
+    page.goto(f"{kyc.share.stack.url}/authorize?{query}")
+    expect(page.locator("#step-request")).to_be_visible()
+    person.pick("sandbox-bank")
+    person.sign_in("alice", "alice-pass")
+    person.wait_for("identity-consent")
+    expect(page.locator("#step-identity-consent")).to_contain_text("biometric")
+    if screenshots:
+        person.check("identity consent", "30-identity-consent")
+    page.click("#identity-agree")
+    person.wait_for("identity-capture")
+    if screenshots:
+        person.check("identity capture", "31-identity-capture")
+    page.set_input_files("#identity-document", str(passport))
+    page.click("#identity-start")
+    expect(page.locator("#step-review")).to_be_visible(timeout=VERIFY_TIMEOUT_MS)
+
+
+def _partner_receives(person: Person, kyc: KycShare) -> dict[str, Any]:
+    """Approve, go on to the partner, and fetch what it receives."""
+    page = person.page
+    page.click("#approve")
+    person.shared()
+    page.click("#done-link")
+    page.wait_for_url(re.compile(re.escape(kyc.callback) + r"\?"))
+    token = kyc.share.exchange(parse_qs(urlsplit(page.url).query)["code"][0])
+    assert token.status_code == 200, token.text
+    body: dict[str, Any] = kyc.share.fetch(token.json()["access_token"]).json()
+    return body
+
+
 def test_identity_is_verified_in_the_page_with_a_camera(
     site: Site,  # noqa: F811
     stub_partner: LiveServer,  # noqa: F811
@@ -160,32 +218,10 @@ def test_identity_is_verified_in_the_page_with_a_camera(
     material: dict[str, Path],
 ) -> None:
     stack = site.stack
-    callback = f"{stub_partner.url}/kyc"
-    registered = stack.add_partner(
-        "Bank KYC", redirect_uri=callback, scopes=["identity"], purpose="Know your customer"
-    )
-    share = Share(stack, partner=registered, scope="")
-    pushed = share.push(scope=None, authorization_details=DETAILS)
-    assert pushed.status_code == 201, pushed.text
+    kyc = _kyc_share(site, stub_partner, "Bank KYC", "kyc")
     person = camera_person(site)
     page = person.page
-    query = urlencode(
-        {"client_id": registered.client_id, "request_uri": pushed.json()["request_uri"]}
-    )
-    page.goto(f"{stack.url}/authorize?{query}")
-    expect(page.locator("#step-request")).to_be_visible()
-    person.pick("sandbox-bank")
-    person.sign_in("alice", "alice-pass")
-
-    person.wait_for("identity-consent")
-    expect(page.locator("#step-identity-consent")).to_contain_text("biometric")
-    person.check("identity consent", "30-identity-consent")
-    page.click("#identity-agree")
-    person.wait_for("identity-capture")
-    person.check("identity capture", "31-identity-capture")
-    page.set_input_files("#identity-document", str(material["passport"]))
-    page.click("#identity-start")
-    expect(page.locator("#step-review")).to_be_visible(timeout=VERIFY_TIMEOUT_MS)
+    _verify_in_page(person, kyc, material["passport"], screenshots=True)
 
     expect(page.locator("#review-intro")).to_have_text(
         "Here is the outcome of the identity verification Bank KYC asked for. "
@@ -214,13 +250,7 @@ def test_identity_is_verified_in_the_page_with_a_camera(
     assert len(images) == 7  # the passport and six frames, each a compact JWE
     assert all(COMPACT_JWE.fullmatch(image) for image in images)
 
-    page.click("#approve")
-    person.shared()
-    page.click("#done-link")
-    page.wait_for_url(re.compile(re.escape(callback) + r"\?"))
-    token = share.exchange(parse_qs(urlsplit(page.url).query)["code"][0])
-    assert token.status_code == 200, token.text
-    body = share.fetch(token.json()["access_token"]).json()
+    body = _partner_receives(person, kyc)
     evidence = body["identity_verification"]
     assert evidence["type"] == "document"
     assert evidence["document_details"]["type"] == "passport"
@@ -240,42 +270,18 @@ def test_a_replayed_still_photograph_fails_the_head_turn(
 ) -> None:
     """The passport holder's photograph held still in front of the camera: the same face as
     the passport's, so only the challenge can tell, and it does, whatever the timing."""
-    stack = site.stack
-    callback = f"{stub_partner.url}/kyc-still"
-    registered = stack.add_partner(
-        "Bank KYC still", redirect_uri=callback, scopes=["identity"], purpose="Know your customer"
-    )
-    share = Share(stack, partner=registered, scope="")
-    pushed = share.push(scope=None, authorization_details=DETAILS)
-    assert pushed.status_code == 201, pushed.text
+    kyc = _kyc_share(site, stub_partner, "Bank KYC still", "kyc-still")
     with _fake_camera(playwright, still_video) as browser:
         person = _person_maker(browser, screens, axe_report)(site)
         page = person.page
-        query = urlencode(
-            {"client_id": registered.client_id, "request_uri": pushed.json()["request_uri"]}
-        )
-        page.goto(f"{stack.url}/authorize?{query}")
-        person.pick("sandbox-bank")
-        person.sign_in("alice", "alice-pass")
-        person.wait_for("identity-consent")
-        page.click("#identity-agree")
-        person.wait_for("identity-capture")
-        page.set_input_files("#identity-document", str(material["passport"]))
-        page.click("#identity-start")
-        expect(page.locator("#step-review")).to_be_visible(timeout=VERIFY_TIMEOUT_MS)
+        _verify_in_page(person, kyc, material["passport"])
         outcome = page.locator("#review-fields .review-identity")
         expect(outcome.locator("[data-check=face_match]")).to_have_class(re.compile("passed"))
         expect(outcome.locator("[data-check=liveness_head_turn]")).to_have_class(
             re.compile("failed")
         )
         person.check("review, identity failed", "33-review-identity-still")
-        page.click("#approve")
-        person.shared()
-        page.click("#done-link")
-        page.wait_for_url(re.compile(re.escape(callback) + r"\?"))
-        token = share.exchange(parse_qs(urlsplit(page.url).query)["code"][0])
-        assert token.status_code == 200, token.text
-        evidence = share.fetch(token.json()["access_token"]).json()["identity_verification"]
+        evidence = _partner_receives(person, kyc)["identity_verification"]
         checks = {c["check"]: c["passed"] for c in evidence["check_details"]}
         assert checks["face_match"] is True
         assert checks["liveness_head_turn"] is False

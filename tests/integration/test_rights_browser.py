@@ -18,35 +18,29 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from playwright.sync_api import Browser, Page, expect, sync_playwright
+from playwright.sync_api import Browser, Page, expect
 
 from tests.integration.test_rights import approve, share_and_deliver
 from tests.support.broker import Share, Stack, flow_keys
 from tests.support.browser import (
+    BLOCKING,
     PHONE,
+    STEP_TIMEOUT_MS,
     Screens,
     Watch,
     axe_violations,
-    ensure_axe,
-    launch_chromium,
+    chromium,
 )
 
 pytestmark = pytest.mark.browser
 
-BLOCKING = ("serious", "critical")
-TIMEOUT_MS = 15_000
 DPO_A = "dpo@partner-a.example"
 
 
 @pytest.fixture(scope="module")
 def browser() -> Iterator[Browser]:
-    ensure_axe()
-    with sync_playwright() as playwright:
-        launched = launch_chromium(playwright)
-        try:
-            yield launched
-        finally:
-            launched.close()
+    with chromium() as launched:
+        yield launched
 
 
 @pytest.fixture(scope="module")
@@ -63,7 +57,7 @@ def shares(stack: Stack) -> dict[str, Share]:
 class Person:
     def __init__(self, browser: Browser, stack: Stack, locale: str) -> None:
         self.context = browser.new_context(locale=locale, accept_downloads=True)
-        self.context.set_default_timeout(TIMEOUT_MS)
+        self.context.set_default_timeout(STEP_TIMEOUT_MS)
         self.watch = Watch()
         self.watch.attach(self.context)
         self.page: Page = self.context.new_page()

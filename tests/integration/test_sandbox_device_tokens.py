@@ -30,29 +30,11 @@ from sharelock.connectors.html import read_page
 from sharelock.sandbox import create_sandbox_app
 from sharelock.sandbox.state import DEVICE_TOKEN_TTL_S, SandboxState
 from sharelock.scopes import DOCUMENT_SCOPES
+from tests.integration.test_sandbox_connectors import EXPECTED
 from tests.support.sandbox import source_mode
 from tests.support.server import serve_app
 
-ALICE = {
-    "identity": {
-        "family_name": "Martin",
-        "given_name": "Alice",
-        "gender": "female",
-        "birthdate": "1985-03-14",
-        "birthplace": "Lyon",
-    },
-    "address": {
-        "street": "12 rue de la République",
-        "postal_code": "69002",
-        "city": "Lyon",
-        "country": "FR",
-    },
-    "bank_account": {
-        "account_holder": "ALICE MARTIN",
-        "iban": "FR7699990000010001234567834",
-        "bic": "SBOXFRPP",
-    },
-}
+ALICE = EXPECTED["sandbox-bank"][2]  # what alice's login collects at the bank
 DATA_SCOPES = ("identity", "address", "bank_account")
 PHONE = {"phone": {"phone_number": "+33612345678"}}
 

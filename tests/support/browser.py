@@ -11,6 +11,8 @@
   real policy for everything else.
 - `Screens` saves a step's screenshot at desktop and phone widths (into `docs/screenshots/` with
   `SHARELOCK_UPDATE_SCREENSHOTS=1`).
+- `chromium` is a test module's one browser (axe-core ready); `check_axe` is a step's check:
+  no serious or critical violation (`BLOCKING`), and its screenshots when named.
 """
 
 from __future__ import annotations
@@ -19,7 +21,8 @@ import os
 import re
 import shutil
 import subprocess
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from functools import cache
 from pathlib import Path
@@ -33,6 +36,7 @@ from playwright.sync_api import (
     Page,
     Playwright,
     ViewportSize,
+    sync_playwright,
 )
 from playwright.sync_api import Request as PwRequest
 from playwright.sync_api import Response as PwResponse
@@ -61,6 +65,10 @@ SCREENSHOTS = (
 DESKTOP: ViewportSize = {"width": 1280, "height": 800}
 PHONE: ViewportSize = {"width": 390, "height": 844}
 VIEWPORTS: dict[str, ViewportSize] = {"desktop": DESKTOP, "phone": PHONE}
+# A step waits this long for the page at the most (a loaded machine is slow, not broken).
+STEP_TIMEOUT_MS = 15_000
+# The axe-core impacts that fail a step; the others are only reported.
+BLOCKING = ("serious", "critical")
 # base64url's alphabet: a secret found inside a run of these is part of some random token
 # (a JWE, a flow id), not the secret itself. Longer secrets are searched for anywhere.
 _TOKEN_CHARS = "A-Za-z0-9_-"
@@ -72,6 +80,18 @@ def launch_chromium(playwright: Playwright) -> Browser:
     return playwright.chromium.launch(
         executable_path=str(CHROMIUM), args=CHROMIUM_ARGS, headless=True
     )
+
+
+@contextmanager
+def chromium() -> Iterator[Browser]:
+    """One Chromium (`launch_chromium`), with axe-core installed first; closed after."""
+    ensure_axe()
+    with sync_playwright() as playwright:
+        launched = launch_chromium(playwright)
+        try:
+            yield launched
+        finally:
+            launched.close()
 
 
 def ensure_axe() -> Path:
@@ -233,3 +253,24 @@ class Screens:
                 )
         finally:
             page.set_viewport_size(size)
+
+
+def check_axe(
+    page: Page,
+    step: str,
+    screens: Screens,
+    screenshot: str | None = None,
+    *,
+    report: dict[str, list[str]] | None = None,
+) -> list[str]:
+    """A step's check: axe-core finds no `BLOCKING` violation on the page as shown, then the
+    step's screenshots when `screenshot` names them. Every finding, blocking or not, goes into
+    `report` under `step` (before the verdict, so a failed step is in it too) and is returned."""
+    found = axe_violations(page)
+    if report is not None:
+        report[step] = found
+    blocking = [v for v in found if any(f"({impact})" in v for impact in BLOCKING)]
+    assert not blocking, f"axe on step {step!r}: {blocking}"
+    if screenshot:
+        screens.take(page, screenshot)
+    return found

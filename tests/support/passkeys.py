@@ -8,7 +8,11 @@ so that each refusal of the broker is proven against a real signature.
 
 Browsers refuse passkeys on an IP address (a relying party id is a domain name), so a broker a
 browser uses for passkeys is served with `localhost` as its issuer's host
-(`serve_localhost_broker`), still bound to the loopback address.
+(`serve_localhost_broker`, `localhost_site`), still bound to the loopback address.
+
+In Chromium, passkeys come from virtual authenticators of the DevTools `WebAuthn` domain
+(`VIRTUAL_AUTHENTICATOR`): `passkey_page` opens a watched page with that domain on, and
+`PasskeyPage` is the person at it, who attaches authenticators and checks each step.
 """
 
 from __future__ import annotations
@@ -26,6 +30,7 @@ from typing import Any
 import cbor2
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec
+from playwright.sync_api import Browser, CDPSession, Page
 from sqlalchemy import Engine
 
 from sharelock.clock import SYSTEM_CLOCK, Clock
@@ -33,10 +38,21 @@ from sharelock.config import Settings
 from sharelock.db import create_engine_for, migrate
 from sharelock.keys import KeyLayer
 from sharelock.web.app import Listeners, create_app, create_operator_app
+from tests.support.browser import DESKTOP, STEP_TIMEOUT_MS, Screens, Watch, check_axe
 from tests.support.redis_server import RedisServer
 from tests.support.server import LiveServer, serve_sockets
 
 UP, UV, AT = 0x01, 0x04, 0x40
+# A platform authenticator (built in, discoverable passkeys) that verifies its user and answers
+# without a touch: Chromium's virtual authenticator, as DevTools' `WebAuthn` domain takes it.
+VIRTUAL_AUTHENTICATOR: dict[str, Any] = {
+    "protocol": "ctap2",
+    "transport": "internal",
+    "hasResidentKey": True,
+    "hasUserVerification": True,
+    "isUserVerified": True,
+    "automaticPresenceSimulation": True,
+}
 
 
 def b64(data: bytes) -> str:
@@ -207,3 +223,48 @@ def localhost_site(
                 yield LocalhostSite(server, server.settings, redis_server, database, engine)
         finally:
             engine.dispose()
+
+
+def add_authenticator(cdp: CDPSession, **options: Any) -> str:
+    """A `VIRTUAL_AUTHENTICATOR` (with `options` changed) attached to the page; its id."""
+    added = cdp.send(
+        "WebAuthn.addVirtualAuthenticator", {"options": {**VIRTUAL_AUTHENTICATOR, **options}}
+    )
+    return str(added["authenticatorId"])
+
+
+@contextmanager
+def passkey_page(
+    browser: Browser, **context_options: Any
+) -> Iterator[tuple[Page, CDPSession, Watch]]:
+    """A new browser context (en-GB, desktop width, `STEP_TIMEOUT_MS`, `context_options`)
+    recorded by a `Watch`, and its page with the DevTools `WebAuthn` domain on; closed after."""
+    context = browser.new_context(locale="en-GB", viewport=DESKTOP, **context_options)
+    try:
+        context.set_default_timeout(STEP_TIMEOUT_MS)
+        watch = Watch()
+        watch.attach(context)
+        page = context.new_page()
+        cdp = context.new_cdp_session(page)
+        cdp.send("WebAuthn.enable")
+        yield page, cdp, watch
+    finally:
+        context.close()
+
+
+class PasskeyPage:
+    """A person at a `passkey_page`: attaches authenticators and checks each step (axe-core,
+    screenshots); `axe` keeps every step's findings."""
+
+    def __init__(self, page: Page, cdp: CDPSession, watch: Watch) -> None:
+        self.page = page
+        self.cdp = cdp
+        self.watch = watch
+        self.screens = Screens()
+        self.axe: dict[str, list[str]] = {}
+
+    def authenticator(self, **options: Any) -> str:
+        return add_authenticator(self.cdp, **options)
+
+    def check(self, step: str, screenshot: str | None = None) -> None:
+        check_axe(self.page, step, self.screens, screenshot, report=self.axe)

@@ -208,14 +208,7 @@ class Collection:
             attempts=flow.attempts + 1,
         )
         await self.audit.record(
-            EventType.CREDENTIALS_RECEIVED,
-            client_id=flow.request.client_id,
-            data_source=data_source,
-            login_hash=login_hash,
-            flow_ref=flow_ref(flow.flow_id),
-            browser_family=flow.browser_family,
-            device_type=flow.device_type,
-            outcome="remembered",
+            EventType.CREDENTIALS_RECEIVED, outcome="remembered", **_row(flow, data_source)
         )
 
         async def remembered(_: dict[str, str]) -> CollectionResult:
@@ -272,17 +265,10 @@ class Collection:
         except RateLimited:
             await self._back(flow, Status.AWAITING_CREDENTIALS)
             raise
-        await self.audit.record(
-            EventType.CREDENTIALS_RECEIVED,
-            client_id=flow.request.client_id,
-            data_source=connector.info.id,
-            login_hash=login_hash,
-            flow_ref=flow_ref(flow.flow_id),
-            browser_family=flow.browser_family,
-            device_type=flow.device_type,
-            outcome="ok",
-        )
-        return flow.with_(login_hash=login_hash), None
+        flow = flow.with_(login_hash=login_hash)
+        row = _row(flow, connector.info.id)
+        await self.audit.record(EventType.CREDENTIALS_RECEIVED, outcome="ok", **row)
+        return flow, None
 
     async def _call(
         self, connector: Connector, call: ConnectorCall, values: dict[str, str]
@@ -309,14 +295,7 @@ class Collection:
         result: CollectionResult,
         envelope: bytes | None,
     ) -> dict[str, Any]:
-        common = {
-            "client_id": flow.request.client_id,
-            "data_source": connector.info.id,
-            "login_hash": flow.login_hash,
-            "flow_ref": flow_ref(flow.flow_id),
-            "browser_family": flow.browser_family,
-            "device_type": flow.device_type,
-        }
+        common = _row(flow, connector.info.id)
         if result.outcome in (Outcome.INVALID_CREDENTIALS, Outcome.INVALID_OTP):
             await self._count_wrong_attempt(flow, connector.info.id)
         retry_otp = result.outcome in (Outcome.OTP_REQUIRED, Outcome.INVALID_OTP)
@@ -455,13 +434,21 @@ class Collection:
             self.audit,
             refused,
             (flow.flow_id,),
-            client_id=flow.request.client_id,
-            data_source=data_source,
-            login_hash=login_hash,
-            flow_ref=flow_ref(flow.flow_id),
-            browser_family=flow.browser_family,
-            device_type=flow.device_type,
+            **{**_row(flow, data_source), "login_hash": login_hash},
         )
+
+
+def _row(flow: FlowState, data_source: str | None) -> dict[str, str | None]:
+    """An audit row's common fields for this flow: the partner, the data source, the login's
+    pseudonym, the flow's reference, the browser's family and device type."""
+    return {
+        "client_id": flow.request.client_id,
+        "data_source": data_source,
+        "login_hash": flow.login_hash,
+        "flow_ref": flow_ref(flow.flow_id),
+        "browser_family": flow.browser_family,
+        "device_type": flow.device_type,
+    }
 
 
 async def refuse_attempt(

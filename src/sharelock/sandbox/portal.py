@@ -145,8 +145,10 @@ def portal_router(source: SandboxSource, state: SandboxState) -> APIRouter:
         set_cookie(response, pre_cookie, pre, path, SESSION_TTL_S)
         return response
 
-    @router.post("/login")
-    async def login_submit(request: Request) -> Response:
+    async def posted_with_login_csrf(request: Request) -> tuple[str, dict[str, str]] | Response:
+        """A form posted with the login page's CSRF token (the login itself, a device's resume
+        or forget), if the source is up and the token is bound to the pre-session cookie: the
+        cookie and the form; else the answer to give."""
         form = await read_form(request)
         if (blocked := await gate(request)) is not None:
             return blocked
@@ -154,6 +156,14 @@ def portal_router(source: SandboxSource, state: SandboxState) -> APIRouter:
         if form is None or not state.csrf_ok("login", pre, form.get("csrf_token")):
             return bad_request()
         assert pre is not None  # csrf_ok is False without it
+        return pre, form
+
+    @router.post("/login")
+    async def login_submit(request: Request) -> Response:
+        checked = await posted_with_login_csrf(request)
+        if isinstance(checked, Response):
+            return checked
+        pre, form = checked
         login = form.get(source.login_field, "").strip()
         password = form.get("password", "")
         if source.login_pattern and not re.fullmatch(source.login_pattern, login):
@@ -208,23 +218,11 @@ def portal_router(source: SandboxSource, state: SandboxState) -> APIRouter:
         clear_cookie(response, otp_cookie, path)
         return response
 
-    async def device_form(request: Request) -> tuple[str, dict[str, str]] | Response:
-        """A resume or forget form, if the source is up and its CSRF token is the login
-        form's (bound to the pre-session cookie); else the answer to give."""
-        form = await read_form(request)
-        if (blocked := await gate(request)) is not None:
-            return blocked
-        pre = request.cookies.get(pre_cookie)
-        if form is None or not state.csrf_ok("login", pre, form.get("csrf_token")):
-            return bad_request()
-        assert pre is not None  # csrf_ok is False without it
-        return pre, form
-
     @router.post("/resume")
     async def resume(request: Request) -> Response:
         if not source.remembers_device:
             return Response("not found", status_code=404, media_type="text/plain")
-        checked = await device_form(request)
+        checked = await posted_with_login_csrf(request)
         if isinstance(checked, Response):
             return checked
         pre, form = checked
@@ -249,7 +247,7 @@ def portal_router(source: SandboxSource, state: SandboxState) -> APIRouter:
     async def forget(request: Request) -> Response:
         if not source.remembers_device:
             return Response("not found", status_code=404, media_type="text/plain")
-        checked = await device_form(request)
+        checked = await posted_with_login_csrf(request)
         if isinstance(checked, Response):
             return checked
         state.devices.revoke(checked[1].get("device_token"), source.key)
