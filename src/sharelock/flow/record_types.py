@@ -1,4 +1,4 @@
-"""The values the broker keeps in Redis, as types (`sharelock.flow.records` gives each its
+"""The values the broker keeps in Redis, as types (`sharelock.flow.kinds` gives each its
 kind: key, lifetime, encoding). Their reprs never show personal data."""
 
 from __future__ import annotations

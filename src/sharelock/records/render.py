@@ -79,7 +79,7 @@ def to_markdown(
         "## What Redis holds, and for how long",
         "",
         "Every value sealed (AES-256-GCM under a key held in the HSM); each record expires at",
-        "an absolute time, never later than its limit (`sharelock.flow.records`,",
+        "an absolute time, never later than its limit (`sharelock.flow.kinds`,",
         "`sharelock.accounts.ceremonies`).",
         "",
         "| record | keyed by | what | longest life |",
