@@ -20,7 +20,7 @@ from typing import Any
 
 import httpx
 import pytest
-from sqlalchemy import select
+from sqlalchemy import select, update
 
 from sharelock.accounts import AccountParts, SourceSync
 from sharelock.config import Settings
@@ -265,3 +265,29 @@ async def test_the_periodic_resync_checks_and_keeps_nothing(
     overview = first.browser.post("/api/account/export").json()
     source = next(s for s in overview["sources"] if s["id"] == source_id)
     assert source["status"] == "connected" and source["last_sync_at"]
+
+
+def test_a_row_whose_material_does_not_open_fails_closed(stack: Stack) -> None:
+    """A sealed blob altered in the database (or moved from another row): nothing to sign in
+    with, so nothing is sent to the source; the source is marked failing and the person may
+    sign in with the password."""
+    first, source_id = remembered_share(stack, SoftAuthenticator())
+    assert stack.engine is not None
+    with stack.engine.begin() as connection:
+        sealed = connection.execute(
+            select(AccountSourceRow.sealed_material).where(AccountSourceRow.id == source_id)
+        ).scalar_one()
+        flipped = bytes(sealed[:-1]) + bytes([sealed[-1] ^ 1])
+        connection.execute(
+            update(AccountSourceRow)
+            .where(AccountSourceRow.id == source_id)
+            .values(sealed_material=flipped)
+        )
+    second = Share(stack)
+    second.browser = first.browser
+    assert second.start().status_code == 303
+    failed = one_click(second, source_id)
+    assert failed.status_code == 200, failed.text
+    assert failed.json()["reason"] == Outcome.DEVICE_TOKEN_REVOKED.value
+    assert [s["status"] for s in second.describe().json()["account"]["sources"]] == ["failing"]
+    second.collect_started()  # the password still works

@@ -70,9 +70,16 @@ class SourceSync:
         if sealed is None:  # revoked meanwhile
             return CollectionResult(Outcome.DEVICE_TOKEN_REVOKED)
         binding = SourceBinding(source.id, source.account_id, source.data_source, source.login_hash)
-        opened = await keys.run_async(open_material, keys, sealed, binding)
-        with opened:
+        try:
+            opened = await keys.run_async(open_material, keys, sealed, binding)
             values = _values(opened)
+        except MaterialUnreadable:
+            # Altered, moved, or sealed under another storage key: nothing to sign in with.
+            log.error("a remembered source's material does not open; marked failing")
+            unreadable = CollectionResult(Outcome.DEVICE_TOKEN_REVOKED)
+            await self._write_back(source, unreadable)
+            return unreadable
+        with opened:
             try:
                 if "device_token" not in values:
                     result = await connector.login(values["login"], values["password"], scopes)
@@ -120,21 +127,14 @@ class SourceSync:
             connector = self.connectors.get(source.data_source)
             if connector is None or not await run_blocking(claim_sync, engine, source, now):
                 continue
-            try:
-                result = await self.sign_in(source, connector, ())
-                outcome = (
-                    "ok"
-                    if result.outcome is Outcome.COLLECTED
-                    else "failing"
-                    if result.outcome in REFUSED
-                    else result.outcome.value
-                )
-            except MaterialUnreadable:
-                log.error("a remembered source's material does not open; marked failing")
-                await run_blocking(
-                    record_sync, engine, source.account_id, source.id, False, now, None
-                )
-                outcome = "failing"
+            result = await self.sign_in(source, connector, ())
+            outcome = (
+                "ok"
+                if result.outcome is Outcome.COLLECTED
+                else "failing"
+                if result.outcome in REFUSED
+                else result.outcome.value
+            )
             await self.parts.audit.record(
                 EventType.ACCOUNT_SOURCE_SYNCED,
                 actor="broker",
@@ -155,6 +155,7 @@ def _values(opened: OpenedSecret) -> dict[str, str]:
     try:
         return opened.json_object(CREDENTIAL_MEMBERS)
     except EnvelopeRejected:
+        opened.wipe()
         raise MaterialUnreadable("the re-sync material is not one this broker wrote") from None
 
 

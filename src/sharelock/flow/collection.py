@@ -25,6 +25,7 @@ from sharelock.clock import Clock
 from sharelock.config import Settings
 from sharelock.connectors import CollectionResult, Connector, Outcome, RemembersDevice
 from sharelock.envelope import EnvelopeRejected
+from sharelock.errors import ServiceUnavailable
 from sharelock.flow.checking import answer_checks
 from sharelock.flow.envelopes import CREDENTIAL_MEMBERS, OTP_MEMBERS, Envelopes
 from sharelock.flow.errors import FlowConflict, FlowError
@@ -214,7 +215,11 @@ class Collection:
         async def remembered(_: dict[str, str]) -> CollectionResult:
             return await call()
 
-        result = await self._call(connector, remembered, {})
+        try:
+            result = await self._call(connector, remembered, {})
+        except ServiceUnavailable:
+            await self._back(flow, Status.AWAITING_CREDENTIALS)
+            raise
         return await self._after_collection(flow, connector, result, None)
 
     # -- the one path -------------------------------------------------------------------
@@ -276,6 +281,10 @@ class Collection:
         started = time.perf_counter()
         try:
             result = await call(values)
+        except ServiceUnavailable:
+            # The broker's own HSM or database, in a call that opens an account's material
+            # (`submit_remembered`): a 503, not the source's fault.
+            raise
         except Exception:
             # The type is all that is logged: a connector's exception could quote anything.
             log.error("connector %s raised; treated as unavailable", connector.info.id)
