@@ -203,7 +203,10 @@ async def test_no_thanks_keeps_nothing_and_the_source_forgets_the_token(
 
 def test_going_on_without_answering_declines(stack: Stack) -> None:
     share = Share(stack)
-    share.collect()
+    assert share.start().status_code == 303
+    page = share.browser.get(f"/consent/{share.flow_id}").text
+    assert 'id="retention-account"' in page  # the page says what an account would keep
+    share.collect_started()
     decision = approve(share)
     deliver(share, decision["redirect_to"])
     assert not stack.raw_redis().exists(record_key(REMEMBER_OFFER, share.flow_id))

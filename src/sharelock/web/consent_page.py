@@ -137,6 +137,8 @@ async def consent(flow_id: str, request: Request) -> HTMLResponse:
             # To the millisecond, so that the page's countdown ends with the session itself.
             "expires_in_ms": max(0, int((flow.expires_at - broker.clock.now()) * 1000)),
             **page_context(described, t),
+            # After a share collected with a password, the offer to remember the source.
+            "remember_offers": broker.consent.collection.remember_offers,
         },
     )
     return HTMLResponse(
