@@ -39,12 +39,19 @@ from sharelock.accounts.material import (
 from sharelock.accounts.passkeys import RelyingParty
 from sharelock.accounts.remembered import RememberedSources
 from sharelock.accounts.rows import account_ref
-from sharelock.accounts.service import MAX_LABEL_LENGTH, AccountService, Created, Started
+from sharelock.accounts.service import (
+    MAX_HANDLE_LENGTH,
+    MAX_LABEL_LENGTH,
+    AccountService,
+    Created,
+    Started,
+)
 from sharelock.accounts.sync import SourceSync, sync_forever
 
 __all__ = [
     "ACCOUNT_KINDS",
     "EXPORT_FORMAT",
+    "MAX_HANDLE_LENGTH",
     "MAX_LABEL_LENGTH",
     "AccountError",
     "AccountItemNotFound",

@@ -9,7 +9,6 @@ goes with its row, at once, and so does everything an account holds when it is d
 
 from __future__ import annotations
 
-import re
 from datetime import UTC, datetime
 from typing import Any
 
@@ -36,14 +35,13 @@ from sharelock.accounts.sources import (
     set_sync_consent,
     sources_of,
 )
-from sharelock.audit import EventType
+
+# A source's row carries both, checked as the audit rows check them.
+from sharelock.audit import DATA_SOURCE_PATTERN, LOGIN_HASH_PATTERN, EventType
 from sharelock.blocking import run_blocking
 from sharelock.oauth import digest
 
 EXPORT_FORMAT = "sharelock-account-export/1"
-# As the audit rows check them (`sharelock.audit`): a source's row carries both.
-DATA_SOURCE_PATTERN = re.compile(r"[a-z0-9][a-z0-9_-]{0,39}")
-LOGIN_HASH_PATTERN = re.compile(r"hmac-sha256:[0-9a-f]{64}")
 
 
 def _time(moment: datetime | None) -> str | None:

@@ -23,6 +23,8 @@ from sharelock.audit.errors import (
     DuplicateDelivery,
     InvalidAuditEvent,
 )
+from sharelock.audit.events import DATA_SOURCE as DATA_SOURCE_PATTERN
+from sharelock.audit.events import LOGIN_HASH as LOGIN_HASH_PATTERN
 from sharelock.audit.events import AuditEvent, EventType
 from sharelock.audit.export import FORMATS, MEDIA_TYPES, ExportFormat, export_lines
 from sharelock.audit.integrity import Problem, TrailReport, verify_trail
@@ -56,9 +58,11 @@ from sharelock.audit.verify import VerifyReport, verify_chain
 
 __all__ = [
     "BROWSER_FAMILIES",
+    "DATA_SOURCE_PATTERN",
     "DEVICE_TYPES",
     "EXPORT_BATCH",
     "FORMATS",
+    "LOGIN_HASH_PATTERN",
     "MAX_RECEIPT_LENGTH",
     "MEDIA_TYPES",
     "AuditError",

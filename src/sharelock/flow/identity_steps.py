@@ -12,9 +12,8 @@ from __future__ import annotations
 from typing import Any
 
 from sharelock.flow.record_types import Data, HeldIdentity
-from sharelock.oauth import AuthorizationRequest
+from sharelock.oauth import IDENTITY_SCOPE, AuthorizationRequest
 
-IDENTITY_SCOPE = "identity"
 DECLINED: dict[str, Any] = {"declined": True}
 
 

@@ -41,7 +41,7 @@ from sharelock.flow.kinds import (
     handle_in_slot_of,
     lifetimes,
 )
-from sharelock.store import SealedStore, Versioned
+from sharelock.store import SealedStore, Versioned, tag_of
 
 T = TypeVar("T")
 
@@ -79,17 +79,12 @@ __all__ = [
 ]
 
 
-def _slot(store_id: str) -> str | None:
-    """The slot tag a store id starts with, if any."""
-    return store_id[1:3] if store_id.startswith("{") else None
-
-
 def _one_slot(items: Sequence[Put[Any] | Kind[Any]], store_ids: Sequence[str]) -> None:
     """`ValueError` unless the records (each a kind or a `Put`, and its store id) share one slot
     tag: Redis Cluster would refuse their script, and a standalone Redis would not say so."""
-    first = _slot(store_ids[0])
+    first = tag_of(store_ids[0])
     for item, store_id in zip(items, store_ids, strict=True):
-        if _slot(store_id) != first:
+        if tag_of(store_id) != first:
             raise ValueError(f"{_name(item)} is not in the slot of the {_name(items[0])}")
 
 
@@ -259,7 +254,7 @@ class Records:
         )
 
     async def delete(self, kind: Kind[Any], *record_ids: str) -> int:
-        return await self.store.delete(kind.name, *map(kind.store_id, record_ids))
+        return await self.delete_all([(kind, record_id) for record_id in record_ids])
 
     async def delete_all(self, records: Sequence[tuple[Kind[Any], str]]) -> int:
         """Delete records of several kinds with one command; returns how many existed."""

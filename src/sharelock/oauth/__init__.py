@@ -46,7 +46,11 @@ from sharelock.oauth.errors import (
     UntrustedRedirect,
 )
 from sharelock.oauth.grants import CodeGrant, CodeUse, TokenGrant, TokenRequest, check_redemption
-from sharelock.oauth.identity_details import DOCUMENT_TYPES, IDENTITY_VERIFICATION_TYPE
+from sharelock.oauth.identity_details import (
+    DOCUMENT_TYPES,
+    IDENTITY_SCOPE,
+    IDENTITY_VERIFICATION_TYPE,
+)
 from sharelock.oauth.redirects import authorization_response, jarm_claims, jarm_response
 from sharelock.oauth.request_object import open_request_object
 from sharelock.oauth.tokens import REQUEST_URI_PREFIX, digest, new_handle
@@ -59,6 +63,7 @@ __all__ = [
     "DPOP_HEADER",
     "DPOP_NONCE_HEADER",
     "FAPI2_PROFILE",
+    "IDENTITY_SCOPE",
     "IDENTITY_VERIFICATION_TYPE",
     "PROFILES",
     "REQUEST_URI_PREFIX",

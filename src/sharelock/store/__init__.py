@@ -6,7 +6,7 @@ client, for a URL or through Sentinels), `RedisEndpoint` (where Redis is, from `
 `verify_redis` (the start-up check), `Versioned` (a value with the sealed bytes a
 compare-and-set compares), the errors, `redis_max_lifetime` (the expiry cap from
 the retention table), and the slot tags that keep related keys in one Redis Cluster slot
-(`SLOT_TAGS`, `slot_tag`, `tagged`).
+(`SLOT_TAGS`, `slot_tag`, `tagged`, `tag_of`).
 """
 
 from sharelock.store.client import RedisClient, cluster_link, connect, connect_endpoint
@@ -17,6 +17,7 @@ from sharelock.store.keyspace import (
     SLOT_TAGS,
     redis_max_lifetime,
     slot_tag,
+    tag_of,
     tagged,
 )
 from sharelock.store.redis_store import SealedStore, scan_all
@@ -44,6 +45,7 @@ __all__ = [
     "redis_max_lifetime",
     "scan_all",
     "slot_tag",
+    "tag_of",
     "tagged",
     "verify_redis",
 ]

@@ -42,6 +42,11 @@ def slot_tag(hex_digest: str) -> str:
     return SLOT_TAGS[int(head, 16) % len(SLOT_TAGS)]
 
 
+def tag_of(store_id: str) -> str | None:
+    """The slot tag a store id starts with (`tagged`), if any."""
+    return store_id[1:3] if store_id.startswith("{") else None
+
+
 def tagged(tag: str, record_id: str) -> str:
     """`record_id` placed in the hash slot of `tag` (one of `SLOT_TAGS`)."""
     if tag not in _TAG_SET:

@@ -318,12 +318,8 @@ class SealedStore:
             return bool(await self._client.pexpireat(key, pxat, lt=True))
 
     async def delete(self, kind: str, *record_ids: str) -> int:
-        """Delete records; returns how many existed."""
-        if not record_ids:
-            return 0
-        keys = [self.key(kind, record_id) for record_id in record_ids]
-        with redis_errors(f"delete {kind}"):
-            return int(await self._client.delete(*keys))
+        """Delete records of one kind; returns how many existed."""
+        return await self.delete_records([(kind, record_id) for record_id in record_ids])
 
     async def delete_records(self, records: Sequence[tuple[str, str]]) -> int:
         """Delete records of several kinds (kind, id) with one command; returns how many

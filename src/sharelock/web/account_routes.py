@@ -28,6 +28,7 @@ from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, ConfigDict, Field
 
 from sharelock.accounts import (
+    MAX_HANDLE_LENGTH,
     AccountError,
     AccountService,
     CeremonyRefused,
@@ -41,6 +42,7 @@ from sharelock.config import Settings
 from sharelock.errors import ServiceUnavailable
 from sharelock.web.deps import broker_of
 from sharelock.web.errors import NO_STORE, error_response, unavailable_response
+from sharelock.web.session import secure_cookies
 
 log = logging.getLogger("sharelock.web.accounts")
 router = APIRouter()
@@ -48,7 +50,6 @@ router = APIRouter()
 SECURE_COOKIE = "__Host-sl_account"
 LOOPBACK_COOKIE = "sl_account"
 _HANDLE_LENGTH = range(20, 129)
-MAX_HANDLE_LENGTH = 128
 
 
 class LabelBody(BaseModel):
@@ -73,12 +74,8 @@ class RecoveryBody(BaseModel):
 # -- the session cookie ----------------------------------------------------------------------
 
 
-def _secure(settings: Settings) -> bool:
-    return settings.issuer.startswith("https://")
-
-
 def cookie_name(settings: Settings) -> str:
-    return SECURE_COOKIE if _secure(settings) else LOOPBACK_COOKIE
+    return SECURE_COOKIE if secure_cookies(settings) else LOOPBACK_COOKIE
 
 
 def read_account_session(request: Request, settings: Settings) -> str | None:
@@ -94,7 +91,7 @@ def _set_session(response: Response, settings: Settings, handle: str, max_age: i
         handle,
         max_age=max(1, max_age),
         path="/",
-        secure=_secure(settings),
+        secure=secure_cookies(settings),
         httponly=True,
         samesite="strict",
     )
@@ -102,7 +99,11 @@ def _set_session(response: Response, settings: Settings, handle: str, max_age: i
 
 def _clear_session(response: Response, settings: Settings) -> None:
     response.delete_cookie(
-        cookie_name(settings), path="/", secure=_secure(settings), httponly=True, samesite="strict"
+        cookie_name(settings),
+        path="/",
+        secure=secure_cookies(settings),
+        httponly=True,
+        samesite="strict",
     )
 
 

@@ -31,14 +31,15 @@ _FLOW_ID = re.compile(r"[A-Za-z0-9_-]{16,64}")
 _SECRET_LENGTH = range(20, 129)
 
 
-def _secure(settings: Settings) -> bool:
+def secure_cookies(settings: Settings) -> bool:
+    """Cookies marked Secure (and `__Host-` named) when the broker is served over https."""
     return settings.issuer.startswith("https://")
 
 
 def cookie_name(settings: Settings, flow_id: str) -> str:
     if not _FLOW_ID.fullmatch(flow_id):
         raise ValueError("not a flow id")
-    return (SECURE_PREFIX if _secure(settings) else LOOPBACK_PREFIX) + flow_id
+    return (SECURE_PREFIX if secure_cookies(settings) else LOOPBACK_PREFIX) + flow_id
 
 
 def read_session(request: Request, settings: Settings, flow_id: str) -> str | None:
@@ -61,7 +62,7 @@ def set_session(
         secret,
         max_age=max(1, max_age),
         path="/",
-        secure=_secure(settings),
+        secure=secure_cookies(settings),
         httponly=True,
         samesite="lax",
     )

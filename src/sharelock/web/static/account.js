@@ -19,23 +19,13 @@ function accountPage() {
     return;
   }
   const byId = (id) => document.getElementById(id);
-  const has = (object, key) => Object.prototype.hasOwnProperty.call(object, key);
-  let messages = {};
-  try {
-    messages = JSON.parse(app.dataset.messages || "{}");
-  } catch (_) {
-    messages = {};
-  }
+  const catalogue = SharelockMessages(app); // messages.js
+  const t = catalogue.t;
   const lang = app.dataset.lang || "en";
   const problem = byId("problem");
   const status = byId("status");
   let busy = false;
   let exportUrl = null;
-
-  function t(key, params) {
-    const text = has(messages, key) ? messages[key] : key;
-    return text.replace(/\{([a-z_]+)\}/g, (whole, name) => (params && has(params, name) ? String(params[name]) : whole));
-  }
 
   function announce(text) {
     status.textContent = "";
@@ -48,7 +38,7 @@ function accountPage() {
     const code = SharelockPasskeys.refusal(error) || (error && error.message ? error.message : "generic");
     let text = t("error.generic");
     for (const key of ["account.error." + code, "error." + code]) {
-      if (has(messages, key)) {
+      if (catalogue.has(key)) {
         text = t(key);
         break;
       }

@@ -134,20 +134,8 @@ function consentScreen() {
   const byId = (id) => document.getElementById(id);
   const has = (object, key) => Object.prototype.hasOwnProperty.call(object, key);
 
-  let messages = {};
-  try {
-    messages = JSON.parse(app.dataset.messages || "{}");
-  } catch (_) {
-    messages = {};
-  }
-
-  /** The message `key`, with `{name}` replaced by `params.name`. */
-  function t(key, params) {
-    const text = has(messages, key) ? messages[key] : key;
-    return text.replace(/\{([a-z_]+)\}/g, (whole, name) =>
-      params && has(params, name) ? String(params[name]) : whole,
-    );
-  }
+  const catalogue = SharelockMessages(app); // messages.js
+  const t = catalogue.t;
 
   const flowPath = "/api/flows/" + encodeURIComponent(app.dataset.flowId || "");
   const partner = app.dataset.partner || "";
@@ -287,13 +275,13 @@ function consentScreen() {
 
   function reasonText(reason) {
     const key = "error." + reason;
-    return has(messages, key) ? t(key, { source: source.name }) : t("error.failed");
+    return catalogue.has(key) ? t(key, { source: source.name }) : t("error.failed");
   }
 
   function problemText(error) {
     const code = error instanceof ApiError ? error.code : "generic";
     const key = "error." + code;
-    return has(messages, key) ? t(key, { source: source ? source.name : "" }) : t("error.generic");
+    return catalogue.has(key) ? t(key, { source: source ? source.name : "" }) : t("error.generic");
   }
 
   // -- the JSON API -------------------------------------------------------------------
@@ -648,10 +636,10 @@ function consentScreen() {
     const nodes = [];
     for (const [scope, items] of groups) {
       const group = element("fieldset", "review-group");
-      group.appendChild(element("legend", "", has(messages, "scope." + scope) ? t("scope." + scope) : scope));
+      group.appendChild(element("legend", "", catalogue.has("scope." + scope) ? t("scope." + scope) : scope));
       const list = element("ul", "review-list");
       for (const item of items) {
-        const label = has(messages, "field." + item.field) ? t("field." + item.field) : item.label;
+        const label = catalogue.has("field." + item.field) ? t("field." + item.field) : item.label;
         if (Array.isArray(item.pages)) {
           list.appendChild(documentRow(item, label, scope));
           continue;
@@ -704,7 +692,7 @@ function consentScreen() {
     const text = element("div", "review-text");
     text.appendChild(element("span", "review-label", label));
     const pages = element("div", "document-pages");
-    const name = has(messages, "scope." + scope) ? t("scope." + scope) : scope;
+    const name = catalogue.has("scope." + scope) ? t("scope." + scope) : scope;
     const prefix = flowPath + "/documents/";
     item.pages.forEach((url, index) => {
       if (typeof url !== "string" || !url.startsWith(prefix)) {
@@ -898,7 +886,7 @@ function consentScreen() {
   const shared = Object.freeze({
     byId,
     t,
-    hasMessage: (key) => has(messages, key),
+    hasMessage: (key) => catalogue.has(key),
     element,
     flowPath,
     partner,
