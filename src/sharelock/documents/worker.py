@@ -9,14 +9,11 @@ runs beside another one.
 
 from __future__ import annotations
 
-import asyncio
-import contextvars
-import functools
-import os
 import threading
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from typing import ParamSpec, TypeVar
+
+from sharelock.blocking import DedicatedThreads
 
 P = ParamSpec("P")
 T = TypeVar("T")
@@ -24,25 +21,9 @@ T = TypeVar("T")
 PDFIUM_LOCK = threading.Lock()
 """Held around every call into PDFium, whatever the thread."""
 
-_lock = threading.Lock()
-_executor: ThreadPoolExecutor | None = None
-_executor_pid = -1
+_THREAD = DedicatedThreads("sharelock-documents", 1)
 
 
 async def in_documents_thread(fn: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
     """Await `fn(*args, **kwargs)` run on the documents thread."""
-    loop = asyncio.get_running_loop()
-    call = functools.partial(contextvars.copy_context().run, fn, *args, **kwargs)
-    with _lock:
-        future = loop.run_in_executor(_pool(), call)
-    return await future
-
-
-def _pool() -> ThreadPoolExecutor:
-    """The process's thread, made on first use (and again in a forked child, which inherits
-    the object but not its thread). Call with `_lock` held."""
-    global _executor, _executor_pid
-    if _executor is None or _executor_pid != os.getpid():
-        _executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sharelock-documents")
-        _executor_pid = os.getpid()
-    return _executor
+    return await _THREAD.run(fn, *args, **kwargs)

@@ -20,16 +20,12 @@ broker runs without the `identity` extra, and says so (503) if a verification is
 
 from __future__ import annotations
 
-import asyncio
-import contextvars
-import functools
-import threading
 from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from datetime import date
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from sharelock.audit import EventType
+from sharelock.blocking import DedicatedThreads
 from sharelock.clock import Clock
 from sharelock.config import Settings
 from sharelock.errors import ServiceUnavailable
@@ -62,14 +58,7 @@ class IdentityThread:
     def __init__(self, build: Callable[[], IdentityVerifier]) -> None:
         self._build = build
         self._engine: IdentityVerifier | None = None
-        self._lock = threading.Lock()
-        self._pool: ThreadPoolExecutor | None = None
-
-    def _executor(self) -> ThreadPoolExecutor:
-        with self._lock:
-            if self._pool is None:
-                self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sharelock-idv")
-            return self._pool
+        self._thread = DedicatedThreads("sharelock-idv", 1)
 
     def engine(self) -> IdentityVerifier:
         """On the thread only."""
@@ -78,9 +67,7 @@ class IdentityThread:
         return self._engine
 
     async def run(self, fn: Callable[[], T]) -> T:
-        loop = asyncio.get_running_loop()
-        call = functools.partial(contextvars.copy_context().run, fn)
-        return await loop.run_in_executor(self._executor(), call)
+        return await self._thread.run(fn)
 
 
 def default_engine(clock: Clock) -> Callable[[], IdentityVerifier]:
@@ -220,10 +207,10 @@ class IdentityChecks:
     async def verify(self, flow: FlowState) -> dict[str, Any]:
         """Run the verification on what was captured; the images are erased first."""
         await self._consented(flow)
-        document = await self.records.get(IDENTITY_DOCUMENT, flow.flow_id)
-        frames = await self.records.get(IDENTITY_FRAMES, flow.flow_id)
+        # The images are taken from Redis (read and deleted at once), whatever the outcome.
+        document = await self.records.take(IDENTITY_DOCUMENT, flow.flow_id)
+        frames = await self.records.take(IDENTITY_FRAMES, flow.flow_id)
         held = await self.records.get(IDENTITY_HELD, flow.flow_id)
-        await self._erase(flow, held=False)  # from Redis now, whatever the outcome
         if held is None:
             raise FlowNotFound("the identity to compare with has expired")
         if document is None or frames is None:
