@@ -72,17 +72,23 @@ class Holdings:
 
     async def overview(self, signed: SignedIn) -> dict[str, Any]:
         """Everything the account page shows (never the material, never a login hash)."""
+        view, _ = await self._overview(signed)
+        return view
+
+    async def _overview(self, signed: SignedIn) -> tuple[dict[str, Any], list[Passkey]]:
+        """The overview, and the passkeys' rows it was made from (the export adds their ids)."""
         engine = self.parts.engine
         account = await self._account(signed)
         passkeys = await run_blocking(passkeys_of, engine, account.id)
         sources = await run_blocking(sources_of, engine, account.id)
-        return {
+        view = {
             "account": self._account_view(account),
             "recovery_session": signed.recovery,
             "passkeys": [self._passkey_view(p, len(passkeys), account) for p in passkeys],
             "sources": [self._source_view(s) for s in sources],
             "shares": await self._shares(sources),
         }
+        return view, passkeys
 
     def _account_view(self, account: Account) -> dict[str, Any]:
         retention = self.parts.settings.retention.account
@@ -141,8 +147,7 @@ class Holdings:
         full_session(signed)
         await self.parts.audit_change(EventType.ACCOUNT_EXPORTED, signed.account_id)
         engine = self.parts.engine
-        view = await self.overview(signed)
-        passkeys = await run_blocking(passkeys_of, engine, signed.account_id)
+        view, passkeys = await self._overview(signed)
         consents = await run_blocking(consents_of, engine, signed.account_id)
         for shown, passkey in zip(view["passkeys"], passkeys, strict=True):
             shown["credential_id"] = passkey.credential_id

@@ -12,7 +12,7 @@ from typing import Any
 from sharelock.accounts.context import AccountParts, SignedIn
 from sharelock.accounts.errors import AccountItemNotFound
 from sharelock.accounts.holdings import Holdings, full_session
-from sharelock.accounts.sources import delete_source, sources_of
+from sharelock.accounts.sources import delete_source, source_of, sources_of
 from sharelock.accounts.sync import SourceSync, token_material
 from sharelock.audit import EventType
 from sharelock.blocking import run_blocking
@@ -117,10 +117,9 @@ class RememberedSources:
         """Collect this share's data with a remembered source: no password typed (a one-time
         code only if the source asks one); then the review and decision as always."""
         full_session(signed)
-        sources = await run_blocking(sources_of, self.parts.engine, signed.account_id)
-        source = next((s for s in sources if s.id == source_id and s.has_material), None)
+        source = await run_blocking(source_of, self.parts.engine, signed.account_id, source_id)
         connector = None if source is None else self.connectors.get(source.data_source)
-        if source is None or connector is None:
+        if source is None or not source.has_material or connector is None:
             raise AccountItemNotFound("no such source in this account")
         scopes = flow.request.collect_scopes
 

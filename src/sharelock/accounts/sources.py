@@ -112,6 +112,16 @@ def sources_of(engine: Engine, account_id: str) -> list[Source]:
         return [_source(row) for row in connection.execute(query).mappings()]
 
 
+def source_of(engine: Engine, account_id: str, source_id: str) -> Source | None:
+    """One source of an account, if it is there."""
+    query = select(*_SOURCE).where(
+        AccountSourceRow.id == source_id, AccountSourceRow.account_id == account_id
+    )
+    with sql(engine) as connection:
+        row = connection.execute(query).mappings().first()
+    return None if row is None else _source(row)
+
+
 def sealed_material(engine: Engine, account_id: str, source_id: str) -> bytes | None:
     """A source's sealed material, for the connector at a sync (opened in the HSM only)."""
     query = select(AccountSourceRow.sealed_material).where(
